@@ -1,0 +1,222 @@
+"""Aggregation: differential count, blast %, M:E ratio, flags and QC from per-cell calls.
+
+Every rule comes from :class:`AggregateConfig`; a flag whose class the model does not have is
+``not_assessable``, never ``not_raised``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import binomtest
+
+from wsi_screen.classes import MATEK_CLASSES
+from wsi_screen.config import AggregateConfig
+
+RAISED, NOT_RAISED, NOT_ASSESSABLE = "raised", "not_raised", "not_assessable"
+
+
+def proportion_ci(k: int, n: int, method: str = "wilson") -> list[float] | None:
+    """95 % interval of k/n in percent (Wilson score or Clopper-Pearson exact); None if n == 0."""
+    if n <= 0:
+        return None
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method=method)
+    return [round(100.0 * float(ci.low), 3), round(100.0 * float(ci.high), 3)]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A screening flag with its evidence."""
+
+    name: str
+    status: str
+    value: float | None
+    threshold: float | None
+    message: str
+    ci95: list[float] | None = None
+
+
+def _pct(k: float, n: float) -> float | None:
+    return None if n <= 0 else round(100.0 * k / n, 3)
+
+
+def summarize(
+    labels: list[str], probs: NDArray[np.float32], class_names: tuple[str, ...], cfg: AggregateConfig
+) -> dict[str, Any]:
+    """Compute the report's figures from per-cell labels and probabilities.
+
+    Args:
+        labels: argmax class per cell (after any review corrections).
+        probs: N x C class probabilities in ``class_names`` order.
+        class_names: the model's classes.
+        cfg: the aggregation rules.
+
+    Returns:
+        A plain dict with ``cells_detected``, ``cells_counted``, ``differential``, ``excluded``,
+        ``blast``, ``me_ratio``, ``histogram``, ``flags`` and ``qc``.
+    """
+    n = len(labels)
+    names = list(class_names)
+    counts = {c: 0 for c in names}
+    for lab in labels:
+        counts[lab] = counts.get(lab, 0) + 1
+    excluded = set(cfg.excluded_classes)
+    counted_classes = [c for c in counts if c not in excluded]
+    counted = sum(counts[c] for c in counted_classes)
+
+    differential = {
+        c: {"count": counts[c], "percent": _pct(counts[c], counted), "ci95": proportion_ci(counts[c], counted, cfg.ci_method)}
+        for c in counted_classes
+    }
+    excluded_block = {
+        c: {"count": counts[c], "percent_of_detected": _pct(counts[c], n)} for c in names if c in excluded
+    }
+    blast = _blast(counts, probs, names, counted, cfg)
+    me = _me_ratio(counts, names, cfg)
+    conf = probs.max(axis=1) if n else np.zeros(0)
+    low_conf = float((conf < cfg.low_confidence).mean()) if n else 0.0
+    flags = [*_blast_flags(blast, counted, cfg), _hairy_flag(labels, conf, names, counted, cfg)]
+    flags.append(
+        Flag(
+            "too_few_cells",
+            RAISED if counted < cfg.min_cells else NOT_RAISED,
+            float(counted),
+            float(cfg.min_cells),
+            f"{counted} cells counted; at least {cfg.min_cells} needed for an adequate differential",
+        )
+    )
+    art_pct = _pct(counts.get("ART", 0), n)
+    if "ART" in names:
+        flags.append(
+            Flag(
+                "many_artefacts",
+                RAISED if (art_pct or 0.0) > cfg.max_artefact_percent else NOT_RAISED,
+                art_pct,
+                cfg.max_artefact_percent,
+                "share of detections classified as artefact (ART); check the smear and focus",
+            )
+        )
+    qc = {
+        "cells_detected": n,
+        "cells_counted": counted,
+        "min_cells": cfg.min_cells,
+        "count_adequate": counted >= cfg.min_cells,
+        "low_confidence_threshold": cfg.low_confidence,
+        "low_confidence_fraction": round(low_conf, 4),
+        "mean_confidence": round(float(conf.mean()), 4) if n else None,
+        "artefact_fraction": None if "ART" not in names or not n else round(counts["ART"] / n, 4),
+        "not_identifiable_fraction": None if "NIF" not in names or not n else round(counts["NIF"] / n, 4),
+        "classes_not_covered": sorted(set(MATEK_CLASSES) - set(names)),
+    }
+    return {
+        "cells_detected": n,
+        "cells_counted": counted,
+        "differential": differential,
+        "excluded": excluded_block,
+        "blast": blast,
+        "me_ratio": me,
+        "histogram": {c: _pct(counts[c], n) for c in names},
+        "flags": [asdict(f) for f in flags],
+        "qc": qc,
+    }
+
+
+def _blast(
+    counts: dict[str, int], probs: NDArray[np.float32], names: list[str], counted: int, cfg: AggregateConfig
+) -> dict[str, Any]:
+    present = [c for c in cfg.blast_classes if c in names]
+    if not present:
+        return {
+            "status": NOT_ASSESSABLE,
+            "classes": list(cfg.blast_classes),
+            "percent": None,
+            "ci95": None,
+            "percent_prob": None,
+            "count": None,
+            "message": f"the model has none of the blast-equivalent classes {', '.join(cfg.blast_classes)}",
+        }
+    k = sum(counts[c] for c in present)
+    idx_blast = [names.index(c) for c in present]
+    idx_counted = [i for i, c in enumerate(names) if c not in set(cfg.excluded_classes)]
+    p_blast = float(probs[:, idx_blast].sum()) if len(probs) else 0.0
+    p_counted = float(probs[:, idx_counted].sum()) if len(probs) else 0.0
+    missing = [c for c in cfg.blast_classes if c not in names]
+    return {
+        "status": "assessed" if counted else NOT_ASSESSABLE,
+        "classes": present,
+        "classes_missing_from_model": missing,
+        "count": k,
+        "percent": _pct(k, counted),
+        "ci95": proportion_ci(k, counted, cfg.ci_method),
+        "percent_prob": _pct(p_blast, p_counted),
+        "expected_count_prob": round(p_blast, 3),
+    }
+
+
+def _me_ratio(counts: dict[str, int], names: list[str], cfg: AggregateConfig) -> dict[str, Any]:
+    my = [c for c in cfg.myeloid_classes if c in names]
+    er = [c for c in cfg.erythroid_classes if c in names]
+    m = sum(counts[c] for c in my)
+    e = sum(counts[c] for c in er)
+    if not er or not my:
+        status, value = NOT_ASSESSABLE, None
+        msg = "the model lacks erythroid classes" if not er else "the model lacks myeloid classes"
+    elif e == 0:
+        status, value, msg = "undefined", None, "no erythroid cells counted"
+    else:
+        status, value, msg = "assessed", round(m / e, 3), f"{m} myeloid : {e} erythroid"
+    return {
+        "status": status,
+        "value": value,
+        "myeloid": m,
+        "erythroid": e,
+        "myeloid_classes": my,
+        "erythroid_classes": er,
+        "message": msg,
+    }
+
+
+def _blast_flags(blast: dict[str, Any], counted: int, cfg: AggregateConfig) -> list[Flag]:
+    flags = []
+    for cut in cfg.blast_cutoffs_percent:
+        name = f"blasts_ge_{cut:g}pct"
+        if blast["percent"] is None:
+            why = blast.get("message") or "no cells counted"
+            flags.append(Flag(name, NOT_ASSESSABLE, None, cut, f"blast % not assessable: {why}"))
+            continue
+        pct, ci = blast["percent"], blast["ci95"]
+        status = RAISED if pct >= cut else NOT_RAISED
+        note = ""
+        if ci and ci[0] < cut <= ci[1]:
+            note = "; the 95 % interval spans the cut-off, review the blast calls"
+        flags.append(
+            Flag(name, status, pct, cut, f"blasts {pct:.1f} % (95 % CI {ci[0]:.1f}-{ci[1]:.1f}) of {counted} cells{note}", ci)
+        )
+    return flags
+
+
+def _hairy_flag(
+    labels: list[str], conf: NDArray[np.floating[Any]], names: list[str], counted: int, cfg: AggregateConfig
+) -> Flag:
+    hc = cfg.hairy_cell
+    thr = float(hc.min_percent)
+    if hc.hairy_class not in names:
+        return Flag("hairy_cells", NOT_ASSESSABLE, None, thr, f"the model has no {hc.hairy_class} class: hairy cells cannot be assessed")
+    if counted == 0:
+        return Flag("hairy_cells", NOT_ASSESSABLE, None, thr, "no cells counted")
+    k = sum(1 for lab, c in zip(labels, conf, strict=True) if lab == hc.hairy_class and c >= hc.min_confidence)
+    pct = 100.0 * k / counted
+    status = RAISED if k >= hc.min_count and pct >= hc.min_percent else NOT_RAISED
+    return Flag(
+        "hairy_cells",
+        status,
+        round(pct, 3),
+        thr,
+        f"{k} {hc.hairy_class} calls with confidence >= {hc.min_confidence} ({pct:.1f} % of {counted}); "
+        f"flag needs >= {hc.min_count} cells and >= {hc.min_percent} %",
+        proportion_ci(k, counted, cfg.ci_method),
+    )

@@ -1,0 +1,188 @@
+"""Model bundles: a folder with ``model.json`` (metadata) and ``model.safetensors`` (weights).
+
+A bundle carries everything needed to reproduce the evaluation transform (timm's ``PretrainedCfg``
+idea): architecture name, class codes, input size, normalisation and the physical scale of the
+training patches. Weights are loaded with safetensors, so loading a bundle never executes pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+from wsi_screen.errors import ModelBundleError
+from wsi_screen.io import atomic_write_text
+from wsi_screen.io import sha256_file
+
+if TYPE_CHECKING:
+    import torch
+
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+WEIGHTS = "model.safetensors"
+MATEK_MPP = 0.0862  # documented scale of the Matek 2021 patches (3.45 um camera pixel / 40x)
+_REQUIRED = ("architecture", "class_names", "input_size", "mean", "std", "patch_size_px")
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """Metadata of a patch classifier; ``path`` is the folder it was loaded from (if any).
+
+    Attributes:
+        architecture: timm model name, e.g. ``resnet18``.
+        class_names: class codes in output order (Matek codes such as ``BLA``).
+        input_size: side in pixels of the square image the network sees.
+        mean: per-channel normalisation mean (RGB, 0-1 scale).
+        std: per-channel normalisation std.
+        patch_size_px: side of the crop cut from the source at ``mpp`` before resizing.
+        mpp: microns per pixel of the training patches.
+        name: human-readable identifier.
+        interpolation: resize interpolation, ``bilinear`` or ``area``.
+        model_kwargs: extra keyword arguments for ``timm.create_model``.
+        provenance: data, recipe and licence of the training.
+        metrics: validation metrics measured at training time.
+    """
+
+    architecture: str
+    class_names: tuple[str, ...]
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    patch_size_px: int = 250
+    mpp: float = MATEK_MPP
+    name: str = ""
+    interpolation: str = "bilinear"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def patch_size_um(self) -> float:
+        """Physical side of a training patch in microns."""
+        return self.patch_size_px * self.mpp
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the model.json content."""
+        d = asdict(self)
+        d.pop("path")
+        d["class_names"] = list(self.class_names)
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        return d
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], path: Path | None = None) -> ModelBundle:
+        """Validate and build from a parsed model.json."""
+        where = f"{path / MODEL_JSON}" if path else MODEL_JSON
+        missing = [k for k in _REQUIRED if k not in data]
+        if missing:
+            msg = f"{where}: missing key(s) {', '.join(missing)}"
+            raise ModelBundleError(msg)
+        try:
+            names = tuple(str(c) for c in data["class_names"])
+            mean = tuple(float(v) for v in data["mean"])
+            std = tuple(float(v) for v in data["std"])
+            if len(mean) != 3 or len(std) != 3:
+                msg = f"{where}: mean and std need 3 values (RGB)"
+                raise ModelBundleError(msg)
+            bundle = cls(
+                architecture=str(data["architecture"]),
+                class_names=names,
+                input_size=int(data["input_size"]),
+                mean=(mean[0], mean[1], mean[2]),
+                std=(std[0], std[1], std[2]),
+                patch_size_px=int(data.get("patch_size_px", 250)),
+                mpp=float(data.get("mpp") or MATEK_MPP),
+                name=str(data.get("name", path.name if path else "")),
+                interpolation=str(data.get("interpolation", "bilinear")),
+                model_kwargs=dict(data.get("model_kwargs", {})),
+                provenance=dict(data.get("provenance", {})),
+                metrics=dict(data.get("metrics", {})),
+                path=path,
+                format_version=int(data.get("format_version", FORMAT_VERSION)),
+            )
+        except (TypeError, ValueError) as e:
+            msg = f"{where}: invalid value: {e}"
+            raise ModelBundleError(msg) from e
+        if len(set(names)) != len(names) or not names:
+            msg = f"{where}: class_names must be non-empty and unique"
+            raise ModelBundleError(msg)
+        if bundle.input_size < 8 or bundle.patch_size_px < 8:
+            msg = f"{where}: input_size and patch_size_px must be >= 8"
+            raise ModelBundleError(msg)
+        return bundle
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ModelBundle:
+        """Read and validate ``folder/model.json``; check the weights file exists."""
+        folder = Path(folder)
+        meta = folder / MODEL_JSON
+        if not meta.is_file():
+            msg = f"{folder}: not a model bundle (no {MODEL_JSON})"
+            raise ModelBundleError(msg)
+        if not (folder / WEIGHTS).is_file():
+            msg = f"{folder}: model bundle has no {WEIGHTS}"
+            raise ModelBundleError(msg)
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            msg = f"{meta}: not valid JSON ({e})"
+            raise ModelBundleError(msg) from e
+        return cls.from_json(data, path=folder)
+
+    @property
+    def weights_path(self) -> Path:
+        """Path of the safetensors weights."""
+        if self.path is None:
+            msg = "bundle has no folder; save it first"
+            raise ModelBundleError(msg)
+        return self.path / WEIGHTS
+
+    def sha256(self) -> str:
+        """SHA-256 of the weights file (identifies the model in reports and ledgers)."""
+        return sha256_file(self.weights_path)
+
+    def create_model(self, *, load_weights: bool = True) -> torch.nn.Module:
+        """Build the timm network and load the bundle's weights (no pickle, no download)."""
+        import timm
+        from safetensors.torch import load_file
+
+        try:
+            model = timm.create_model(
+                self.architecture,
+                pretrained=False,
+                num_classes=len(self.class_names),
+                **self.model_kwargs,
+            )
+        except RuntimeError as e:  # timm: unknown model
+            msg = f"{self.path}: cannot build timm architecture {self.architecture!r}: {e}"
+            raise ModelBundleError(msg) from e
+        if load_weights:
+            state = load_file(str(self.weights_path))
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as e:
+                msg = f"{self.weights_path}: weights do not fit {self.architecture!r}: {e}"
+                raise ModelBundleError(msg) from e
+        model.eval()
+        return model
+
+    def save(self, folder: str | Path, model: torch.nn.Module) -> ModelBundle:
+        """Write model.json and model.safetensors into ``folder`` atomically; return the bundle."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        tmp = folder / (WEIGHTS + ".tmp")
+        save_file(state, str(tmp), metadata={"architecture": self.architecture})
+        tmp.replace(folder / WEIGHTS)
+        atomic_write_text(folder / MODEL_JSON, json.dumps(self.to_json(), indent=2) + "\n")
+        return ModelBundle.from_json(self.to_json(), path=folder)

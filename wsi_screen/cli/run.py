@@ -1,0 +1,72 @@
+"""``wsi-screen run``: screen fields and slides into OUT/<stem>/ reports.
+
+Exit codes: 0 every input screened; 1 one or more inputs failed (each named on stderr, the
+others still done); 2 usage or configuration error (bad option, config file, model or detector).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wsi_screen.cli.options import batch_size_option
+from wsi_screen.cli.options import config_option
+from wsi_screen.cli.options import device_option
+from wsi_screen.cli.options import model_option
+from wsi_screen.cli.options import mpp_option
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@model_option
+@click.option("--detector", default=None, help="Cell localiser: foreground (default) or yolo.")
+@click.option("--detector-weights", default=None, help="YOLO weights file or shipped name (yolo-wbc).")
+@mpp_option
+@device_option
+@batch_size_option
+@config_option
+def run(
+    inputs: tuple[Path, ...],
+    out: Path,
+    model: str,
+    detector: str | None,
+    detector_weights: str | None,
+    mpp: float | None,
+    device: str | None,
+    batch_size: int | None,
+    config_path: Path | None,
+) -> None:
+    """Screen INPUT fields (PNG, JPEG, TIFF, BMP) and slides (TIFF, SVS, OME-TIFF).
+
+    Writes OUT/<stem>/report.json, report.html and cells.parquet for each input. Reports support
+    a morphologist's review; they are not a diagnosis.
+    """
+    from wsi_screen.errors import WsiScreenError
+    from wsi_screen.runner import build_screener
+    from wsi_screen.runner import screen_to_folder
+
+    try:
+        screener, info = build_screener(
+            config_path=config_path,
+            model=model,
+            detector=detector,
+            detector_weights=detector_weights,
+            device=device,
+            batch_size=batch_size,
+            mpp=mpp,
+        )
+    except WsiScreenError as e:
+        raise click.UsageError(str(e)) from e
+    failed = 0
+    for result in screen_to_folder(screener, info, list(inputs), out):
+        if result.failure is None:
+            click.echo(f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir / 'report.json'}")
+        else:
+            failed += 1
+            f = result.failure
+            click.echo(f"FAILED  {result.path.name} [{f.stage}] {f.message}", err=True)
+    if failed:
+        click.echo(f"{failed} of {len(inputs)} input(s) failed", err=True)
+        raise SystemExit(1)

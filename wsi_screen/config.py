@@ -1,0 +1,209 @@
+"""Run configuration: frozen dataclasses with documented defaults, loaded from TOML.
+
+Values stack: dataclass defaults -> TOML file -> CLI overrides. Each stage gets only its section.
+Nothing clinical is a constant in code: class groups, cut-offs and thresholds live here and the
+resolved configuration is echoed into every report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+from wsi_screen.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """How sources are cut into overlapping tiles.
+
+    Attributes:
+        tile_size_px: tile side in pixels at the detection scale.
+        overlap_um: overlap between neighbouring tiles; must exceed the largest cell diameter so
+            every cell is whole in the tile that owns it.
+    """
+
+    tile_size_px: int = 2048
+    overlap_um: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.tile_size_px < 64:
+            msg = f"tiling.tile_size_px must be >= 64, got {self.tile_size_px}"
+            raise ConfigError(msg)
+        if self.overlap_um <= 0:
+            msg = f"tiling.overlap_um must be > 0, got {self.overlap_um}"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Which localiser runs and its options (validated by the detector itself)."""
+
+    name: str = "foreground"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HairyCellConfig:
+    """Hairy-cell-leukaemia flag: raised when confident HAC calls reach a count and a fraction."""
+
+    hairy_class: str = "HAC"
+    min_count: int = 5
+    min_percent: float = 2.0
+    min_confidence: float = 0.5
+
+
+@dataclass(frozen=True)
+class AggregateConfig:
+    """Counting rules for the differential, blast %, M:E ratio, flags and QC.
+
+    Attributes:
+        excluded_classes: classes outside the differential denominator (reported separately).
+        blast_classes: blast-equivalent classes (numerator of the blast %).
+        blast_cutoffs_percent: clinical cut-offs flagged against.
+        myeloid_classes: numerator of the M:E ratio (granulocytic lineage).
+        erythroid_classes: denominator of the M:E ratio.
+        min_cells: counted cells needed for an adequate differential (ICSH: 500 for marrow).
+        low_confidence: a call below this maximum probability counts as low-confidence.
+        ci_method: ``wilson`` or ``exact`` (Clopper-Pearson) 95 % intervals.
+        hairy_cell: the hairy-cell flag settings.
+        max_artefact_percent: QC warning when artefacts exceed this share of all detections.
+    """
+
+    excluded_classes: tuple[str, ...] = ("ART", "NIF", "OTH", "KSC")
+    blast_classes: tuple[str, ...] = ("BLA",)
+    blast_cutoffs_percent: tuple[float, ...] = (5.0, 10.0, 20.0)
+    myeloid_classes: tuple[str, ...] = (
+        "NGS", "NGB", "MMZ", "MYB", "PMO", "BLA", "EOS", "BAS", "FGC", "ABE",
+    )  # fmt: skip
+    erythroid_classes: tuple[str, ...] = ("PEB", "EBO")
+    min_cells: int = 500
+    low_confidence: float = 0.5
+    ci_method: str = "wilson"
+    hairy_cell: HairyCellConfig = field(default_factory=HairyCellConfig)
+    max_artefact_percent: float = 25.0
+
+    def __post_init__(self) -> None:
+        if self.ci_method not in ("wilson", "exact"):
+            msg = f"aggregate.ci_method must be 'wilson' or 'exact', got {self.ci_method!r}"
+            raise ConfigError(msg)
+        if self.min_cells < 1:
+            msg = f"aggregate.min_cells must be >= 1, got {self.min_cells}"
+            raise ConfigError(msg)
+        if not 0.0 <= self.low_confidence <= 1.0:
+            msg = f"aggregate.low_confidence must be in [0, 1], got {self.low_confidence}"
+            raise ConfigError(msg)
+        if not self.blast_classes:
+            msg = "aggregate.blast_classes must name at least one class"
+            raise ConfigError(msg)
+        overlap = set(self.blast_classes) & set(self.excluded_classes)
+        if overlap:
+            msg = f"aggregate.blast_classes and excluded_classes overlap: {sorted(overlap)}"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Inference settings."""
+
+    batch_size: int = 64
+    device: str = "auto"
+    threads: int = 0  # 0: all cores this process may use
+    reduced_precision: bool = True  # bf16 on CPUs with AMX/AVX512-BF16, AMP on CUDA
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            msg = f"classify.batch_size must be >= 1, got {self.batch_size}"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """The whole run configuration."""
+
+    tiling: TilingConfig = field(default_factory=TilingConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    aggregate: AggregateConfig = field(default_factory=AggregateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (echoed into reports)."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, where: str = "config") -> ScreenConfig:
+        """Build from nested dicts; unknown keys are errors naming the dotted key."""
+        return _build(cls, data, where)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ScreenConfig:
+        """Load a TOML file (sections ``tiling``, ``detector``, ``classify``, ``aggregate``)."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            msg = f"{path}: cannot read config: {e.strerror}"
+            raise ConfigError(msg) from e
+        except tomllib.TOMLDecodeError as e:
+            msg = f"{path}: invalid TOML: {e}"
+            raise ConfigError(msg) from e
+        return cls.from_dict(data, where=str(path))
+
+    def replace(self, section: str, **changes: Any) -> ScreenConfig:
+        """Return a copy with fields of one section changed (CLI overrides)."""
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _build(cls: type, data: dict[str, Any], where: str, prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        msg = f"{where}: {prefix.rstrip('.') or 'top level'} must be a table"
+        raise ConfigError(msg)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        msg = f"{where}: unknown key(s) {', '.join(prefix + k for k in unknown)}; known: {', '.join(fields)}"
+        raise ConfigError(msg)
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        key = prefix + name
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, where, key + ".")
+        elif isinstance(default, tuple):
+            if not isinstance(value, list):
+                msg = f"{where}: {key} must be a list, got {type(value).__name__}"
+                raise ConfigError(msg)
+            kwargs[name] = tuple(value)
+        elif isinstance(default, dict):
+            kwargs[name] = dict(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                msg = f"{where}: {key} must be true or false, got {value!r}"
+                raise ConfigError(msg)
+            kwargs[name] = value
+        elif isinstance(default, int | float) and not isinstance(value, int | float):
+            msg = f"{where}: {key} must be a number, got {value!r}"
+            raise ConfigError(msg)
+        elif isinstance(default, str) and not isinstance(value, str):
+            msg = f"{where}: {key} must be a string, got {value!r}"
+            raise ConfigError(msg)
+        else:
+            kwargs[name] = type(default)(value) if isinstance(default, float) else value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        msg = f"{where}: {e}"
+        raise ConfigError(msg) from e

@@ -1,0 +1,90 @@
+"""Device selection, reduced-precision choice and thread counts, decided explicitly per run."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from wsi_screen.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+
+def select_device(spec: str = "auto") -> torch.device:
+    """Resolve ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` to a torch device.
+
+    Raises:
+        ConfigError: CUDA was asked for but is not available, or the spec is malformed.
+    """
+    import torch
+
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            msg = f"--device {spec}: CUDA is not available on this machine; use --device cpu"
+            raise ConfigError(msg)
+        dev = torch.device(spec)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            msg = f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present"
+            raise ConfigError(msg)
+        return dev
+    msg = f"--device {spec!r}: expected auto, cpu, cuda or cuda:N"
+    raise ConfigError(msg)
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix units (AMX or AVX512-BF16).
+
+    On CPUs without them bf16 autocast is slower than fp32, so it is only used where present.
+    """
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:  # noqa: PTH123 - linux-only probe
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line
+                    break
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("amx_bf16", "avx512_bf16"))
+
+
+def autocast_dtype(device: torch.device, *, allow_reduced: bool = True) -> torch.dtype | None:
+    """Reduced-precision dtype for inference on ``device``, or None for fp32."""
+    import torch
+
+    if not allow_reduced:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def default_threads() -> int:
+    """Threads for CPU inference: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-linux
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op thread count deliberately; return the value set."""
+    import torch
+
+    n = n or default_threads()
+    torch.set_num_threads(n)
+    log.debug("torch threads set to %d", n)
+    return n

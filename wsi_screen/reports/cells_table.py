@@ -1,0 +1,41 @@
+"""The per-cell table (cells.parquet): one row per detected cell, level-0 pixel coordinates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from wsi_screen.io import atomic_path
+from wsi_screen.types import CellCalls
+
+
+def cells_frame(calls: CellCalls, labels: list[str] | None = None) -> pl.DataFrame:
+    """Build the per-cell table.
+
+    Columns: cell_id, x, y, bbox_x0, bbox_y0, bbox_x1, bbox_y1, detector_score, predicted_class,
+    confidence, then ``prob_<CLASS>`` per class.
+    """
+    cells = calls.cells
+    labels = labels if labels is not None else calls.labels
+    data: dict[str, object] = {
+        "cell_id": pl.Series([c.cell_id for c in cells], dtype=pl.Int64),
+        "x": pl.Series([c.x for c in cells], dtype=pl.Float64),
+        "y": pl.Series([c.y for c in cells], dtype=pl.Float64),
+        "bbox_x0": pl.Series([c.bbox[0] for c in cells], dtype=pl.Int64),
+        "bbox_y0": pl.Series([c.bbox[1] for c in cells], dtype=pl.Int64),
+        "bbox_x1": pl.Series([c.bbox[2] for c in cells], dtype=pl.Int64),
+        "bbox_y1": pl.Series([c.bbox[3] for c in cells], dtype=pl.Int64),
+        "detector_score": pl.Series([c.score for c in cells], dtype=pl.Float64),
+        "predicted_class": pl.Series(labels, dtype=pl.Utf8),
+        "confidence": pl.Series(calls.confidence.tolist(), dtype=pl.Float32),
+    }
+    for j, name in enumerate(calls.class_names):
+        data[f"prob_{name}"] = pl.Series(calls.probs[:, j].tolist() if len(cells) else [], dtype=pl.Float32)
+    return pl.DataFrame(data)
+
+
+def write_cells_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """Write the table atomically."""
+    with atomic_path(path) as tmp:
+        frame.write_parquet(tmp)

@@ -1,0 +1,134 @@
+"""Build a screener from options and screen inputs into an output folder (shared by run and batch)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wsi_screen.config import ScreenConfig
+from wsi_screen.errors import WsiScreenError
+from wsi_screen.pipeline import Screener
+from wsi_screen.pipeline import unique_stems
+from wsi_screen.types import Failure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InputOutcome:
+    """What ``run``/``batch`` report per input."""
+
+    path: Path
+    out_dir: Path
+    failure: Failure | None
+    report: dict[str, Any] | None
+    seconds: float
+
+    @property
+    def summary_line(self) -> str:
+        """One line of key figures."""
+        if not self.report:
+            return ""
+        r = self.report
+        blast = r["blast"]["percent"]
+        raised = [f["name"] for f in r["flags"] if f["status"] == "raised"]
+        return (
+            f"{r['cells_detected']} cells detected, {r['cells_counted']} counted, "
+            f"blasts {'n/a' if blast is None else f'{blast:.1f} %'}"
+            + (f", flags: {', '.join(raised)}" if raised else "")
+        )
+
+
+def build_screener(
+    *,
+    config_path: Path | None = None,
+    model: str = "default",
+    detector: str | None = None,
+    detector_weights: str | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    mpp: float | None = None,
+    config: ScreenConfig | None = None,
+) -> tuple[Screener, dict[str, Any]]:
+    """Resolve config + CLI overrides, load the classifier and detector.
+
+    Returns:
+        The screener and run info (``model``, ``detector`` dicts for the reports).
+
+    Raises:
+        WsiScreenError: bad configuration, model or detector.
+    """
+    from wsi_screen.classifiers import resolve_model
+    from wsi_screen.classifiers.timm_classifier import TimmClassifier
+    from wsi_screen.detectors import create_detector
+
+    cfg = config or (ScreenConfig.from_file(config_path) if config_path else ScreenConfig())
+    if device is not None:
+        cfg = cfg.replace("classify", device=device)
+    if batch_size is not None:
+        cfg = cfg.replace("classify", batch_size=batch_size)
+    if detector is not None and detector != cfg.detector.name:
+        cfg = cfg.replace("detector", name=detector, options={})
+    det_options = dict(cfg.detector.options)
+    if detector_weights is not None:
+        if cfg.detector.name != "yolo":
+            msg = "--detector-weights applies to --detector yolo only"
+            raise WsiScreenError(msg)
+        det_options["weights"] = detector_weights
+    if cfg.detector.name == "yolo":
+        det_options.setdefault("device", cfg.classify.device if cfg.classify.device != "auto" else "cpu")
+    bundle = resolve_model(model)
+    det = create_detector(cfg.detector.name, **det_options)
+    clf = TimmClassifier(
+        bundle,
+        device=cfg.classify.device,
+        batch_size=cfg.classify.batch_size,
+        threads=cfg.classify.threads or None,
+        reduced_precision=cfg.classify.reduced_precision,
+    )
+    info = {
+        "model": {
+            "name": clf.name,
+            "sha256": bundle.sha256(),
+            "classes": list(bundle.class_names),
+            "architecture": bundle.architecture,
+            "mpp": bundle.mpp,
+            "patch_size_px": bundle.patch_size_px,
+            "path": str(bundle.path) if bundle.path else None,
+        },
+        "detector": {"name": det.name, "params": det.params()},
+    }
+    return Screener(cfg, det, clf, user_mpp=mpp), info
+
+
+def screen_to_folder(
+    screener: Screener, info: dict[str, Any], inputs: list[Path], out: Path, *, stems: list[str] | None = None
+) -> Iterator[InputOutcome]:
+    """Screen ``inputs`` into ``out/<stem>/``; yield one outcome per input, in order."""
+    from wsi_screen.reports import write_input_reports
+
+    stems = stems or unique_stems(inputs)
+    clf = screener.classifier
+    for item in screener.screen(inputs, stems=stems):
+        out_dir = out / item.stem
+        report = None
+        if item.ok:
+            try:
+                calls = item.merged_calls(clf.class_names, clf.name)
+                report = write_input_reports(
+                    item,
+                    out_dir,
+                    cfg=screener.cfg,
+                    model_info=info["model"],
+                    detector_info=info["detector"],
+                    calls=calls,
+                )
+            except WsiScreenError as e:
+                item.failure = Failure(str(item.path), "report", type(e).__name__, str(e))
+            except OSError as e:
+                item.failure = Failure(str(item.path), "report", type(e).__name__, f"{out_dir}: {e}")
+        yield InputOutcome(item.path, out_dir, item.failure, report, time.perf_counter() - item.started)

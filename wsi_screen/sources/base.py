@@ -1,0 +1,96 @@
+"""The source contract: fields and slides behind one interface, level-0 pixel coordinates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+from typing import runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+PAD_VALUE = 255  # smear background is pale: pad with white so padding never looks like a cell
+
+
+@runtime_checkable
+class ImageSource(Protocol):
+    """A field or slide. ``read_region`` returns RGB uint8 (H x W x 3), padded outside the image.
+
+    ``mpp`` is microns per level-0 pixel as read from the file (None if the file has none).
+    """
+
+    source_id: str
+    path: Path | None
+    mpp: float | None
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """Level-0 (width, height)."""
+        ...
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        """Downsample factor of each pyramid level (1.0 first)."""
+        ...
+
+    def read_region(self, x: int, y: int, width: int, height: int, *, level: int = 0) -> NDArray[np.uint8]:
+        """Read a region whose top-left is level-0 (x, y) and whose size is given in level pixels."""
+        ...
+
+    def thumbnail(self, max_side: int) -> NDArray[np.uint8]:
+        """A downsampled RGB overview whose longer side is at most ``max_side``."""
+        ...
+
+    def close(self) -> None:
+        """Release file handles."""
+        ...
+
+
+def to_rgb8(arr: NDArray[np.generic], *, where: str) -> NDArray[np.uint8]:
+    """Convert grayscale, RGBA, 16-bit or float images to RGB uint8.
+
+    RGBA is composited onto white; 16-bit is scaled by 1/257; floats in [0, 1] are scaled by 255.
+    """
+    from wsi_screen.errors import InputError
+
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.dtype == np.uint16:
+        a = (a.astype(np.uint32) // 257).astype(np.uint8)
+    elif a.dtype.kind == "f":
+        scale = 255.0 if float(np.nanmax(a, initial=0.0)) <= 1.0 else 1.0
+        a = np.clip(np.nan_to_num(a) * scale, 0, 255).astype(np.uint8)
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        if a.dtype.kind in "iu" and a.size and int(a.max()) <= 255 and int(a.min()) >= 0:
+            a = a.astype(np.uint8)
+        else:
+            msg = f"{where}: unsupported pixel type {a.dtype}"
+            raise InputError(msg)
+    if a.ndim == 2:
+        return np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim == 3 and a.shape[2] == 4:
+        alpha = a[..., 3:4].astype(np.float32) / 255.0
+        rgb = a[..., :3].astype(np.float32) * alpha + PAD_VALUE * (1.0 - alpha)
+        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    if a.ndim == 3 and a.shape[2] == 3:
+        return np.ascontiguousarray(a)
+    if a.ndim == 3 and a.shape[2] == 2:  # grey + alpha
+        return to_rgb8(np.dstack([a[..., 0]] * 3 + [a[..., 1]]), where=where)
+    msg = f"{where}: unsupported image shape {a.shape}"
+    raise InputError(msg)
+
+
+def pad_read(
+    arr: NDArray[np.uint8], x: int, y: int, width: int, height: int
+) -> NDArray[np.uint8]:
+    """Cut a (width x height) window at (x, y) from an in-memory RGB image, padding outside."""
+    h, w = arr.shape[:2]
+    out = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
+    x0, y0 = max(x, 0), max(y, 0)
+    x1, y1 = min(x + width, w), min(y + height, h)
+    if x1 > x0 and y1 > y0:
+        out[y0 - y : y1 - y, x0 - x : x1 - x] = arr[y0:y1, x0:x1]
+    return out

@@ -1,0 +1,102 @@
+"""Pyramidal slides (TIFF, SVS, OME-TIFF) read lazily with tiffslide; never read whole."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from wsi_screen.errors import InputError
+from wsi_screen.sources.base import PAD_VALUE
+from wsi_screen.sources.base import to_rgb8
+
+
+class SlideSource:
+    """A tiffslide-backed source with level-0 coordinates and white padding at edges."""
+
+    def __init__(self, path: Path, *, source_id: str | None = None) -> None:
+        import tiffslide
+
+        self.path = path
+        self.source_id = source_id or path.stem
+        try:
+            self._slide = tiffslide.TiffSlide(path)
+            props = self._slide.properties
+            self._dims = tuple(int(v) for v in self._slide.dimensions)
+            self._downs = tuple(float(d) for d in self._slide.level_downsamples)
+        except Exception as e:  # tifffile raises many types for corrupt files
+            msg = f"{path}: cannot open as a slide ({type(e).__name__}: {e})"
+            raise InputError(msg) from e
+        if self._dims[0] <= 0 or self._dims[1] <= 0:
+            msg = f"{path}: slide has zero size"
+            raise InputError(msg)
+        mpp = props.get("tiffslide.mpp-x")
+        self.mpp: float | None = float(mpp) if mpp and float(mpp) > 0 else None
+        self.level_count = len(self._downs)
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """Level-0 (width, height)."""
+        return int(self._dims[0]), int(self._dims[1])
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        """Downsample factor of each level."""
+        return self._downs
+
+    def level_dimensions(self, level: int) -> tuple[int, int]:
+        """(width, height) of a level."""
+        w, h = self._slide.level_dimensions[level]
+        return int(w), int(h)
+
+    def read_region(self, x: int, y: int, width: int, height: int, *, level: int = 0) -> NDArray[np.uint8]:
+        """Read a region (size in level pixels), padded with white outside the slide."""
+        if not 0 <= level < self.level_count:
+            msg = f"{self.path}: level {level} out of range (0..{self.level_count - 1})"
+            raise InputError(msg)
+        ds = self._downs[level]
+        lw, lh = self.level_dimensions(level)
+        lx, ly = math.floor(x / ds), math.floor(y / ds)
+        out = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
+        x0, y0 = max(lx, 0), max(ly, 0)
+        x1, y1 = min(lx + width, lw), min(ly + height, lh)
+        if x1 <= x0 or y1 <= y0:
+            return out
+        try:
+            arr = self._slide.read_region(
+                (round(x0 * ds), round(y0 * ds)), level, (x1 - x0, y1 - y0), as_array=True, padding=False
+            )
+        except Exception as e:  # corrupt tiles surface only when read
+            msg = f"{self.path}: cannot read region at ({x}, {y}) level {level} ({type(e).__name__}: {e})"
+            raise InputError(msg) from e
+        rgb = to_rgb8(arr, where=str(self.path))
+        hh, ww = min(rgb.shape[0], y1 - y0), min(rgb.shape[1], x1 - x0)
+        out[y0 - ly : y0 - ly + hh, x0 - lx : x0 - lx + ww] = rgb[:hh, :ww]
+        return out
+
+    def thumbnail(self, max_side: int) -> NDArray[np.uint8]:
+        """Overview from the smallest level that is still at least ``max_side`` (or the smallest)."""
+        import cv2
+
+        w, h = self.dimensions
+        level = 0
+        for i, ds in enumerate(self._downs):
+            if max(w, h) / ds >= max_side:
+                level = i
+        lw, lh = self.level_dimensions(level)
+        img = self.read_region(0, 0, lw, lh, level=level)
+        f = min(1.0, max_side / max(lw, lh))
+        size = (max(1, math.floor(lw * f)), max(1, math.floor(lh * f)))
+        return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._slide.close()
+
+    def __enter__(self) -> SlideSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
