@@ -1,0 +1,215 @@
+"""``wsi-screen train-detector`` and ``wsi-screen evaluate-detector``.
+
+Training writes a YOLO model folder (``weights.pt`` + ``detector.json``) usable as
+``--detector yolo --detector-weights DIR``; evaluation writes ``metrics.json`` with ``precision``,
+``recall`` and ``f1`` at the top level for any detector, ``foreground`` included.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+log = logging.getLogger(__name__)
+
+
+def _split_classes(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
+def _last_val_row(results_csv: Path) -> dict[str, float]:
+    """Final-epoch validation figures from ultralytics' ``results.csv``."""
+    if not results_csv.is_file():
+        return {}
+    rows = list(csv.DictReader(results_csv.read_text(encoding="utf-8").splitlines()))
+    if not rows:
+        return {}
+    last = {k.strip(): v.strip() for k, v in rows[-1].items() if k}
+    keys = {
+        "epoch": "epoch",
+        "precision": "metrics/precision(B)",
+        "recall": "metrics/recall(B)",
+        "map50": "metrics/mAP50(B)",
+        "map50_95": "metrics/mAP50-95(B)",
+    }
+    return {name: float(last[col]) for name, col in keys.items() if col in last}
+
+
+@click.command("train-detector")
+@click.argument("data", type=click.Path(path_type=Path, exists=True))
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Model folder to write (weights.pt, detector.json, run/).")
+@click.option("--arch", default="yolo11n", show_default=True,
+              help="ultralytics architecture (yolo11n, yolov8n, yolo11s, ...) built from its yaml, "
+                   "or a local .pt to fine-tune; nothing is downloaded.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--imgsz", type=click.IntRange(min=32), default=416, show_default=True,
+              help="Training image side in px.")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--classes", default=None, metavar="NAME[,NAME...]",
+              help="Classes to train on (e.g. WBC out of WBC,RBC,Platelets); default: all.")
+@click.option("--mpp", type=click.FloatRange(min=0.001, max=100.0), default=None,
+              help="Microns per network pixel of the training images (recorded as the model's "
+                   "scale; tiles are resampled to it at prediction).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--name", "model_name", default=None, help="Model name recorded in detector.json.")
+def train_detector(
+    data: Path,
+    out_dir: Path,
+    arch: str,
+    epochs: int,
+    imgsz: int,
+    batch: int,
+    classes: str | None,
+    mpp: float | None,
+    device: str,
+    workers: int,
+    seed: int,
+    model_name: str | None,
+) -> None:
+    """Train a YOLO cell detector on YOLO-format DATA (data.yaml, or images/ + labels/)."""
+    from wsi_screen.detectors.convert import prepare_yolo_dataset
+    from wsi_screen.detectors.yolo import CONFIG_FILE
+    from wsi_screen.detectors.yolo import train_yolo
+    from wsi_screen.errors import WsiScreenError
+    from wsi_screen.io import atomic_write_text
+
+    wanted = _split_classes(classes)
+    try:
+        with tempfile.TemporaryDirectory(prefix="wsi_screen_yolo_data_") as tmp:
+            # always a private copy of the labels: class selection, absolute paths, and
+            # ultralytics' label caches are written there rather than into the user's data set
+            yaml_path = prepare_yolo_dataset(data, tmp, classes=wanted)
+            import yaml
+
+            names = list(yaml.safe_load(yaml_path.read_text(encoding="utf-8"))["names"].values())
+            weights = train_yolo(yaml_path, out_dir, arch=arch, epochs=epochs, imgsz=imgsz,
+                                 batch=batch, device=device, workers=workers, seed=seed)
+    except WsiScreenError as e:
+        raise click.ClickException(str(e)) from e
+    val = _last_val_row(out_dir / "run" / "results.csv")
+    cfg: dict[str, Any] = {
+        "format_version": 1,
+        "name": model_name or out_dir.name,
+        "architecture": arch,
+        "class_names": names,
+        "cell_classes": None,
+        "imgsz": imgsz,
+        "mpp": mpp,
+        "training": {"data": str(data), "classes": wanted, "epochs": epochs, "imgsz": imgsz,
+                     "batch": batch, "seed": seed, "device": device},
+        "val_ultralytics": val,
+    }
+    atomic_write_text(out_dir / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
+    log.info("wrote %s and %s; final val %s", weights, out_dir / CONFIG_FILE, val)
+
+
+def _make_detector(spec: str, *, conf: float, device: str, options: dict[str, Any]) -> Any:  # noqa: ANN401
+    from wsi_screen.detectors import create_detector
+
+    if spec.lower() == "foreground":
+        return create_detector("foreground", **options)
+    # mAP needs the low-confidence tail; P/R/F1 are taken at ``conf`` afterwards
+    return create_detector("yolo", weights=spec, conf=min(conf, 0.001), device=device, **options)
+
+
+def _per_image_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["image", "n_gt", "n_pred", "tp_iou", "tp_centre"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+@click.command("evaluate-detector")
+@click.argument("detector")
+@click.argument("data", type=click.Path(path_type=Path, exists=True))
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder for metrics.json and per_image.csv.")
+@click.option("--classes", default=None, metavar="NAME[,NAME...]",
+              help="Ground-truth classes that count as cells (e.g. WBC); default: all.")
+@click.option("--split", default="val", show_default=True, help="Data set split to score.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="YOLO operating confidence for precision/recall/F1 (mAP50 uses all scores).")
+@click.option("--mpp", type=click.FloatRange(min=0.001, max=100.0), default=None,
+              help="Microns per pixel of images whose file records none.")
+@click.option("--field-um", type=click.FloatRange(min=1.0), default=None,
+              help="Or: physical length of each image's long side in microns (crops that share a "
+                   "field of view, not a pixel size, such as TXL-PBC).")
+@click.option("--max-tile-px", type=click.IntRange(min=64), default=1024, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Detector option, JSON value (e.g. --option min_area_um2=15).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N images.")
+def evaluate_detector(
+    detector: str,
+    data: Path,
+    out_dir: Path,
+    classes: str | None,
+    split: str,
+    conf: float,
+    mpp: float | None,
+    field_um: float | None,
+    max_tile_px: int,
+    device: str,
+    options: tuple[str, ...],
+    limit: int | None,
+) -> None:
+    """Score DETECTOR (weights, a model folder, a shipped name, or 'foreground') on YOLO DATA."""
+    from wsi_screen.detectors.evaluate import evaluate_on_yolo_dataset
+    from wsi_screen.errors import WsiScreenError
+    from wsi_screen.io import atomic_write_text
+
+    if mpp is not None and field_um is not None:
+        msg = "give --mpp or --field-um, not both"
+        raise click.UsageError(msg)
+    opts: dict[str, Any] = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            msg = f"--option {item!r}: expected KEY=VALUE"
+            raise click.BadParameter(msg)
+        try:
+            opts[key] = json.loads(value)
+        except json.JSONDecodeError:
+            opts[key] = value
+    try:
+        det = _make_detector(detector, conf=conf, device=device, options=opts)
+        is_fg = getattr(det, "name", "") == "foreground"
+        result = evaluate_on_yolo_dataset(
+            det, data, split=split, classes=_split_classes(classes), mpp=mpp, field_um=field_um,
+            score_threshold=0.0 if is_fg else conf, max_tile_px=max_tile_px, limit=limit,
+        )
+    except WsiScreenError as e:
+        raise click.ClickException(str(e)) from e
+    per_image = result.pop("per_image")
+    report = {
+        "detector": detector,
+        "params": det.params(),
+        "data": str(data),
+        "split": split,
+        "classes": _split_classes(classes),
+        "mpp": mpp,
+        "field_um": field_um,
+        **result,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(report, indent=2, default=str) + "\n")
+    atomic_write_text(out_dir / "per_image.csv", _per_image_csv(per_image))
+    log.info(
+        "%s on %d images: P %.3f R %.3f F1 %.3f mAP50 %s (centre: P %.3f R %.3f F1 %.3f)",
+        detector, result["counts"]["n_images"], result["precision"], result["recall"],
+        result["f1"], result["map50"], result["centre"]["precision"], result["centre"]["recall"],
+        result["centre"]["f1"],
+    )

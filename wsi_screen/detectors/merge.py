@@ -1,0 +1,84 @@
+"""Cross-tile merging: one detection per cell when boxes from neighbouring tiles overlap.
+
+Tile ownership (``Tile.owns``) already keeps most duplicates out. What can slip through is a cell
+on a seam reported by two tiles with slightly different boxes (one of them cut by its tile's edge)
+whose centres fall on either side of the seam. :func:`merge_cells` is a greedy non-maximum
+suppression over all tiles of a source: highest score first, a cell is dropped when its box
+overlaps an already kept box of the same source by more than a threshold. Candidate pairs come
+from a shapely STRtree, so merging stays near-linear for slides with many cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from wsi_screen.types import BBox
+from wsi_screen.types import Cell
+
+OverlapMetric = Literal["iou", "iomin"]
+
+
+def box_overlap(a: BBox, b: BBox, metric: OverlapMetric = "iou") -> float:
+    """Overlap of two boxes: intersection over union, or over the smaller box's area (``iomin``).
+
+    ``iomin`` treats a box cut by a tile edge, which lies inside the whole cell's box, as a
+    duplicate even though their IoU is low.
+    """
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
+    area_b = max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+    denom = min(area_a, area_b) if metric == "iomin" else area_a + area_b - inter
+    return float(inter / denom) if denom > 0 else 0.0
+
+
+def merge_cells(
+    cells: Sequence[Cell], *, iou: float = 0.5, metric: OverlapMetric = "iou"
+) -> list[Cell]:
+    """Suppress duplicate detections of one cell across tiles (greedy NMS per source).
+
+    Args:
+        cells: detections from any number of tiles and sources, level-0 boxes.
+        iou: overlap above which the lower-scoring cell is dropped.
+        metric: ``"iou"`` or ``"iomin"`` (intersection over the smaller area).
+
+    Returns:
+        The kept cells, in their input order. Every input cell is either kept or overlaps a kept
+        cell of the same source by more than ``iou``; no two kept cells of a source overlap by more.
+
+    Example:
+        >>> merged = merge_cells(cells_from_all_tiles, iou=0.5)  # doctest: +SKIP
+    """
+    if len(cells) < 2:
+        return list(cells)
+    from shapely import STRtree  # shapely is heavy; only needed here
+    from shapely import box as shp_box
+
+    keep_idx: list[int] = []
+    by_source: dict[str, list[int]] = {}
+    for i, c in enumerate(cells):
+        by_source.setdefault(c.source_id, []).append(i)
+    for idx in by_source.values():
+        geoms = [shp_box(*cells[i].bbox) for i in idx]
+        tree = STRtree(geoms)
+        # highest score first; ties by position so the result does not depend on tile order
+        order = sorted(
+            range(len(idx)),
+            key=lambda k: (-cells[idx[k]].score, cells[idx[k]].y, cells[idx[k]].x),
+        )
+        suppressed = np.zeros(len(idx), dtype=bool)
+        for k in order:
+            if suppressed[k]:
+                continue
+            keep_idx.append(idx[k])
+            for j in tree.query(geoms[k]):
+                j = int(j)
+                if j == k or suppressed[j]:
+                    continue
+                if box_overlap(cells[idx[k]].bbox, cells[idx[j]].bbox, metric) > iou:
+                    suppressed[j] = True
+    return [cells[i] for i in sorted(keep_idx)]

@@ -1,0 +1,377 @@
+"""YOLO cell detector: the only module that imports ultralytics (AGPL-3.0).
+
+ultralytics is imported lazily, inside :func:`ultralytics_session`, never at package import. That
+context manager also keeps ultralytics offline and quiet and undoes the global state it changes on
+import and during predict/train: ``OMP_NUM_THREADS``, OpenCV's thread count and torch's thread count
+(``select_device('cpu')`` drops torch to one thread).
+
+A model folder (``wsi_screen/models/yolo-wbc/``) holds ``weights.pt`` and ``detector.json`` with the
+training scale (``mpp``), the class names and the training image size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wsi_screen.detectors.base import BaseDetector
+from wsi_screen.errors import InputError
+from wsi_screen.errors import MissingDependencyError
+from wsi_screen.errors import ModelBundleError
+from wsi_screen.types import Cell
+from wsi_screen.types import Tile
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+"""Folder of the models shipped with the package."""
+
+DEFAULT_MODEL = "yolo-wbc"
+WEIGHTS_FILE = "weights.pt"
+CONFIG_FILE = "detector.json"
+_STRIDE = 32
+_EDGE_TOL_PX = 2.0
+"""A box within this many tile pixels of an inner tile edge counts as cut by that edge."""
+
+_ENV_KEYS = ("YOLO_OFFLINE", "YOLO_VERBOSE", "YOLO_CONFIG_DIR", "OMP_NUM_THREADS")
+
+
+def _config_dir() -> Path:
+    """Return a private ultralytics config dir holding the font it would otherwise download."""
+    root = Path(tempfile.gettempdir()) / f"wsi_screen_ultralytics_{os.getuid()}"
+    font = root / "Ultralytics" / "Arial.ttf"
+    if not font.exists():
+        font.parent.mkdir(parents=True, exist_ok=True)
+        import matplotlib  # only needed to find a bundled font
+
+        dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if dejavu.exists():
+            # ultralytics downloads Arial.ttf for plots when it is missing; give it a local font
+            shutil.copyfile(dejavu, font)
+    return root
+
+
+_OFF_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
+
+
+def _quiet_settings(config_dir: Path) -> None:
+    """Turn off telemetry and logger integrations in ultralytics' (private) settings file."""
+    from ultralytics.utils import SETTINGS
+
+    wanted: dict[str, Any] = {"sync": False, **dict.fromkeys(_OFF_INTEGRATIONS, False)}
+    wanted["runs_dir"] = str(config_dir / "runs")
+    wanted["weights_dir"] = str(config_dir / "weights")
+    if any(SETTINGS.get(k) != v for k, v in wanted.items()):
+        SETTINGS.update(wanted)
+
+
+@contextmanager
+def ultralytics_session() -> Iterator[Any]:
+    """Import ultralytics offline and quietly; yield its ``YOLO`` class; restore thread state.
+
+    Raises:
+        MissingDependencyError: ultralytics is not installed.
+
+    Example:
+        >>> with ultralytics_session() as YOLO:  # doctest: +SKIP
+        ...     model = YOLO("yolo11n.yaml")
+    """
+    import cv2
+    import torch
+
+    saved_env = {k: os.environ.get(k) for k in _ENV_KEYS}
+    torch_threads = torch.get_num_threads()
+    cv2_threads = cv2.getNumThreads()
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_VERBOSE"] = "False"
+    os.environ["YOLO_CONFIG_DIR"] = str(_config_dir())
+    try:
+        try:
+            from ultralytics import YOLO  # AGPL-3.0; imported here only
+        except ImportError as e:
+            msg = "the YOLO detector needs ultralytics: pip install ultralytics"
+            raise MissingDependencyError(msg) from e
+        _quiet_settings(Path(os.environ["YOLO_CONFIG_DIR"]))
+        yield YOLO
+    finally:
+        for k, v in saved_env.items():
+            if k in ("YOLO_OFFLINE", "YOLO_VERBOSE", "YOLO_CONFIG_DIR"):
+                continue  # ultralytics reads these lazily later too; keep them for its lifetime
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        torch.set_num_threads(torch_threads)
+        cv2.setNumThreads(cv2_threads)
+
+
+def resolve_model_dir(weights: str | Path | None) -> tuple[Path, dict[str, Any]]:
+    """Resolve a weights file, a model folder or a shipped name to (weights path, config).
+
+    Args:
+        weights: None (the shipped ``yolo-wbc``), a shipped model name, a folder holding
+            ``weights.pt`` (and optionally ``detector.json``), or a ``.pt`` file.
+
+    Returns:
+        The weights file and the folder's ``detector.json`` (empty when absent).
+
+    Raises:
+        ModelBundleError: the name, folder or file does not exist or lacks weights.
+    """
+    name = DEFAULT_MODEL if weights is None else weights
+    path = Path(name)
+    if not path.exists() and isinstance(name, str) and (MODELS_DIR / name).is_dir():
+        path = MODELS_DIR / name
+    if path.is_dir():
+        wfile = path / WEIGHTS_FILE
+        if not wfile.is_file():
+            msg = f"{path}: no {WEIGHTS_FILE} in the model folder"
+            raise ModelBundleError(msg)
+        cfg_file = path / CONFIG_FILE
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
+        return wfile, cfg
+    if path.is_file():
+        cfg_file = path.parent / CONFIG_FILE
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
+        return path, cfg
+    shipped = sorted(p.name for p in MODELS_DIR.glob("yolo*") if p.is_dir())
+    msg = (
+        f"YOLO weights {str(name)!r} not found; give a .pt file, a model folder or a shipped "
+        f"name ({', '.join(shipped) or 'none shipped'})"
+    )
+    raise ModelBundleError(msg)
+
+
+def _cut_by_inner_edge(box: Sequence[float], tile: Tile) -> bool:
+    """Return whether a box (tile px) touches a tile edge that lies inside the image.
+
+    Such a box shows part of a cell; its centre is off the true centre. With an overlap of at least
+    one cell diameter the neighbouring tile sees the whole cell and owns it, so dropping the cut box
+    keeps one detection per cell.
+    """
+    x0, y0, x1, y1 = box
+    w_px = tile.pixels.shape[1]
+    h_px = tile.pixels.shape[0]
+    cx0, cy0, cx1, cy1 = tile.core
+    tol = _EDGE_TOL_PX
+    return bool(
+        (tile.x < cx0 and x0 <= tol)
+        or (tile.y < cy0 and y0 <= tol)
+        or (tile.x + tile.width > cx1 and x1 >= w_px - tol)
+        or (tile.y + tile.height > cy1 and y1 >= h_px - tol)
+    )
+
+
+class YoloDetector(BaseDetector):
+    """Localise cells with an ultralytics YOLO model.
+
+    Tiles are predicted at their own size (rounded up to the network stride), so one tile pixel is
+    one network pixel and the scale the model was trained at (``target_mpp``) is kept.
+
+    Args:
+        weights: a ``.pt`` file, a model folder, a shipped name, or None for ``yolo-wbc``.
+        conf: minimum confidence of a detection.
+        iou: IoU of ultralytics' per-tile non-maximum suppression.
+        imgsz: network input side; None runs each tile at its own size (scale kept).
+        classes: class indices to keep (None: the model folder's ``cell_classes``, else all).
+        device: torch device string, e.g. ``"cpu"`` or ``"cuda:0"``.
+        mpp: microns per pixel the model was trained at; None takes it from ``detector.json``.
+
+    Example:
+        >>> det = YoloDetector("yolo-wbc", conf=0.3)  # doctest: +SKIP
+        >>> cells = det.detect(tile)  # doctest: +SKIP
+    """
+
+    name = "yolo"
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.5,
+        imgsz: int | None = None,
+        classes: Sequence[int] | None = None,
+        device: str = "cpu",
+        mpp: float | None = None,
+    ) -> None:
+        if not 0.0 <= conf <= 1.0 or not 0.0 < iou <= 1.0:
+            msg = f"yolo detector: conf={conf} and iou={iou} must lie in [0, 1]"
+            raise InputError(msg)
+        self.weights, self._cfg = resolve_model_dir(weights)
+        self.conf = float(conf)
+        self.iou = float(iou)
+        self.imgsz = imgsz
+        cfg_classes = self._cfg.get("cell_classes")
+        self.classes = list(classes) if classes is not None else cfg_classes
+        self.device = device
+        cfg_mpp = self._cfg.get("mpp")
+        self._mpp = float(mpp) if mpp is not None else (float(cfg_mpp) if cfg_mpp else None)
+        with ultralytics_session() as yolo_cls:
+            try:
+                self._model = yolo_cls(str(self.weights), task="detect")
+            except Exception as e:  # ultralytics raises many types for a bad checkpoint
+                msg = f"{self.weights}: cannot load YOLO weights ({type(e).__name__}: {e})"
+                raise ModelBundleError(msg) from e
+        self.class_names: dict[int, str] = dict(self._model.names)
+
+    @property
+    def target_mpp(self) -> float | None:
+        """Microns per pixel of the model's training images (None: unknown, any scale)."""
+        return self._mpp
+
+    def params(self) -> dict[str, Any]:
+        """Parameters echoed into reports."""
+        return {
+            "weights": str(self.weights),
+            "model": self._cfg.get("name", self.weights.stem),
+            "conf": self.conf,
+            "iou": self.iou,
+            "imgsz": self.imgsz,
+            "classes": self.classes,
+            "class_names": self.class_names,
+            "device": self.device,
+            "mpp": self._mpp,
+        }
+
+    def predict_boxes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the model on one RGB image; return boxes (N x 4, xyxy px), scores, class ids."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            msg = f"yolo detector: expected an H x W x 3 RGB image, got shape {rgb.shape}"
+            raise InputError(msg)
+        h, w = rgb.shape[:2]
+        if self.imgsz is None:
+            size = max(_STRIDE, -(-max(h, w) // _STRIDE) * _STRIDE)
+        else:
+            size = self.imgsz
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # ultralytics treats numpy input as BGR
+        with ultralytics_session():
+            results = self._model.predict(
+                bgr,
+                conf=self.conf,
+                iou=self.iou,
+                imgsz=size,
+                classes=self.classes,
+                device=self.device,
+                verbose=False,
+                save=False,
+            )
+        boxes = results[0].boxes
+        if boxes is None or len(boxes) == 0:
+            empty = np.zeros((0,), dtype=np.float32)
+            return np.zeros((0, 4), dtype=np.float32), empty, empty.astype(np.int64)
+        return (
+            boxes.xyxy.cpu().numpy().astype(np.float32),
+            boxes.conf.cpu().numpy().astype(np.float32),
+            boxes.cls.cpu().numpy().astype(np.int64),
+        )
+
+    def detect(self, tile: Tile) -> list[Cell]:
+        """Return the cells this tile owns, in level-0 coordinates."""
+        xyxy, scores, _ = self.predict_boxes(tile.pixels)
+        cells: list[Cell] = []
+        s = tile.scale
+        for box, score in zip(xyxy, scores, strict=True):
+            if _cut_by_inner_edge(box, tile):
+                continue
+            x0 = tile.x + float(box[0]) * s
+            y0 = tile.y + float(box[1]) * s
+            x1 = tile.x + float(box[2]) * s
+            y1 = tile.y + float(box[3]) * s
+            cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+            if not tile.owns(cx, cy):
+                continue
+            bbox = (int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)))
+            cells.append(
+                Cell(
+                    cell_id=-1,
+                    source_id=tile.source_id,
+                    x=cx,
+                    y=cy,
+                    bbox=bbox,
+                    score=float(score),
+                    detector=self.name,
+                    tile_index=tile.index,
+                )
+            )
+        return cells
+
+
+def train_yolo(
+    data_yaml: str | Path,
+    out_dir: str | Path,
+    *,
+    arch: str = "yolo11n",
+    epochs: int = 10,
+    imgsz: int = 416,
+    batch: int = 16,
+    device: str = "cpu",
+    workers: int = 0,
+    seed: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Train a YOLO detector from scratch (architecture yaml, no download) and save its weights.
+
+    Args:
+        data_yaml: an ultralytics dataset yaml (absolute ``path``, ``train``, ``val``, ``names``).
+        out_dir: folder for ``weights.pt`` and the ultralytics run (``run/``).
+        arch: an ultralytics architecture name (``yolo11n``, ``yolov8n``, ...) or a ``.yaml`` or
+            ``.pt`` file; names are built from their yaml, so nothing is downloaded.
+        epochs: training epochs.
+        imgsz: training image side.
+        batch: batch size.
+        device: torch device string.
+        workers: dataloader workers.
+        seed: random seed.
+        extra: further ultralytics train arguments (e.g. ``{"mosaic": 0.5}``).
+
+    Returns:
+        The path of the best weights copied to ``out_dir/weights.pt``.
+
+    Raises:
+        ModelBundleError: training produced no weights.
+    """
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    model_src = arch if arch.endswith((".yaml", ".pt")) else f"{arch}.yaml"
+    args: dict[str, Any] = {
+        "data": str(Path(data_yaml).resolve()),
+        "epochs": epochs,
+        "imgsz": imgsz,
+        "batch": batch,
+        "device": device,
+        "workers": workers,
+        "seed": seed,
+        "project": str(out),
+        "name": "run",
+        "exist_ok": True,
+        "pretrained": False,
+        "amp": False,
+        "plots": False,
+        "verbose": False,
+    }
+    args.update(extra or {})
+    with ultralytics_session() as yolo_cls:
+        model = yolo_cls(model_src, task="detect")
+        model.train(**args)
+        trainer = model.trainer
+    best = Path(trainer.best) if trainer is not None else out / "run" / "weights" / "best.pt"
+    if not best.is_file():
+        best = out / "run" / "weights" / "last.pt"
+    if not best.is_file():
+        msg = f"training wrote no weights under {out / 'run'}"
+        raise ModelBundleError(msg)
+    target = out / WEIGHTS_FILE
+    shutil.copyfile(best, target)
+    log.info("saved %s (from %s)", target, best)
+    return target
