@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wsi_screen.classifiers import resolve_model
+from wsi_screen.classifiers.bundle import ModelBundle
+from wsi_screen.classifiers.timm_classifier import TimmClassifier
+from wsi_screen.errors import ModelBundleError
+
+
+def test_bundle_round_trip_and_hash(tiny_bundle: Path) -> None:
+    b = ModelBundle.load(tiny_bundle)
+    assert b.architecture == "test_resnet"
+    assert b.class_names[1] == "BLA"
+    assert len(b.sha256()) == 64
+    assert resolve_model(tiny_bundle) == b
+    assert b.patch_size_um == pytest.approx(250 * 0.0862)
+
+
+def test_bundle_errors_name_the_problem(tmp_path: Path, tiny_bundle: Path) -> None:
+    with pytest.raises(ModelBundleError, match="no model.json"):
+        ModelBundle.load(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes((tiny_bundle / "model.safetensors").read_bytes())
+    meta = json.loads((tiny_bundle / "model.json").read_text())
+    del meta["class_names"]
+    (bad / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelBundleError, match="missing key.*class_names"):
+        ModelBundle.load(bad)
+    meta = json.loads((tiny_bundle / "model.json").read_text())
+    meta["class_names"] = ["A", "B"]  # weights have 8 outputs
+    (bad / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelBundleError, match="do not fit"):
+        ModelBundle.load(bad).create_model()
+    with pytest.raises(ModelBundleError, match="shipped"):
+        resolve_model("no-such-model")
+
+
+def test_weights_are_safetensors_not_pickle(tiny_bundle: Path) -> None:
+    head = (tiny_bundle / "model.safetensors").read_bytes()[:16]
+    assert not head.startswith(b"PK") and not head.startswith(b"\x80")  # neither zip nor pickle
+
+
+def test_classifier_probabilities_and_precision_paths(tiny_bundle: Path) -> None:
+    rng = np.random.default_rng(0)
+    patches = rng.integers(0, 255, (5, 250, 250, 3), dtype=np.uint8)
+    bundle = ModelBundle.load(tiny_bundle)
+    fp32 = TimmClassifier(bundle, device="cpu", reduced_precision=False, batch_size=2)
+    p32 = fp32.classify_arrays(patches)
+    assert p32.shape == (5, 8) and p32.dtype == np.float32
+    np.testing.assert_allclose(p32.sum(axis=1), 1.0, atol=1e-5)
+    # batch size does not change results
+    np.testing.assert_allclose(TimmClassifier(bundle, device="cpu", reduced_precision=False, batch_size=5).classify_arrays(patches), p32, atol=1e-5)
+    auto = TimmClassifier(bundle, device="cpu", batch_size=4)  # bf16 where the CPU supports it
+    np.testing.assert_allclose(auto.classify_arrays(patches), p32, atol=0.05)
+    assert fp32.classify_arrays(patches[:0]).shape == (0, 8)

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from _synthetic import write_pyramidal_tiff
+
+from wsi_screen.errors import InputError
+from wsi_screen.errors import UnsupportedInputError
+from wsi_screen.sources import SlideSource
+from wsi_screen.sources import input_stem
+from wsi_screen.sources import open_source
+from wsi_screen.sources import resolve_mpp
+
+RGB = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif"])
+def test_lossless_fields_round_trip(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"f{suffix}"
+    if suffix == ".tif":
+        tifffile.imwrite(path, RGB, photometric="rgb")
+    else:
+        cv2.imwrite(str(path), RGB[:, :, ::-1])
+    with open_source(path) as src:
+        assert src.dimensions == (160, 120)
+        np.testing.assert_array_equal(src.read_region(0, 0, 160, 120), RGB)
+
+
+def test_jpeg_field(tmp_path: Path) -> None:
+    smooth = np.zeros((120, 160, 3), np.uint8)
+    smooth[..., 0] = np.linspace(0, 255, 160, dtype=np.uint8)[None, :]
+    smooth[..., 2] = 180
+    path = tmp_path / "f.jpg"
+    cv2.imwrite(str(path), smooth[:, :, ::-1])
+    with open_source(path) as src:
+        assert np.abs(src.read_region(0, 0, 160, 120).astype(int) - smooth).mean() < 3
+
+
+def test_grayscale_rgba_and_16bit_are_converted(tmp_path: Path) -> None:
+    gray = tmp_path / "g.png"
+    cv2.imwrite(str(gray), RGB[:, :, 0])
+    rgba = tmp_path / "a.png"
+    alpha = np.zeros((120, 160, 1), np.uint8)
+    alpha[:60] = 255
+    cv2.imwrite(str(rgba), np.dstack([RGB[:, :, ::-1], alpha]))
+    deep = tmp_path / "d.png"
+    cv2.imwrite(str(deep), RGB[:, :, ::-1].astype(np.uint16) * 257)
+    with open_source(gray) as src:
+        px = src.read_region(0, 0, 160, 120)
+        np.testing.assert_array_equal(px[..., 0], px[..., 2])
+    with open_source(rgba) as src:
+        px = src.read_region(0, 0, 160, 120)
+        np.testing.assert_array_equal(px[:60], RGB[:60])
+        assert (px[60:] == 255).all()  # transparent composited onto white
+    with open_source(deep) as src:
+        np.testing.assert_array_equal(src.read_region(0, 0, 160, 120), RGB)
+
+
+def test_read_region_pads_with_white(tmp_path: Path) -> None:
+    path = tmp_path / "f.png"
+    cv2.imwrite(str(path), RGB[:, :, ::-1])
+    with open_source(path) as src:
+        px = src.read_region(-10, -5, 30, 20)
+        assert (px[:5] == 255).all() and (px[:, :10] == 255).all()
+        np.testing.assert_array_equal(px[5:, 10:], RGB[:15, :20])
+
+
+def test_bad_files_name_the_file(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "good.png"), RGB)
+    data = (tmp_path / "good.png").read_bytes()
+    (tmp_path / "trunc.png").write_bytes(data[: len(data) // 2])
+    cv2.imwrite(str(tmp_path / "good.jpg"), RGB)
+    jdata = (tmp_path / "good.jpg").read_bytes()
+    (tmp_path / "trunc.jpg").write_bytes(jdata[: len(jdata) // 2])
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.tif").write_text("not a tiff")
+    (tmp_path / "text.jpg").write_text("not a jpeg")
+    (tmp_path / "notes.txt").write_text("hello")
+    cases = {
+        "trunc.png": "truncated",
+        "trunc.jpg": "truncated",
+        "empty.png": "empty",
+        "text.tif": "cannot open",
+        "text.jpg": "not an image",
+        "missing.png": "no such file",
+    }
+    for name, words in cases.items():
+        with pytest.raises(InputError, match=words) as info:
+            open_source(tmp_path / name)
+        assert name in str(info.value)
+    with pytest.raises(UnsupportedInputError, match="notes.txt"):
+        open_source(tmp_path / "notes.txt")
+
+
+def test_pyramidal_tiff_reads_levels_and_mpp(tmp_path: Path) -> None:
+    img = np.random.default_rng(1).integers(0, 255, (3000, 2900, 3), dtype=np.uint8)
+    path = write_pyramidal_tiff(tmp_path / "s.ome.tiff", img, mpp=0.25, levels=3)
+    src = open_source(path)
+    assert isinstance(src, SlideSource)
+    assert src.source_id == "s"
+    assert src.dimensions == (2900, 3000)
+    assert src.mpp == pytest.approx(0.25, rel=1e-3)
+    assert len(src.level_downsamples) == 3
+    np.testing.assert_array_equal(src.read_region(100, 200, 64, 32), img[200:232, 100:164])
+    edge = src.read_region(2890, 2990, 20, 20)
+    assert (edge[10:] == 255).all() and (edge[:, 10:] == 255).all()
+    np.testing.assert_array_equal(edge[:10, :10], img[2990:, 2890:])
+    low = src.read_region(0, 0, 100, 100, level=1)
+    assert low.shape == (100, 100, 3)
+    assert max(src.thumbnail(256).shape[:2]) <= 256
+    src.close()
+
+
+def test_resolve_mpp_order(tmp_path: Path) -> None:
+    img = np.full((300, 300, 3), 200, np.uint8)
+    path = write_pyramidal_tiff(tmp_path / "s.tiff", img, mpp=0.3, levels=1)
+    with open_source(path) as src:
+        assert resolve_mpp(src, user_mpp=None, model_mpp=0.0862).source == "file"
+        r = resolve_mpp(src, user_mpp=0.5, model_mpp=0.0862)
+        assert r.mpp == pytest.approx(0.3, rel=1e-3) and r.warning
+    cv2.imwrite(str(tmp_path / "f.png"), img)
+    with open_source(tmp_path / "f.png") as src:
+        assert resolve_mpp(src, user_mpp=0.5, model_mpp=0.0862).source == "user"
+        r = resolve_mpp(src, user_mpp=None, model_mpp=0.0862)
+        assert (r.source, r.mpp) == ("model_default", 0.0862) and r.warning
+
+
+def test_input_stem() -> None:
+    assert input_stem(Path("a/b.ome.tiff")) == "b"
+    assert input_stem(Path("x.PNG")) == "x"

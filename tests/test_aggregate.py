@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wsi_screen.aggregate import proportion_ci
+from wsi_screen.aggregate import summarize
+from wsi_screen.config import AggregateConfig
+from wsi_screen.config import HairyCellConfig
+
+CLASSES = ("ART", "BLA", "EBO", "HAC", "LYT", "NGS", "NIF", "PEB")
+
+
+def one_hot(labels: list[str], classes: tuple[str, ...] = CLASSES, conf: float = 0.9) -> np.ndarray:
+    p = np.full((len(labels), len(classes)), (1 - conf) / (len(classes) - 1), np.float32)
+    for i, lab in enumerate(labels):
+        p[i, classes.index(lab)] = conf
+    return p
+
+
+def flag(summary: dict, name: str) -> dict:
+    return next(f for f in summary["flags"] if f["name"] == name)
+
+
+def test_wilson_interval_matches_hand_computation() -> None:
+    lo, hi = proportion_ci(20, 200, "wilson")
+    assert lo == pytest.approx(6.567, abs=0.01)
+    assert hi == pytest.approx(14.941, abs=0.01)
+    lo, hi = proportion_ci(0, 50, "exact")
+    assert lo == 0.0
+    assert hi == pytest.approx(100 * (1 - 0.025 ** (1 / 50)), abs=0.01)  # Clopper-Pearson at k = 0
+    assert proportion_ci(0, 0) is None
+
+
+def test_differential_excludes_artefacts_and_counts_blasts() -> None:
+    labels = ["BLA"] * 10 + ["NGS"] * 60 + ["LYT"] * 20 + ["EBO"] * 8 + ["PEB"] * 2 + ["ART"] * 7 + ["NIF"] * 3
+    s = summarize(labels, one_hot(labels), CLASSES, AggregateConfig(min_cells=100))
+    assert s["cells_detected"] == 110
+    assert s["cells_counted"] == 100
+    assert s["differential"]["BLA"]["percent"] == 10.0
+    assert s["differential"]["NGS"]["count"] == 60
+    assert "ART" not in s["differential"] and s["excluded"]["ART"]["count"] == 7
+    assert s["excluded"]["NIF"]["percent_of_detected"] == pytest.approx(100 * 3 / 110, abs=1e-3)
+    assert s["blast"]["percent"] == 10.0
+    assert s["blast"]["ci95"] == proportion_ci(10, 100)
+    # summed probability: each call has p = 0.9 on its class and (0.1 / 7) on every other class
+    other = 0.1 / 7
+    p_blast = 10 * 0.9 + 100 * other
+    p_counted = 10 * (1 - 0.9 - other) + 100 * (1 - 2 * other)  # 1 - P(ART) - P(NIF) per cell
+    assert s["blast"]["percent_prob"] == pytest.approx(100 * p_blast / p_counted, abs=1e-2)
+    assert s["me_ratio"]["value"] == pytest.approx(70 / 10)  # myeloid: BLA + NGS; erythroid: EBO + PEB
+    assert flag(s, "blasts_ge_5pct")["status"] == "raised"
+    assert flag(s, "blasts_ge_10pct")["status"] == "raised"
+    assert flag(s, "blasts_ge_20pct")["status"] == "not_raised"
+    assert flag(s, "too_few_cells")["status"] == "not_raised"
+    assert s["qc"]["artefact_fraction"] == pytest.approx(7 / 110, abs=1e-4)
+
+
+def test_hairy_flag_not_assessable_without_hac_class() -> None:
+    classes = ("BLA", "LYT", "NGS")
+    labels = ["LYT"] * 30
+    s = summarize(labels, one_hot(labels, classes), classes, AggregateConfig())
+    assert flag(s, "hairy_cells")["status"] == "not_assessable"
+    assert s["me_ratio"]["status"] == "not_assessable"
+    assert "HAC" in s["qc"]["classes_not_covered"]
+
+
+def test_hairy_flag_raised_only_with_confident_calls() -> None:
+    cfg = AggregateConfig(hairy_cell=HairyCellConfig(min_count=5, min_percent=2.0, min_confidence=0.8))
+    labels = ["HAC"] * 6 + ["LYT"] * 94
+    assert flag(summarize(labels, one_hot(labels, conf=0.9), CLASSES, cfg), "hairy_cells")["status"] == "raised"
+    assert flag(summarize(labels, one_hot(labels, conf=0.7), CLASSES, cfg), "hairy_cells")["status"] == "not_raised"
+
+
+def test_blast_not_assessable_when_model_lacks_blast_classes() -> None:
+    classes = ("LYT", "NGS")
+    labels = ["LYT", "NGS"]
+    s = summarize(labels, one_hot(labels, classes), classes, AggregateConfig())
+    assert s["blast"]["status"] == "not_assessable" and s["blast"]["percent"] is None
+    assert {f["status"] for f in s["flags"] if f["name"].startswith("blasts_")} == {"not_assessable"}
+
+
+def test_zero_cells_gives_a_valid_empty_summary() -> None:
+    s = summarize([], np.zeros((0, len(CLASSES)), np.float32), CLASSES, AggregateConfig())
+    assert s["cells_counted"] == 0
+    assert s["blast"]["percent"] is None
+    assert flag(s, "too_few_cells")["status"] == "raised"
+    assert flag(s, "hairy_cells")["status"] == "not_assessable"
+    assert s["me_ratio"]["status"] == "undefined"
+
+
+def test_configurable_blast_classes_and_cutoffs() -> None:
+    classes = ("BLA", "LYI", "LYT")
+    labels = ["BLA"] * 3 + ["LYI"] * 3 + ["LYT"] * 14
+    cfg = AggregateConfig(blast_classes=("BLA", "LYI"), blast_cutoffs_percent=(25.0,))
+    s = summarize(labels, one_hot(labels, classes), classes, cfg)
+    assert s["blast"]["percent"] == 30.0
+    assert [f["name"] for f in s["flags"] if f["name"].startswith("blasts_")] == ["blasts_ge_25pct"]
