@@ -61,7 +61,13 @@ def grid_centres(width: int, height: int, spacing: float, margin: float = 0.0) -
 
 
 def write_pyramidal_tiff(
-    path: Path, rgb: NDArray[np.uint8], *, mpp: float | None, levels: int = 3, tile: int = 256
+    path: Path,
+    rgb: NDArray[np.uint8],
+    *,
+    mpp: float | None,
+    levels: int = 3,
+    tile: int = 256,
+    compression: str = "zlib",
 ) -> Path:
     """Write a tiled pyramidal TIFF (SubIFDs, downsample 2 per level) with the pixel size in the
     resolution tags (centimetres), as scanners' generic TIFFs do."""
@@ -72,7 +78,7 @@ def write_pyramidal_tiff(
         px_per_cm = 1e4 / mpp
         kwargs = {"resolution": (px_per_cm, px_per_cm), "resolutionunit": "CENTIMETER"}
     with tifffile.TiffWriter(path, bigtiff=False) as tif:
-        tif.write(rgb, tile=(tile, tile), subifds=levels - 1, photometric="rgb", compression="zlib", **kwargs)
+        tif.write(rgb, tile=(tile, tile), subifds=levels - 1, photometric="rgb", compression=compression, **kwargs)
         level = rgb
         for _ in range(levels - 1):
             level = cv2.resize(level, (level.shape[1] // 2, level.shape[0] // 2), interpolation=cv2.INTER_AREA)
@@ -80,7 +86,7 @@ def write_pyramidal_tiff(
             if mpp is not None:
                 f = rgb.shape[1] / level.shape[1]
                 sub_kwargs = {"resolution": (1e4 / (mpp * f),) * 2, "resolutionunit": "CENTIMETER"}
-            tif.write(level, tile=(tile, tile), subfiletype=1, photometric="rgb", compression="zlib", **sub_kwargs)
+            tif.write(level, tile=(tile, tile), subfiletype=1, photometric="rgb", compression=compression, **sub_kwargs)
     return path
 
 
