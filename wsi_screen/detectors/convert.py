@@ -8,6 +8,7 @@ format; :func:`prepare_yolo_dataset` rewrites a data set keeping only the chosen
 
 from __future__ import annotations
 
+import json
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -354,7 +355,7 @@ def prepare_yolo_dataset(
     kept = [names[i] for i in keep]
     yaml_text = (
         f"path: {out}\ntrain: {train}\nval: {val}\n"
-        f"names:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(kept))
+        "names:\n" + "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(kept))
     )
     yaml_path = out / "data.yaml"
     atomic_write_text(yaml_path, yaml_text)

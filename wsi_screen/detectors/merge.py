@@ -37,7 +37,11 @@ def box_overlap(a: BBox, b: BBox, metric: OverlapMetric = "iou") -> float:
 
 
 def merge_cells(
-    cells: Sequence[Cell], *, iou: float = 0.5, metric: OverlapMetric = "iou"
+    cells: Sequence[Cell],
+    *,
+    iou: float = 0.5,
+    metric: OverlapMetric = "iou",
+    across_tiles_only: bool = True,
 ) -> list[Cell]:
     """Suppress duplicate detections of one cell across tiles (greedy NMS per source).
 
@@ -45,10 +49,13 @@ def merge_cells(
         cells: detections from any number of tiles and sources, level-0 boxes.
         iou: overlap above which the lower-scoring cell is dropped.
         metric: ``"iou"`` or ``"iomin"`` (intersection over the smaller area).
+        across_tiles_only: compare only cells from different tiles (``tile_index``); within one
+            tile the detector's own NMS has already decided, and touching cells stay apart.
 
     Returns:
         The kept cells, in their input order. Every input cell is either kept or overlaps a kept
-        cell of the same source by more than ``iou``; no two kept cells of a source overlap by more.
+        cell of the same source (and another tile, with ``across_tiles_only``) by more than
+        ``iou``; no two kept cells compared that way overlap by more.
 
     Example:
         >>> merged = merge_cells(cells_from_all_tiles, iou=0.5)  # doctest: +SKIP
@@ -78,6 +85,8 @@ def merge_cells(
             for j in tree.query(geoms[k]):
                 j = int(j)
                 if j == k or suppressed[j]:
+                    continue
+                if across_tiles_only and cells[idx[j]].tile_index == cells[idx[k]].tile_index:
                     continue
                 if box_overlap(cells[idx[k]].bbox, cells[idx[j]].bbox, metric) > iou:
                     suppressed[j] = True

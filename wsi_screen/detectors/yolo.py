@@ -11,6 +11,7 @@ training scale (``mpp``), the class names and the training image size.
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -40,15 +41,25 @@ DEFAULT_MODEL = "yolo-wbc"
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "detector.json"
 _STRIDE = 32
-_EDGE_TOL_PX = 2.0
-"""A box within this many tile pixels of an inner tile edge counts as cut by that edge."""
 
 _ENV_KEYS = ("YOLO_OFFLINE", "YOLO_VERBOSE", "YOLO_CONFIG_DIR", "OMP_NUM_THREADS")
 
 
 def _config_dir() -> Path:
-    """Return a private ultralytics config dir holding the font it would otherwise download."""
-    root = Path(tempfile.gettempdir()) / f"wsi_screen_ultralytics_{os.getuid()}"
+    """Return the ultralytics config dir, with the font it would otherwise download.
+
+    A ``YOLO_CONFIG_DIR`` set by the caller (tests, a deployment) is kept; otherwise a private
+    folder in the temp dir is used, so ultralytics never writes into the user's home.
+    """
+    preset = os.environ.get("YOLO_CONFIG_DIR")
+    if preset:
+        root = Path(preset)
+    else:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry in some containers
+            user = "user"
+        root = Path(tempfile.gettempdir()) / f"wsi_screen_ultralytics_{user}"
     font = root / "Ultralytics" / "Arial.ttf"
     if not font.exists():
         font.parent.mkdir(parents=True, exist_ok=True)
@@ -152,26 +163,6 @@ def resolve_model_dir(weights: str | Path | None) -> tuple[Path, dict[str, Any]]
     raise ModelBundleError(msg)
 
 
-def _cut_by_inner_edge(box: Sequence[float], tile: Tile) -> bool:
-    """Return whether a box (tile px) touches a tile edge that lies inside the image.
-
-    Such a box shows part of a cell; its centre is off the true centre. With an overlap of at least
-    one cell diameter the neighbouring tile sees the whole cell and owns it, so dropping the cut box
-    keeps one detection per cell.
-    """
-    x0, y0, x1, y1 = box
-    w_px = tile.pixels.shape[1]
-    h_px = tile.pixels.shape[0]
-    cx0, cy0, cx1, cy1 = tile.core
-    tol = _EDGE_TOL_PX
-    return bool(
-        (tile.x < cx0 and x0 <= tol)
-        or (tile.y < cy0 and y0 <= tol)
-        or (tile.x + tile.width > cx1 and x1 >= w_px - tol)
-        or (tile.y + tile.height > cy1 and y1 >= h_px - tol)
-    )
-
-
 class YoloDetector(BaseDetector):
     """Localise cells with an ultralytics YOLO model.
 
@@ -250,10 +241,9 @@ class YoloDetector(BaseDetector):
             msg = f"yolo detector: expected an H x W x 3 RGB image, got shape {rgb.shape}"
             raise InputError(msg)
         h, w = rgb.shape[:2]
-        if self.imgsz is None:
-            size = max(_STRIDE, -(-max(h, w) // _STRIDE) * _STRIDE)
-        else:
-            size = self.imgsz
+        # None: the tile's own size rounded up to the stride, so the model's scale is kept
+        native = max(_STRIDE, -(-max(h, w) // _STRIDE) * _STRIDE)
+        size = native if self.imgsz is None else self.imgsz
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # ultralytics treats numpy input as BGR
         with ultralytics_session():
             results = self._model.predict(
@@ -277,13 +267,17 @@ class YoloDetector(BaseDetector):
         )
 
     def detect(self, tile: Tile) -> list[Cell]:
-        """Return the cells this tile owns, in level-0 coordinates."""
+        """Return the cells this tile owns, in level-0 coordinates.
+
+        Ownership is decided on the box centre. With a tile overlap of at least one cell diameter a
+        cell cut by a tile edge has its true centre outside that tile's core and its cut box's
+        centre too, so it is counted once; with a smaller overlap, run
+        :func:`wsi_screen.detectors.merge.merge_cells` over all cells of the source.
+        """
         xyxy, scores, _ = self.predict_boxes(tile.pixels)
         cells: list[Cell] = []
         s = tile.scale
         for box, score in zip(xyxy, scores, strict=True):
-            if _cut_by_inner_edge(box, tile):
-                continue
             x0 = tile.x + float(box[0]) * s
             y0 = tile.y + float(box[1]) * s
             x1 = tile.x + float(box[2]) * s
