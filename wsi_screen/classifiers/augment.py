@@ -1,0 +1,169 @@
+"""Training augmentation on batches of float tensors, and optional Shah et al. preprocessing.
+
+Everything runs batched in torch on the training device (one ``grid_sample`` per batch for all
+geometric changes), so augmentation costs little next to the network on a 2-core CPU.
+
+Stain-colour augmentation follows Tellez et al.: colour deconvolution into haematoxylin, eosin and
+residual optical densities (Ruifrok & Johnston matrix, the one scikit-image uses), a random
+per-stain scale and shift, and recombination to RGB.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from wsi_screen.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+# Ruifrok & Johnston stain vectors (rows: haematoxylin, eosin, DAB/residual), as in scikit-image.
+RGB_FROM_HED = np.array(
+    [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=np.float64
+)
+HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED)
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random augmentation ranges (all sampled uniformly per image).
+
+    Attributes:
+        rotation_deg: maximum absolute rotation.
+        flip: random horizontal and vertical flips.
+        shift: maximum translation as a fraction of the side.
+        shear: maximum shear factor.
+        zoom: maximum relative zoom in or out.
+        brightness: maximum additive brightness change (0-1 scale).
+        contrast: maximum relative contrast change.
+        stain_sigma: Tellez HED perturbation strength (scale 1 +/- s, shift +/- s); 0 disables.
+    """
+
+    rotation_deg: float = 180.0
+    flip: bool = True
+    shift: float = 0.1
+    shear: float = 0.15
+    zoom: float = 0.1
+    brightness: float = 0.1
+    contrast: float = 0.15
+    stain_sigma: float = 0.05
+
+    def __post_init__(self) -> None:
+        """Check ranges."""
+        for name in ("shift", "shear", "zoom", "brightness", "contrast", "stain_sigma"):
+            v = getattr(self, name)
+            if not 0 <= v < 1:
+                msg = f"augment.{name}={v}; expected 0 <= value < 1"
+                raise ConfigError(msg)
+        if not 0 <= self.rotation_deg <= 180:
+            msg = f"augment.rotation_deg={self.rotation_deg}; expected 0-180"
+            raise ConfigError(msg)
+
+    def to_json(self) -> dict[str, object]:
+        """Return the ranges as a dict (recorded in the bundle recipe)."""
+        return asdict(self)
+
+
+def rgb_to_hed(rgb: np.ndarray) -> np.ndarray:
+    """Colour-deconvolve RGB (float 0-1 or uint8, ...x3) into HED optical densities (...x3)."""
+    x = rgb.astype(np.float64)
+    if rgb.dtype == np.uint8:
+        x /= 255.0
+    x = np.maximum(x, _EPS)
+    return np.maximum((np.log(x) / math.log(_EPS)) @ HED_FROM_RGB, 0.0)
+
+
+def hed_to_rgb(hed: np.ndarray) -> np.ndarray:
+    """Recombine HED densities into float RGB in 0-1 (inverse of :func:`rgb_to_hed`)."""
+    log_rgb = -(hed * -math.log(_EPS)) @ RGB_FROM_HED
+    return np.clip(np.exp(log_rgb), 0.0, 1.0)
+
+
+def _stain_jitter(x: torch.Tensor, sigma: float, gen: torch.Generator | None) -> torch.Tensor:
+    """Tellez HED jitter on a float Bx3xHxW batch in 0-1."""
+    import torch
+
+    dev, dt = x.device, x.dtype
+    hed_from_rgb = torch.as_tensor(HED_FROM_RGB, dtype=dt, device=dev)
+    rgb_from_hed = torch.as_tensor(RGB_FROM_HED, dtype=dt, device=dev)
+    b = x.shape[0]
+    log_adj = math.log(_EPS)
+    od = torch.log(x.clamp_min(_EPS)).permute(0, 2, 3, 1) / log_adj  # BxHxWx3
+    hed = (od @ hed_from_rgb).clamp_min(0)
+    alpha = 1 + (torch.rand(b, 1, 1, 3, generator=gen, device=dev, dtype=dt) * 2 - 1) * sigma
+    beta = (torch.rand(b, 1, 1, 3, generator=gen, device=dev, dtype=dt) * 2 - 1) * sigma
+    hed = hed * alpha + beta
+    rgb = torch.exp(-(hed * -log_adj) @ rgb_from_hed).clamp(0, 1)
+    return rgb.permute(0, 3, 1, 2).contiguous()
+
+
+def _affine_matrices(b: int, cfg: AugmentConfig, gen: torch.Generator | None) -> torch.Tensor:
+    import torch
+
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(b, generator=gen)
+
+    ang = u(-cfg.rotation_deg, cfg.rotation_deg) * math.pi / 180
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    rot = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+    sh = u(-cfg.shear, cfg.shear)
+    shear = torch.eye(2).repeat(b, 1, 1)
+    shear[:, 0, 1] = sh
+    zoom = u(1 - cfg.zoom, 1 + cfg.zoom)
+    flips = torch.ones(b, 2)
+    if cfg.flip:
+        flips = torch.where(torch.rand(b, 2, generator=gen) < 0.5, -1.0, 1.0)
+    a = rot @ shear @ torch.diag_embed(flips / zoom[:, None])
+    t = torch.stack([u(-cfg.shift, cfg.shift), u(-cfg.shift, cfg.shift)], 1) * 2
+    return torch.cat([a, t[:, :, None]], 2)
+
+
+def augment_batch(
+    x: torch.Tensor, cfg: AugmentConfig, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Randomly augment a float Bx3xHxW batch of RGB in 0-1; returns the same shape, in 0-1.
+
+    Example:
+        >>> import torch
+        >>> augment_batch(torch.rand(2, 3, 32, 32), AugmentConfig()).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    import torch
+    import torch.nn.functional as F  # noqa: N812 - torch convention
+
+    b = x.shape[0]
+    theta = _affine_matrices(b, cfg, generator).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # reflection keeps the background texture instead of black corners after rotation
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if cfg.stain_sigma > 0:
+        x = _stain_jitter(x, cfg.stain_sigma, generator)
+    if cfg.brightness > 0 or cfg.contrast > 0:
+        br = (torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * cfg.brightness
+        ct = 1 + (torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * cfg.contrast
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = ((x - mean) * ct.to(x) + mean + br.to(x)).clamp(0, 1)
+    return x
+
+
+def shah_preprocess(rgb: np.ndarray, *, h: float = 5.0) -> np.ndarray:
+    """Non-local-means denoising followed by a 3x3 sharpening kernel (Shah et al. 2025).
+
+    Args:
+        rgb: uint8 HxWx3 patch.
+        h: NLM filter strength for luminance and colour.
+
+    Returns:
+        uint8 HxWx3 patch of the same size.
+    """
+    import cv2
+
+    den = cv2.fastNlMeansDenoisingColored(rgb, None, h, h, 7, 21)
+    kernel = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float32)
+    return cv2.filter2D(den, -1, kernel)

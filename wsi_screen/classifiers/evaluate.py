@@ -1,0 +1,220 @@
+"""Evaluate a model bundle on a labelled folder: metrics.json, predictions.csv and plots.
+
+Inference goes through :class:`~wsi_screen.classifiers.timm_classifier.TimmClassifier`, so the
+transform is exactly the pipeline's. Images from another scanner are brought to the model's
+physical scale when their microns per pixel are given (``mpp``); otherwise they are resized
+whole to the patch size, and ``metrics.json`` records which was done.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wsi_screen.classifiers.bundle import ModelBundle
+from wsi_screen.classifiers.datasets import LabelledImage
+from wsi_screen.classifiers.datasets import PatchSet
+from wsi_screen.classifiers.datasets import load_patches
+from wsi_screen.classifiers.datasets import scan_folder
+from wsi_screen.classifiers.metrics import classification_metrics
+from wsi_screen.classifiers.schemes import ClassScheme
+from wsi_screen.errors import InputError
+from wsi_screen.io import atomic_path
+from wsi_screen.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def select_files(ps: PatchSet, only: Path) -> PatchSet:
+    """Keep the items listed in ``only``: a text file of paths relative to the data folder.
+
+    A ``split.json`` written by training is also accepted; its ``test`` list is used.
+
+    Raises:
+        InputError: the list names files that are not in the data set.
+    """
+    text = only.read_text(encoding="utf-8")
+    if only.suffix == ".json":
+        wanted = [str(p) for p in json.loads(text).get("test", [])]
+    else:
+        wanted = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    rel = {str(it.path.relative_to(ps.root)): i for i, it in enumerate(ps.items)}
+    missing = [w for w in wanted if w not in rel]
+    if missing:
+        msg = f"{only}: {len(missing)} listed file(s) not found under {ps.root}, e.g. {missing[0]}"
+        raise InputError(msg)
+    return ps.subset(sorted(rel[w] for w in wanted))
+
+
+def predict_folder(
+    bundle: ModelBundle, ps: PatchSet, *, mpp: float | None = None, device: str = "auto",
+    batch_size: int = 64, chunk: int = 512,
+) -> np.ndarray:
+    """Class probabilities (N x C) of every item of ``ps``."""
+    from wsi_screen.classifiers.timm_classifier import TimmClassifier
+
+    clf = TimmClassifier(bundle, device=device, batch_size=batch_size)
+    scale = None if mpp is None else mpp / bundle.mpp
+    paths = ps.paths
+    out = []
+    for s in range(0, len(paths), chunk):
+        arr = load_patches(paths[s : s + chunk], patch_size_px=bundle.patch_size_px, scale=scale)
+        out.append(clf.classify_arrays(arr))
+    if not out:
+        return np.zeros((0, len(bundle.class_names)), dtype=np.float32)
+    return np.concatenate(out)
+
+
+def _save_fig(fig: Any, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+def plot_confusion(cm: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
+                   path: Path, title: str) -> None:
+    """Write a row-normalised confusion matrix (rows true, columns predicted) as PNG."""
+    from matplotlib.figure import Figure
+
+    rows = cm.sum(1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
+    fig = Figure(figsize=(1.0 + 0.55 * len(col_labels), 1.0 + 0.5 * len(row_labels)))
+    ax = fig.add_subplot()
+    im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    for i in range(norm.shape[0]):
+        for j in range(norm.shape[1]):
+            if cm[i, j]:
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=90)
+    ax.set_yticks(range(len(row_labels)), [f"{r} (n={int(n)})" for r, n in
+                                            zip(row_labels, rows[:, 0], strict=True)])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    _save_fig(fig, path)
+
+
+def plot_pr_curves(y_codes: Sequence[str], probs: np.ndarray, names: Sequence[str],
+                   path: Path) -> None:
+    """Write one-vs-rest precision-recall curves of the classes with images."""
+    from matplotlib.figure import Figure
+    from sklearn.metrics import precision_recall_curve
+
+    fig = Figure(figsize=(6, 5))
+    ax = fig.add_subplot()
+    y = np.array(y_codes)
+    for i, c in enumerate(names):
+        t = y == c
+        if t.any():
+            p, r, _ = precision_recall_curve(t, probs[:, i])
+            ax.plot(r, p, label=c, lw=1.2)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("precision-recall, one vs rest", fontsize=9)
+    _save_fig(fig, path)
+
+
+def plot_blast_roc(y_codes: Sequence[str], probs: np.ndarray, names: Sequence[str],
+                   blast: Sequence[str], path: Path) -> None:
+    """Write the blast-vs-non-blast ROC curve from summed blast-class probabilities."""
+    from matplotlib.figure import Figure
+    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_curve
+
+    bidx = [names.index(b) for b in blast if b in names]
+    yb = np.isin(np.array(y_codes), list(blast))
+    if not bidx or yb.all() or not yb.any():
+        return
+    score = probs[:, bidx].sum(1)
+    fpr, tpr, _ = roc_curve(yb, score)
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.add_subplot()
+    ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(yb, score):.3f}")
+    ax.plot([0, 1], [0, 1], ls=":", c="grey")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title(f"{'+'.join(blast)} vs rest (summed probabilities)", fontsize=9)
+    ax.legend()
+    _save_fig(fig, path)
+
+
+def evaluate_bundle(
+    bundle: ModelBundle, data: Path, out: Path, *, scheme: ClassScheme | None = None,
+    tolerance: Sequence[tuple[str, str]] = (), mpp: float | None = None,
+    only: Path | None = None, blast_classes: Sequence[str] = ("BLA",), device: str = "auto",
+) -> dict[str, Any]:
+    """Evaluate ``bundle`` on the labelled folder ``data``; write results into ``out``.
+
+    Writes ``metrics.json``, ``predictions.csv``, ``confusion_matrix.png``, ``pr_curves.png``
+    and (when blasts are present) ``blast_roc.png``.
+
+    Example:
+        >>> evaluate_bundle(resolve_model("default"), Path("pbc"), Path("out"))  # doctest: +SKIP
+    """
+    ps = scan_folder(data, scheme)
+    if only is not None:
+        ps = select_files(ps, only)
+    # images of unmapped labels are classified too and reported as not assessable
+    extra = [LabelledImage(p, lab, None) for lab, ps_ in ps.unmapped.items() for p in ps_]
+    full = PatchSet(ps.root, ps.items + tuple(extra), ps.dropped, ps.unmapped, ps.class_names)
+    codes = [str(it.target) for it in ps.items] + [it.source_label for it in extra]
+    all_paths = full.paths
+    probs = predict_folder(bundle, full, mpp=mpp, device=device)
+    names = list(bundle.class_names)
+    m = classification_metrics(codes, probs, names, tolerance=tolerance,
+                               blast_classes=blast_classes)
+    m["model"] = {"name": bundle.name, "architecture": bundle.architecture,
+                  "path": str(bundle.path) if bundle.path else None,
+                  "sha256": bundle.sha256() if bundle.path else None}
+    m["data"] = {"root": str(data), "scheme": scheme.to_json() if scheme else "class folders",
+                 "dropped_by_scheme": ps.dropped, "selected_by": str(only) if only else None}
+    m["scale_handling"] = (
+        {"mode": "rescaled", "source_mpp": mpp, "model_mpp": bundle.mpp, "factor": mpp / bundle.mpp}
+        if mpp is not None else
+        {"mode": "resized_whole_image_to_patch", "model_mpp": bundle.mpp,
+         "note": "no --mpp given: images of another size were resized to the patch size"}
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "metrics.json", json.dumps(m, indent=2) + "\n")
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "true", "predicted", "confidence", *[f"prob_{c}" for c in names]])
+    for p, c, pr in zip(all_paths, codes, probs, strict=True):
+        w.writerow([str(p.relative_to(ps.root)), c, names[int(pr.argmax())], f"{pr.max():.4f}",
+                    *[f"{v:.4f}" for v in pr]])
+    atomic_write_text(out / "predictions.csv", buf.getvalue())
+    _plots(codes, probs, names, blast_classes, out)
+    return m
+
+
+def _plots(codes: list[str], probs: np.ndarray, names: list[str], blast: Sequence[str],
+           out: Path) -> None:
+    from sklearn.metrics import confusion_matrix
+
+    rows = names + sorted({c for c in codes if c not in names})
+    present_rows = [r for r in rows if r in set(codes)]
+    pred = [names[i] for i in probs.argmax(1)] if len(probs) else []
+    cm_full = confusion_matrix(codes, pred, labels=rows) if codes else np.zeros((0, 0))
+    keep = [rows.index(r) for r in present_rows]
+    cm = cm_full[np.ix_(keep, list(range(len(names))))] if keep else np.zeros((0, len(names)))
+    if keep:
+        plot_confusion(cm, present_rows, names, out / "confusion_matrix.png",
+                       "row-normalised; rows without a model class are not assessable")
+    known = [i for i, c in enumerate(codes) if c in names]
+    if known:
+        plot_pr_curves([codes[i] for i in known], probs[known], names, out / "pr_curves.png")
+        plot_blast_roc([codes[i] for i in known], probs[known], names, list(blast),
+                       out / "blast_roc.png")

@@ -1,0 +1,453 @@
+"""Train a timm patch classifier on a class-folder data set and write a model bundle.
+
+Single-process and in-memory: patches are decoded once, resized to the network input exactly as
+:class:`~wsi_screen.classifiers.timm_classifier.TimmClassifier` does at inference, and augmented
+batch-wise in torch. A checkpoint is written atomically after every epoch so an interrupted run
+resumes where it stopped (``resume=True``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+
+from wsi_screen.classifiers.augment import AugmentConfig
+from wsi_screen.classifiers.bundle import MATEK_MPP
+from wsi_screen.classifiers.bundle import ModelBundle
+from wsi_screen.classifiers.datasets import PatchSet
+from wsi_screen.classifiers.datasets import kfold_splits
+from wsi_screen.classifiers.datasets import load_patches
+from wsi_screen.classifiers.datasets import scan_folder
+from wsi_screen.classifiers.datasets import stratified_split
+from wsi_screen.classifiers.schemes import ClassScheme
+from wsi_screen.errors import ConfigError
+from wsi_screen.io import atomic_path
+from wsi_screen.io import atomic_write_text
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+SPLIT_FILE = "split.json"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Recipe of a training run (recorded in the bundle).
+
+    Attributes:
+        arch: timm architecture name (always built with ``pretrained=False``).
+        image_size: network input side; patches are resized from ``patch_size_px``.
+        epochs: training epochs.
+        batch_size: images per optimiser step.
+        lr: peak AdamW learning rate (cosine decay after a linear warm-up).
+        weight_decay: AdamW weight decay.
+        warmup_epochs: epochs of linear warm-up.
+        label_smoothing: cross-entropy label smoothing.
+        balance: ``sampler`` (draw classes equally often), ``loss`` (class-weighted loss), ``none``.
+        val_fraction: stratified validation share when ``folds`` is 1.
+        test_fraction: stratified share held out from all training (listed in split.json).
+        folds: k for stratified k-fold cross-validation (1 = single split).
+        seed: seed of splits, sampling, augmentation and initialisation.
+        interpolation: resize interpolation, as stored in the bundle.
+        patch_size_px: side of the training patches at ``mpp``.
+        mpp: microns per pixel of the training patches.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: CPU threads (None: all available).
+        init: local checkpoint (safetensors or torch state dict) to start from.
+        ema_decay: decay of an exponential moving average of the weights (0 disables).
+        preprocess: ``shah`` for NLM denoising + sharpening before resizing, or None.
+        model_kwargs: extra ``timm.create_model`` arguments (e.g. ``drop_rate``).
+        augment: augmentation ranges.
+        name: bundle name.
+    """
+
+    arch: str = "resnet10t"
+    image_size: int = 128
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 2
+    label_smoothing: float = 0.1
+    balance: str = "sampler"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.0
+    folds: int = 1
+    seed: int = 0
+    interpolation: str = "area"
+    patch_size_px: int = 250
+    mpp: float = MATEK_MPP
+    device: str = "auto"
+    threads: int | None = None
+    init: Path | None = None
+    ema_decay: float = 0.0
+    preprocess: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        """Validate ranges."""
+        checks = [
+            (self.epochs >= 1, "epochs >= 1"),
+            (self.batch_size >= 2, "batch_size >= 2"),
+            (self.image_size >= 16, "image_size >= 16"),
+            (0 < self.val_fraction < 1, "0 < val_fraction < 1"),
+            (0 <= self.test_fraction < 1, "0 <= test_fraction < 1"),
+            (self.folds >= 1, "folds >= 1"),
+            (self.balance in ("sampler", "loss", "none"), "balance in sampler, loss, none"),
+            (0 <= self.ema_decay < 1, "0 <= ema_decay < 1"),
+            (self.preprocess in (None, "shah"), "preprocess is None or shah"),
+        ]
+        for ok, rule in checks:
+            if not ok:
+                msg = f"train config: expected {rule}"
+                raise ConfigError(msg)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the recipe as a JSON-serialisable dict."""
+        d = asdict(self)
+        d["init"] = str(self.init) if self.init else None
+        return d
+
+
+def load_init_weights(model: torch.nn.Module, path: Path) -> dict[str, int]:
+    """Load a local checkpoint into ``model``, skipping tensors whose shape does not fit.
+
+    Accepts safetensors files and torch state dicts (loaded with ``weights_only=True``), also
+    wrapped in ``{"state_dict": ...}`` or ``{"model": ...}`` or prefixed with ``module.``.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or shares no tensor with the model.
+    """
+    import torch
+
+    if not path.is_file():
+        msg = f"{path}: --init checkpoint not found"
+        raise ConfigError(msg)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        msg = f"{path}: cannot read checkpoint ({type(e).__name__}: {e})"
+        raise ConfigError(msg) from e
+    for key in ("state_dict", "model", "model_state"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    own = model.state_dict()
+    fitting = {}
+    for k, v in state.items():
+        k2 = k.removeprefix("module.")
+        if k2 in own and tuple(own[k2].shape) == tuple(v.shape):
+            fitting[k2] = v
+    if not fitting:
+        msg = f"{path}: no tensor of the checkpoint fits {type(model).__name__}"
+        raise ConfigError(msg)
+    model.load_state_dict(fitting, strict=False)
+    skipped = len(own) - len(fitting)
+    log.info("init from %s: %d tensors loaded, %d left at random init", path, len(fitting), skipped)
+    return {"loaded": len(fitting), "skipped": skipped}
+
+
+def _sample_epoch(labels: np.ndarray, balance: str, rng: np.random.Generator) -> np.ndarray:
+    """Indices for one epoch: a permutation, or class-balanced draws with replacement."""
+    n = len(labels)
+    if balance != "sampler":
+        return rng.permutation(n)
+    counts = np.bincount(labels)
+    w = 1.0 / counts[labels]
+    return rng.choice(n, size=n, replace=True, p=w / w.sum())
+
+
+def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def predict_logits(
+    model: torch.nn.Module, images: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor],
+    *, dtype: torch.dtype | None, batch_size: int = 128,
+) -> torch.Tensor:
+    """Logits (float32) of uint8 NCHW images on the model's device, without augmentation."""
+    import torch
+
+    mean, std = norm
+    out = []
+    model.eval()
+    with torch.inference_mode():
+        for s in range(0, len(images), batch_size):
+            x = images[s : s + batch_size].to(mean.device).float().div_(255)
+            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+            if dtype is not None:
+                with torch.autocast(device_type=mean.device.type, dtype=dtype):
+                    out.append(model(x).float())
+            else:
+                out.append(model(x).float())
+    return torch.cat(out).cpu()
+
+
+def _quick_metrics(y: np.ndarray, logits: torch.Tensor, n_classes: int) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score
+    from sklearn.metrics import f1_score
+    from sklearn.metrics import recall_score
+
+    pred = logits.argmax(1).numpy()
+    labels = list(range(n_classes))
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "macro_recall": float(recall_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+    }
+
+
+def _to_tensor(arr: np.ndarray) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def train_split(
+    train_set: PatchSet, val_set: PatchSet, out_dir: Path, cfg: TrainConfig, *, resume: bool = False
+) -> tuple[ModelBundle, dict[str, Any]]:
+    """Train on ``train_set``, select the epoch with the best validation macro recall, save a bundle.
+
+    Returns:
+        The saved bundle and the training history (per-epoch loss and validation metrics).
+    """
+    import timm
+    import torch
+
+    from wsi_screen.classifiers.augment import augment_batch
+    from wsi_screen.device import autocast_dtype
+    from wsi_screen.device import select_device
+    from wsi_screen.device import set_threads
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = select_device(cfg.device)
+    if device.type == "cpu":
+        set_threads(cfg.threads)
+    dtype = autocast_dtype(device)
+    n_classes = len(train_set.class_names)
+    torch.manual_seed(cfg.seed)
+    kw = {"patch_size_px": cfg.patch_size_px, "input_size": cfg.image_size,
+          "interpolation": cfg.interpolation, "preprocess": cfg.preprocess}
+    log.info("loading %d training and %d validation patches", len(train_set.items),
+             len(val_set.items))
+    x_train = _to_tensor(load_patches(train_set.paths, **kw))
+    x_val = _to_tensor(load_patches(val_set.paths, **kw))
+    y_train, y_val = train_set.labels, val_set.labels
+    if len(np.unique(y_train)) < n_classes:
+        missing = set(train_set.class_names) - {train_set.class_names[i] for i in y_train}
+        msg = f"{train_set.root}: no training images for class(es) {', '.join(sorted(missing))}"
+        raise ConfigError(msg)
+
+    try:
+        model = timm.create_model(cfg.arch, pretrained=False, num_classes=n_classes,
+                                  **cfg.model_kwargs)
+    except RuntimeError as e:
+        msg = f"--arch {cfg.arch!r}: not a timm architecture ({e})"
+        raise ConfigError(msg) from e
+    init_info = load_init_weights(model, cfg.init) if cfg.init else None
+    model = model.to(device).to(memory_format=torch.channels_last)
+    ema = None
+    if cfg.ema_decay > 0:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=cfg.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    counts = np.bincount(y_train, minlength=n_classes)
+    class_w = None
+    if cfg.balance == "loss":
+        class_w = torch.tensor(len(y_train) / (n_classes * counts), dtype=torch.float32,
+                               device=device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=class_w, label_smoothing=cfg.label_smoothing)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    steps_per_epoch = max(1, len(y_train) // cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = steps_per_epoch * cfg.warmup_epochs
+
+    start_epoch, history, best = 0, [], {"macro_recall": -1.0, "epoch": -1}
+    ckpt_path = out_dir / CHECKPOINT
+    best_path = out_dir / "best.safetensors"
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if ema is not None and "ema" in ck:
+            ema.module.load_state_dict(ck["ema"])
+        start_epoch, history, best = int(ck["epoch"]) + 1, json.loads(ck["history"]), \
+            json.loads(ck["best"])
+        log.info("resumed %s at epoch %d/%d", ckpt_path, start_epoch + 1, cfg.epochs)
+    elif resume:
+        log.warning("%s: no checkpoint to resume from; starting fresh", ckpt_path)
+
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([cfg.seed, epoch])
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = _sample_epoch(y_train, cfg.balance, rng)
+        model.train()
+        losses = []
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=None)
+        for i in bar:
+            step = epoch * steps_per_epoch + i
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, total_steps, warmup, cfg.lr)
+            idx = torch.from_numpy(order[i * cfg.batch_size : (i + 1) * cfg.batch_size])
+            x = x_train[idx].float().div_(255)
+            x = augment_batch(x, cfg.augment, generator=gen).to(device)
+            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+            y = torch.from_numpy(y_train[idx.numpy()]).to(device)
+            if dtype is not None:
+                with torch.autocast(device_type=device.type, dtype=dtype):
+                    loss = loss_fn(model(x).float(), y)
+            else:
+                loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if ema is not None:
+                ema.update(model, step=step)
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        eval_model = ema.module if ema is not None else model
+        vm = _quick_metrics(y_val, predict_logits(eval_model, x_val, (mean, std), dtype=dtype),
+                            n_classes)
+        rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
+               "seconds": round(time.perf_counter() - t0, 1), **vm}
+        history.append(rec)
+        log.info("epoch %d/%d loss %.4f val acc %.4f macro recall %.4f (%.0f s)", epoch + 1,
+                 cfg.epochs, rec["loss"], vm["accuracy"], vm["macro_recall"], rec["seconds"])
+        state = {k: v.detach().cpu().contiguous() for k, v in eval_model.state_dict().items()}
+        if vm["macro_recall"] >= best["macro_recall"]:
+            best = {"epoch": epoch + 1, **vm}
+            with atomic_path(best_path) as tmp:
+                save_file(state, str(tmp))
+        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+              "history": json.dumps(history), "best": json.dumps(best)}
+        if ema is not None:
+            ck["ema"] = ema.module.state_dict()
+        with atomic_path(ckpt_path) as tmp:
+            torch.save(ck, tmp)
+
+    from safetensors.torch import load_file
+
+    eval_model = ema.module if ema is not None else model
+    eval_model.load_state_dict(load_file(str(best_path)))
+    bundle = ModelBundle(
+        architecture=cfg.arch, class_names=train_set.class_names, input_size=cfg.image_size,
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, patch_size_px=cfg.patch_size_px, mpp=cfg.mpp,
+        name=cfg.name or out_dir.name, interpolation=cfg.interpolation,
+        model_kwargs=dict(cfg.model_kwargs),
+        provenance={
+            "recipe": cfg.to_json(),
+            "data": {"train": train_set.summary(), "validation": val_set.summary()},
+            "init": init_info,
+            "versions": {"torch": torch.__version__, "timm": timm.__version__},
+        },
+        metrics={"validation": best, "selected_epoch": best["epoch"]},
+    )
+    saved = bundle.save(out_dir, eval_model)
+    atomic_write_text(out_dir / "history.json", json.dumps(history, indent=2) + "\n")
+    return saved, {"history": history, "best": best}
+
+
+def train_model(
+    data: Path | str, out_dir: Path | str, cfg: TrainConfig, *,
+    scheme: ClassScheme | None = None, resume: bool = False,
+) -> ModelBundle:
+    """Split ``data``, train (one split or k folds) and write the bundle to ``out_dir``.
+
+    With ``test_fraction`` > 0 a stratified test share (seeded) is set aside first and listed in
+    ``out_dir/split.json``; it is never trained on or used for model selection. With k folds each
+    fold's bundle goes to ``out_dir/fold{i}``; the top-level bundle is the fold with the best
+    validation macro recall and records mean and sd over folds.
+
+    Example:
+        >>> train_model("../shared/data/matek_bm", "runs/m", TrainConfig(epochs=1))  # doctest: +SKIP
+    """
+    data, out_dir = Path(data), Path(out_dir)
+    ps = scan_folder(data, scheme)
+    present = {it.source_label for it in ps.items}
+    if scheme is not None:
+        ps = scan_folder(data, scheme.restricted_to(present))
+    labels = ps.labels
+    if np.bincount(labels).min() < max(2, cfg.folds):
+        msg = f"{data}: every class needs at least {max(2, cfg.folds)} images; got {ps.counts()}"
+        raise ConfigError(msg)
+    pool = np.arange(len(labels))
+    split: dict[str, Any] = {"seed": cfg.seed, "test_fraction": cfg.test_fraction,
+                             "rule": "sklearn train_test_split(stratify=labels, random_state=seed)"
+                             " over sorted file paths"}
+    if cfg.test_fraction > 0:
+        pool, test = stratified_split(labels, test_fraction=cfg.test_fraction, seed=cfg.seed)
+        split["test"] = [str(ps.items[i].path.relative_to(data)) for i in test]
+    if cfg.folds > 1:
+        pairs = [(pool[a], pool[b]) for a, b in kfold_splits(labels[pool], folds=cfg.folds,
+                                                             seed=cfg.seed)]
+    else:
+        a, b = stratified_split(labels[pool], test_fraction=cfg.val_fraction, seed=cfg.seed)
+        pairs = [(pool[a], pool[b])]
+    split["validation"] = [[str(ps.items[i].path.relative_to(data)) for i in v] for _, v in pairs]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / SPLIT_FILE, json.dumps(split, indent=1) + "\n")
+    if len(pairs) == 1:
+        bundle, _ = train_split(ps.subset(pairs[0][0]), ps.subset(pairs[0][1]), out_dir, cfg,
+                                resume=resume)
+        return _finish(bundle, out_dir, ps, split, None)
+    results = []
+    for k, (tr, va) in enumerate(pairs):
+        log.info("fold %d/%d", k + 1, len(pairs))
+        fold_cfg = replace(cfg, name=f"{cfg.name or out_dir.name}-fold{k + 1}")
+        results.append(train_split(ps.subset(tr), ps.subset(va), out_dir / f"fold{k + 1}",
+                                   fold_cfg, resume=resume))
+    keys = ("accuracy", "macro_recall", "macro_f1")
+    cv = {k: {"mean": float(np.mean([r[1]["best"][k] for r in results])),
+              "sd": float(np.std([r[1]["best"][k] for r in results], ddof=1))} for k in keys}
+    best_k = int(np.argmax([r[1]["best"]["macro_recall"] for r in results]))
+    src = results[best_k][0]
+    model = src.create_model()
+    bundle = replace(src, name=cfg.name or out_dir.name,
+                     metrics={**src.metrics, "cross_validation": cv, "selected_fold": best_k + 1})
+    saved = bundle.save(out_dir, model)
+    return _finish(saved, out_dir, ps, split, cv)
+
+
+def _finish(bundle: ModelBundle, out_dir: Path, ps: PatchSet, split: dict[str, Any],
+            cv: dict[str, Any] | None) -> ModelBundle:
+    prov = dict(bundle.provenance)
+    prov["data"] = {**prov.get("data", {}), "all": ps.summary(),
+                    "split": {k: v for k, v in split.items() if k not in ("test", "validation")},
+                    "n_test": len(split.get("test", []))}
+    model = bundle.create_model()
+    metrics = dict(bundle.metrics)
+    if cv is not None:
+        metrics["cross_validation"] = cv
+    return replace(bundle, provenance=prov, metrics=metrics).save(out_dir, model)

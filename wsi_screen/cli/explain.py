@@ -1,0 +1,118 @@
+"""``wsi-screen explain``: Grad-CAM / SmoothGrad maps of single patches and a feature embedding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("model")
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True)
+@click.option("--method", type=click.Choice(["gradcam", "smoothgrad"]), default="gradcam",
+              show_default=True)
+@click.option("--target", default=None, help="Class code to explain (default: the predicted one).")
+@click.option("--mpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Microns per pixel of the images (rescaled to the model's scale); without "
+                   "it, images of another size are resized whole to the patch size.")
+@click.option("--embedding", "embed_data",
+              type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Also embed the penultimate features of this labelled folder (class "
+                   "folders) in 2-D, coloured by class: embedding.png and embedding.csv.")
+@click.option("--embed", "embed_method", type=click.Choice(["auto", "umap", "pca"]),
+              default="auto", show_default=True, help="auto: UMAP when installed, else PCA.")
+@click.option("--scheme", default=None, help="Label mapping of the --embedding folder.")
+@click.option("--only", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="Embed only the listed files of the --embedding folder.")
+@click.option("--device", default="auto", show_default=True)
+def explain(model: str, images: tuple[Path, ...], out: Path, method: str, target: str | None,
+            mpp: float | None, embed_data: Path | None, embed_method: str, scheme: str | None,
+            only: Path | None, device: str) -> None:
+    r"""Explain MODEL's decisions on IMAGE files (maps written to -o); optionally embed a folder.
+
+    \b
+    Examples:
+      wsi-screen explain default BLA_00001.jpg -o out --method smoothgrad
+      wsi-screen explain default -o out --embedding ../shared/data/matek_bm
+    """
+    import numpy as np
+
+    from wsi_screen.classifiers import resolve_model
+    from wsi_screen.classifiers.datasets import load_patches
+    from wsi_screen.classifiers.explain import explain_patches
+    from wsi_screen.classifiers.explain import overlay_figure
+    from wsi_screen.classifiers.timm_classifier import TimmClassifier
+    from wsi_screen.errors import WsiScreenError
+    from wsi_screen.io import atomic_write_text
+
+    if not images and embed_data is None:
+        msg = "give IMAGE files to explain and/or --embedding DATA"
+        raise click.UsageError(msg)
+    try:
+        bundle = resolve_model(model)
+        clf = TimmClassifier(bundle, device=device)
+        scale = None if mpp is None else mpp / bundle.mpp
+        out.mkdir(parents=True, exist_ok=True)
+        records = []
+        if images:
+            patches = load_patches(list(images), patch_size_px=bundle.patch_size_px, scale=scale)
+            for img, patch, exp in zip(images, patches,
+                                       explain_patches(clf, patches, method=method, target=target),
+                                       strict=True):
+                stem = f"{img.stem}_{method}"
+                overlay_figure(patch, exp, out / f"{stem}.png", title=img.name)
+                with (out / f"{stem}.npy").open("wb") as f:
+                    np.save(f, exp.map)
+                records.append({"image": str(img), "predicted": exp.predicted,
+                                "target": exp.target, "method": method,
+                                "probs": dict(zip(bundle.class_names,
+                                                  [round(float(p), 5) for p in exp.probs],
+                                                  strict=True)),
+                                "map": f"{stem}.npy", "figure": f"{stem}.png"})
+                click.echo(f"{img.name}: {exp.predicted} ({exp.probs.max():.3f}) -> {stem}.png")
+            atomic_write_text(out / "explanations.json", json.dumps(records, indent=2) + "\n")
+        if embed_data is not None:
+            _embed(clf, embed_data, out, scheme=scheme, only=only, scale=scale,
+                   method=embed_method)
+    except WsiScreenError as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _embed(clf: object, data: Path, out: Path, *, scheme: str | None, only: Path | None,
+           scale: float | None, method: str) -> None:
+    import csv
+    import io
+
+    from wsi_screen.classifiers.datasets import load_patches
+    from wsi_screen.classifiers.datasets import scan_folder
+    from wsi_screen.classifiers.evaluate import select_files
+    from wsi_screen.classifiers.explain import embed_2d
+    from wsi_screen.classifiers.explain import penultimate_features
+    from wsi_screen.classifiers.explain import plot_embedding
+    from wsi_screen.classifiers.schemes import load_scheme
+    from wsi_screen.io import atomic_write_text
+
+    ps = scan_folder(data, load_scheme(scheme) if scheme else None)
+    if only is not None:
+        ps = select_files(ps, only)
+    bundle = clf.bundle  # type: ignore[attr-defined]
+    feats = []
+    for s in range(0, len(ps.items), 512):
+        arr = load_patches(ps.paths[s : s + 512], patch_size_px=bundle.patch_size_px, scale=scale)
+        feats.append(penultimate_features(clf, arr))  # type: ignore[arg-type]
+    import numpy as np
+
+    xy, used = embed_2d(np.concatenate(feats), method=method)
+    labels = [str(it.target) for it in ps.items]
+    plot_embedding(xy, labels, out / "embedding.png",
+                   title=f"{used.upper()} of penultimate features, {bundle.name or 'model'}")
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "class", "x", "y"])
+    for it, (x, y) in zip(ps.items, xy, strict=True):
+        w.writerow([str(it.path.relative_to(ps.root)), it.target, f"{x:.4f}", f"{y:.4f}"])
+    atomic_write_text(out / "embedding.csv", buf.getvalue())
+    click.echo(f"embedded {len(labels)} images with {used} -> {out / 'embedding.png'}")

@@ -1,0 +1,47 @@
+"""``wsi-screen models``: list the shipped classifier bundles with their classes and cards."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--card", "show_card", default=None, metavar="NAME",
+              help="Print the full MODEL_CARD.md of this shipped model.")
+def models(show_card: str | None) -> None:
+    """List shipped models: name, architecture, classes, physical scale and model card."""
+    from wsi_screen.classifiers import models_dir
+    from wsi_screen.classifiers import resolve_model
+    from wsi_screen.classifiers import shipped_models
+    from wsi_screen.errors import WsiScreenError
+
+    if show_card:
+        try:
+            bundle = resolve_model(show_card)
+        except WsiScreenError as e:
+            raise click.ClickException(str(e)) from e
+        card = (bundle.path or models_dir() / show_card) / "MODEL_CARD.md"
+        if not card.is_file():
+            msg = f"{card}: model {show_card} has no MODEL_CARD.md"
+            raise click.ClickException(msg)
+        click.echo(card.read_text(encoding="utf-8"))
+        return
+    names = shipped_models()
+    if not names:
+        click.echo("no shipped models")
+        return
+    for name in names:
+        try:
+            b = resolve_model(name)
+        except WsiScreenError as e:
+            click.echo(f"{name}: invalid bundle ({e})")
+            continue
+        card = models_dir() / name / "MODEL_CARD.md"
+        val = b.metrics.get("heldout_test", b.metrics.get("validation", {}))
+        rec = val.get("macro_recall") if isinstance(val, dict) else None
+        click.echo(f"{name}: {b.architecture}, input {b.input_size} px from "
+                   f"{b.patch_size_px} px at {b.mpp} um/px ({b.patch_size_um:.1f} um)")
+        click.echo(f"  classes ({len(b.class_names)}): {' '.join(b.class_names)}")
+        if rec is not None:
+            click.echo(f"  macro recall (held-out): {rec:.3f}")
+        click.echo(f"  card: {card if card.is_file() else 'none'}")
