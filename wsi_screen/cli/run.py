@@ -7,6 +7,8 @@ others still done); 2 usage or configuration error (bad option, config file, mod
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
@@ -15,6 +17,9 @@ from wsi_screen.cli.options import config_option
 from wsi_screen.cli.options import device_option
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
+
+if TYPE_CHECKING:
+    from wsi_screen.types import Failure
 
 
 @click.command()
@@ -40,10 +45,11 @@ def run(
 ) -> None:
     """Screen INPUT fields (PNG, JPEG, TIFF, BMP) and slides (TIFF, SVS, OME-TIFF).
 
-    Writes OUT/<stem>/report.json, report.html and cells.parquet for each input. Reports support
-    a morphologist's review; they are not a diagnosis.
+    Writes OUT/<stem>/report.json, report.html, cells.parquet and cells.geojson for each input,
+    and OUT/index.html. Reports support a morphologist's review; they are not a diagnosis.
     """
     from wsi_screen.errors import WsiScreenError
+    from wsi_screen.reports.index import write_index_html
     from wsi_screen.runner import build_screener
     from wsi_screen.runner import screen_to_folder
 
@@ -60,13 +66,18 @@ def run(
     except WsiScreenError as e:
         raise click.UsageError(str(e)) from e
     failed = 0
+    done: list[tuple[Path, dict[str, Any]]] = []  # for OUT/index.html
+    failures: list[Failure] = []
     for result in screen_to_folder(screener, info, list(inputs), out):
         if result.failure is None:
+            done.append((result.out_dir, result.report or {}))
             click.echo(f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir / 'report.json'}")
         else:
             failed += 1
             f = result.failure
+            failures.append(f)
             click.echo(f"FAILED  {result.path.name} [{f.stage}] {f.message}", err=True)
+    click.echo(f"index   {write_index_html(out, done, failures=failures)}")
     if failed:
         click.echo(f"{failed} of {len(inputs)} input(s) failed", err=True)
         raise SystemExit(1)

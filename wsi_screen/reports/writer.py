@@ -1,4 +1,8 @@
-"""Write all per-input outputs into OUT/<stem>/; report.json is written last and marks completion."""
+"""Write all per-input outputs into OUT/<stem>/; report.json is written last and marks completion.
+
+Files: cells.parquet, cells.geojson (QuPath detections), report_assets.json (embedded images, kept
+for re-rendering after review), report.html and report.json.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,39 @@ import time
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from wsi_screen.aggregate import summarize
 from wsi_screen.config import ScreenConfig
 from wsi_screen.io import sha256_file
+from wsi_screen.reports.assets import ASSETS_JSON
+from wsi_screen.reports.assets import ReportOptions
+from wsi_screen.reports.assets import build_assets
+from wsi_screen.reports.assets import write_assets
 from wsi_screen.reports.cells_table import cells_frame
 from wsi_screen.reports.cells_table import write_cells_parquet
+from wsi_screen.reports.geojson import write_cells_geojson
 from wsi_screen.reports.html_report import write_report_html
 from wsi_screen.reports.json_report import build_report
 from wsi_screen.reports.json_report import write_report_json
+from wsi_screen.reports.selection import final_labels
+from wsi_screen.reports.selection import gallery_ids
+from wsi_screen.reports.selection import review_queue
+from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
 
 REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+CELLS_PARQUET = "cells.parquet"
+CELLS_GEOJSON = "cells.geojson"
+
+
+def cells_to_show(frame: pl.DataFrame, report: dict[str, Any], cfg: ScreenConfig, options: ReportOptions) -> list[int]:
+    """Cell ids that get an embedded crop: the review queue plus the capped per-class galleries."""
+    ids = [q.cell_id for q in review_queue(frame, report, cfg.aggregate, limit=options.review_queue_max)]
+    for gallery in gallery_ids(frame, final_labels(frame), per_class=options.gallery_max_per_class).values():
+        ids.extend(gallery)
+    return sorted(set(ids))
 
 
 def write_input_reports(
@@ -27,20 +53,23 @@ def write_input_reports(
     model_info: dict[str, Any],
     detector_info: dict[str, Any],
     calls: CellCalls,
+    options: ReportOptions | None = None,
 ) -> dict[str, Any]:
-    """Aggregate one screened input and write cells.parquet, report.html and report.json.
+    """Aggregate one screened input and write its outputs.
 
     Args:
-        item: a :class:`wsi_screen.pipeline.ScreenedInput` that succeeded.
+        item: a :class:`wsi_screen.pipeline.ScreenedInput` that succeeded (source still open).
         out_dir: OUT/<stem>/.
         cfg: the run configuration (echoed into the report).
         model_info: name, sha256, classes, architecture, mpp, patch_size_px.
         detector_info: name and params.
         calls: all calls of the input.
+        options: how much imagery report.html embeds (defaults keep 2,000-cell slides quick).
 
     Returns:
         The report dict.
     """
+    options = options or ReportOptions()
     out_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     labels = calls.labels
@@ -59,18 +88,32 @@ def write_input_reports(
         "levels": len(src.level_downsamples),
     }
     t = time.perf_counter()
-    write_cells_parquet(cells_frame(calls, labels), out_dir / "cells.parquet")
-    item.timer.add("report", time.perf_counter() - t)
-    item.timer.add("total", time.perf_counter() - item.started)
+    frame = cells_frame(calls, labels)
+    write_cells_parquet(frame, out_dir / CELLS_PARQUET)
+    write_cells_geojson(frame, list(calls.class_names), out_dir / CELLS_GEOJSON)
     report = build_report(
         input_info=input_info,
         model_info=model_info,
         detector_info=detector_info,
         summary=summary,
-        timings_s=dict(item.timer.seconds),
+        timings_s={},
         config=cfg.to_dict(),
         warnings=list(item.warnings),
     )
-    write_report_html(report, out_dir / "report.html")
+    by_id = {c.cell_id: c for c in calls.cells}
+    shown: list[Cell] = [by_id[i] for i in cells_to_show(frame, report, cfg, options)]
+    assets = build_assets(
+        src,
+        shown,
+        source_mpp=item.mpp.mpp,
+        model_mpp=float(model_info.get("mpp") or item.mpp.mpp),
+        patch_size_px=int(model_info.get("patch_size_px") or 250),
+        options=options,
+    )
+    write_assets(assets, out_dir / ASSETS_JSON)
+    item.timer.add("report", time.perf_counter() - t)
+    item.timer.add("total", time.perf_counter() - item.started)
+    report["timings_s"] = {k: round(v, 4) for k, v in item.timer.seconds.items()}
+    write_report_html(report, out_dir / REPORT_HTML, frame=frame, assets=assets, options=options)
     write_report_json(report, out_dir / REPORT_JSON)
     return report

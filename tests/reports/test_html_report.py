@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import run_chromium
+
+from wsi_screen.reports.assets import ReportOptions
+from wsi_screen.reports.assets import read_assets
+from wsi_screen.reports.html_report import render_report_html
+
+SECTIONS = ("header", "toolbar", "flags", "review-queue", "differential", "histogram", "galleries", "qc", "overview")
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def test_report_has_sections_and_no_network(fake_out):
+    out, report = fake_out
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for sid in SECTIONS:
+        assert f'id="{sid}"' in html, sid
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "<link" not in html
+    assert "data:image/jpeg;base64," in html
+    assert (out / "cells.geojson").exists() and (out / "report_assets.json").exists()
+
+
+def test_file_name_is_escaped(fake_out):
+    out, _ = fake_out
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert EVIL not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;&amp;.png" in html
+
+
+def test_metadata_cannot_break_out(fake_out):
+    out, report = fake_out
+    bad = json.loads(json.dumps(report))
+    bad["input"]["path"] = "/x/</script><script>alert(1)</script>.png"
+    bad["detector"]["name"] = "<b onmouseover=alert(2)>det</b>"
+    bad["warnings"] = ["<script>alert(3)</script>"]
+    html = render_report_html(bad, pl.read_parquet(out / "cells.parquet"), read_assets(out / "report_assets.json"))
+    assert html.count("<script") == 2  # the JSON data block and the page script only
+    assert "<b onmouseover" not in html
+    data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(data)["input"] == bad["input"]["path"]
+
+
+def test_gallery_and_queue_caps(tmp_path):
+    from _fake import write_fake_report
+
+    src = tmp_path / "slide.tiff"
+    src.write_bytes(b"x")
+    opts = ReportOptions(gallery_max_per_class=3, review_queue_max=5, crop_px=48)
+    write_fake_report(tmp_path / "o", src, n_cells=300, options=opts, seed=2)
+    html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    queue = html.split('id="review-queue"')[1].split("</section>")[0]
+    assert 0 < queue.count('<figure class="crop') <= 5
+    for gallery in re.findall(r'<details class="gallery".*?</details>', html, re.S):
+        assert gallery.count('<figure class="crop') <= 3
+    assert len(read_assets(tmp_path / "o" / "report_assets.json").crops) <= 5 + 3 * 21
+
+
+def test_review_queue_puts_blast_boundary_first(fake_out):
+    from wsi_screen.reports.html_report import aggregate_config
+    from wsi_screen.reports.selection import blast_probability
+    from wsi_screen.reports.selection import prob_matrix
+    from wsi_screen.reports.selection import review_queue
+
+    out, report = fake_out
+    frame = pl.read_parquet(out / "cells.parquet")
+    cfg = aggregate_config(report)
+    queue = review_queue(frame, report, cfg, limit=10)
+    pb = blast_probability(prob_matrix(frame, report["model"]["classes"]), report["model"]["classes"], cfg)
+    first = queue[0]
+    row = frame["cell_id"].to_list().index(first.cell_id)
+    assert 0.15 <= pb[row] <= 0.85 or "hairy" in first.reason
+    assert [q.priority for q in queue] == sorted((q.priority for q in queue), reverse=True)
+    assert np.isfinite([q.priority for q in queue]).all()
+
+
+def test_report_in_headless_chromium(fake_out, chromium, tmp_path):
+    out, report = fake_out
+    page = run_chromium(chromium, out / "report.html", tmp_path / "profile")
+    assert page.console == [], page.console
+    assert 'data-ready="1"' in page.dom, "page script did not finish"
+    assert "data-js-errors" not in page.dom
+    for sid in SECTIONS:
+        assert f'id="{sid}"' in page.dom, sid
+    assert len(re.findall(r'<circle[^>]*data-id="', page.dom)) == report["cells_detected"]
+    shot = tmp_path / "report.png"  # look at it by hand when changing the template; never committed
+    run_chromium(chromium, out / "report.html", tmp_path / "profile2", screenshot=shot)
+    assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("reviewed", [False, True])
+def test_index_html(fake_out, tmp_path, chromium, reviewed):
+    from wsi_screen.reports.index import write_index_html
+    from wsi_screen.types import Failure
+
+    out, report = fake_out
+    rep = dict(report, review={"n": 1}) if reviewed else report
+    fail = Failure("/data/<b>bad</b>.svs", "read", "InputError", "truncated <file>")
+    path = write_index_html(tmp_path, [(out, rep), (out, rep)], failures=[fail])
+    html = path.read_text(encoding="utf-8")
+    assert html.count('href="') == 2 and "%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E" not in html
+    assert "<b>bad</b>" not in html and EVIL not in html
+    assert f"{Path(out.name) / 'report.html'}" in html or "evil/report.html" in html
+    page = run_chromium(chromium, path, tmp_path / "profile")
+    assert page.console == [] and 'data-ready="1"' in page.dom
+
+
+def test_index_scans_out_folder(fake_out):
+    from wsi_screen.reports.index import write_index_html
+
+    out, _ = fake_out
+    html = write_index_html(out.parent).read_text(encoding="utf-8")
+    assert 'href="evil/report.html"' in html

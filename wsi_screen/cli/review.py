@@ -1,0 +1,52 @@
+"""``wsi-screen review``: apply a reviewer's corrections exported from report.html.
+
+Exit codes: 0 applied; 2 invalid corrections file or report folder (the message names the file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+class ReviewInputError(click.ClickException):
+    """A bad corrections file or report folder (exit code 2, without the usage text)."""
+
+    exit_code = 2
+
+
+@click.group()
+def review() -> None:
+    """Review screened reports: apply corrections made in report.html."""
+
+
+@review.command("apply")
+@click.argument("report_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("corrections", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--reviewer", default=None, help="Reviewer name (overrides the one in the corrections file).")
+def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
+    """Apply CORRECTIONS (JSON exported from report.html) to the report in REPORT_DIR.
+
+    Recomputes the differential, blast %, M:E ratio and flags with the reviewer's classes,
+    re-renders report.html and report.json, and keeps the model's predictions beside the
+    corrections (cells.parquet column ``reviewed_class``; report.json ``review`` block). The
+    batch index (REPORT_DIR/../index.html) is refreshed when present.
+    """
+    from wsi_screen.errors import WsiScreenError
+    from wsi_screen.reports.index import INDEX_HTML
+    from wsi_screen.reports.index import write_index_html
+    from wsi_screen.reports.review import apply_review
+
+    try:
+        new = apply_review(report_dir, corrections, reviewer=reviewer)
+    except WsiScreenError as e:
+        raise ReviewInputError(str(e)) from e
+    rv = new["review"]
+    before, after = rv["blast_percent_before"], new["blast"]["percent"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.1f} %"  # noqa: E731
+    click.echo(f"{rv['n_corrections']} correction(s) applied to {report_dir}: blasts {fmt(before)} -> {fmt(after)}")
+    for f in rv["flags_changed"]:
+        click.echo(f"  flag {f['name']}: {f['from']} -> {f['to']}")
+    if (report_dir.parent / INDEX_HTML).exists():
+        write_index_html(report_dir.parent)

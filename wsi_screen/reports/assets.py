@@ -1,0 +1,149 @@
+"""Images embedded in report.html: the overview thumbnail and small cell crops as data: URIs.
+
+They are also kept beside the report in ``report_assets.json`` so ``wsi-screen review apply`` can
+re-render report.html without reopening the (possibly moved) input image.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import atomic_write_text
+from wsi_screen.patches import crop_patch
+from wsi_screen.sources.base import ImageSource
+from wsi_screen.types import Cell
+
+log = logging.getLogger(__name__)
+
+ASSETS_JSON = "report_assets.json"
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How much imagery report.html embeds (it must stay quick to open for 2,000-cell slides).
+
+    Attributes:
+        crop_px: side of each embedded cell crop (covers the classifier patch's physical area).
+        jpeg_quality: JPEG quality of crops and the overview (1-100).
+        gallery_max_per_class: crops shown per class gallery, most confident first.
+        review_queue_max: cells in the review queue.
+        overview_max_side: longest side of the overview thumbnail in pixels.
+    """
+
+    crop_px: int = 96
+    jpeg_quality: int = 80
+    gallery_max_per_class: int = 40
+    review_queue_max: int = 60
+    overview_max_side: int = 1400
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.crop_px <= 512:
+            msg = f"report.crop_px must be in [16, 512], got {self.crop_px}"
+            raise WsiScreenError(msg)
+        if not 1 <= self.jpeg_quality <= 100:
+            msg = f"report.jpeg_quality must be in [1, 100], got {self.jpeg_quality}"
+            raise WsiScreenError(msg)
+        if self.gallery_max_per_class < 0 or self.review_queue_max < 0:
+            msg = "report.gallery_max_per_class and report.review_queue_max must be >= 0"
+            raise WsiScreenError(msg)
+        if self.overview_max_side < 64:
+            msg = f"report.overview_max_side must be >= 64, got {self.overview_max_side}"
+            raise WsiScreenError(msg)
+
+
+@dataclass
+class ReportAssets:
+    """Embedded images: overview (data URI, its size and scale to level 0) and crops by cell id."""
+
+    overview_uri: str | None = None
+    overview_size: tuple[int, int] = (0, 0)
+    overview_scale: float = 1.0
+    crops: dict[int, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for ``report_assets.json``."""
+        return {
+            "overview_uri": self.overview_uri,
+            "overview_size": list(self.overview_size),
+            "overview_scale": self.overview_scale,
+            "crops": {str(k): v for k, v in self.crops.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReportAssets:
+        """Inverse of :meth:`to_dict`."""
+        w, h = data.get("overview_size") or (0, 0)
+        return cls(
+            overview_uri=data.get("overview_uri"),
+            overview_size=(int(w), int(h)),
+            overview_scale=float(data.get("overview_scale", 1.0)),
+            crops={int(k): str(v) for k, v in (data.get("crops") or {}).items()},
+        )
+
+
+def jpeg_data_uri(rgb: NDArray[np.uint8], quality: int) -> str:
+    """Encode an RGB uint8 image as a ``data:image/jpeg;base64`` URI."""
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        msg = "JPEG encoding of a report image failed"
+        raise WsiScreenError(msg)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def build_assets(
+    source: ImageSource,
+    cells: Iterable[Cell],
+    *,
+    source_mpp: float,
+    model_mpp: float,
+    patch_size_px: int,
+    options: ReportOptions,
+) -> ReportAssets:
+    """Render the overview thumbnail and one crop per given cell.
+
+    Each crop covers the same physical area as the classifier's patch (``patch_size_px`` at
+    ``model_mpp``), resampled to ``options.crop_px``, so the reviewer sees what the model saw.
+    """
+    w, h = source.dimensions
+    thumb = source.thumbnail(options.overview_max_side)
+    th, tw = thumb.shape[:2]
+    assets = ReportAssets(
+        overview_uri=jpeg_data_uri(thumb, options.jpeg_quality),
+        overview_size=(tw, th),
+        overview_scale=tw / w if w else 1.0,
+    )
+    crop_mpp = model_mpp * patch_size_px / options.crop_px
+    for cell in cells:
+        img = crop_patch(source, cell, patch_size_px=options.crop_px, source_mpp=source_mpp, model_mpp=crop_mpp)
+        assets.crops[cell.cell_id] = jpeg_data_uri(img, options.jpeg_quality)
+    log.debug("report assets: overview %dx%d, %d crops (image %dx%d)", tw, th, len(assets.crops), w, h)
+    return assets
+
+
+def write_assets(assets: ReportAssets, path: Path) -> None:
+    """Write ``report_assets.json`` atomically."""
+    atomic_write_text(path, json.dumps(assets.to_dict(), separators=(",", ":")))
+
+
+def read_assets(path: Path) -> ReportAssets:
+    """Read ``report_assets.json``; a missing file gives empty assets (report without images)."""
+    if not path.exists():
+        log.warning("%s not found: the report is rendered without crops or overview", path)
+        return ReportAssets()
+    try:
+        return ReportAssets.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, AttributeError) as e:
+        msg = f"{path}: not a valid report assets file: {e}"
+        raise WsiScreenError(msg) from e

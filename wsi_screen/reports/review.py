@@ -1,0 +1,198 @@
+"""Apply a reviewer's corrections: recompute counts and flags, re-render report.html and report.json.
+
+The model's predictions stay in cells.parquet (``predicted_class``, ``prob_*``); corrections go in a
+``reviewed_class`` column. report.json gains a ``review`` block with the corrections, the reviewer,
+the time and the model's original figures. A reviewed cell counts with probability 1 for its
+reviewed class, so the probabilistic blast % and the hairy-cell flag follow the reviewer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from wsi_screen.aggregate import summarize
+from wsi_screen.errors import WsiScreenError
+from wsi_screen.reports.assets import ASSETS_JSON
+from wsi_screen.reports.assets import ReportOptions
+from wsi_screen.reports.assets import read_assets
+from wsi_screen.reports.cells_table import write_cells_parquet
+from wsi_screen.reports.geojson import write_cells_geojson
+from wsi_screen.reports.html_report import aggregate_config
+from wsi_screen.reports.html_report import write_report_html
+from wsi_screen.reports.json_report import write_report_json
+from wsi_screen.reports.selection import final_labels
+from wsi_screen.reports.selection import prob_matrix
+
+log = logging.getLogger(__name__)
+
+CORRECTIONS_FORMAT = "wsi-screen-corrections"
+_FIGURES = ("cells_detected", "cells_counted", "differential", "excluded", "blast", "me_ratio", "histogram", "flags", "qc")
+
+
+class ReviewError(WsiScreenError):
+    """A corrections file or report folder is invalid; the message names the file."""
+
+    stage = "review"
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """Validated corrections: cell id -> reviewed class code."""
+
+    classes: dict[int, str]
+    reviewer: str | None
+    source: Path
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        msg = f"{path}: {what} not found"
+        raise ReviewError(msg) from e
+    except (OSError, ValueError) as e:
+        msg = f"{path}: cannot read {what}: {e}"
+        raise ReviewError(msg) from e
+
+
+def load_corrections(path: Path, *, cell_ids: set[int], class_names: list[str], input_sha256: str | None) -> Corrections:
+    """Read and validate a corrections file exported from report.html.
+
+    Accepts ``{"corrections": [{"cell_id": 3, "class": "BLA"}, ...], "reviewer": ...}`` or a bare list.
+
+    Raises:
+        ReviewError: malformed file, unknown cell ids or class codes, or corrections made for
+            another input (``input_sha256`` differs); the message names the file.
+    """
+    path = Path(path)
+    doc = _read_json(path, "corrections file")
+    items = doc.get("corrections") if isinstance(doc, dict) else doc
+    if not isinstance(items, list):
+        msg = f"{path}: expected a JSON object with a 'corrections' list (as exported from report.html)"
+        raise ReviewError(msg)
+    if isinstance(doc, dict):
+        sha = doc.get("input_sha256")
+        if sha and input_sha256 and sha != input_sha256:
+            msg = f"{path}: corrections were made for another input (sha256 {sha[:12]}…, this report {input_sha256[:12]}…)"
+            raise ReviewError(msg)
+    out: dict[int, str] = {}
+    bad_ids: list[str] = []
+    bad_classes: set[str] = set()
+    for k, item in enumerate(items):
+        if not isinstance(item, dict) or "cell_id" not in item or "class" not in item:
+            msg = f"{path}: correction #{k + 1} must be an object with 'cell_id' and 'class', got {item!r:.80}"
+            raise ReviewError(msg)
+        cid, code = item["cell_id"], item["class"]
+        if isinstance(cid, bool) or not isinstance(cid, int) or cid not in cell_ids:
+            bad_ids.append(repr(cid))
+            continue
+        if not isinstance(code, str) or code not in class_names:
+            bad_classes.add(repr(code))
+            continue
+        if cid in out and out[cid] != code:
+            log.warning("%s: cell %d corrected twice; the later class %s is used", path, cid, code)
+        out[cid] = code
+    if bad_ids:
+        msg = f"{path}: unknown cell id(s) {', '.join(bad_ids[:10])}{' …' if len(bad_ids) > 10 else ''}; this report has cells 0..{max(cell_ids, default=-1)}"
+        raise ReviewError(msg)
+    if bad_classes:
+        msg = f"{path}: unknown class code(s) {', '.join(sorted(bad_classes))}; the model's classes are {', '.join(class_names)}"
+        raise ReviewError(msg)
+    reviewer = doc.get("reviewer") if isinstance(doc, dict) else None
+    return Corrections(out, reviewer if isinstance(reviewer, str) and reviewer else None, path)
+
+
+def reviewed_probs(frame: pl.DataFrame, class_names: list[str]) -> np.ndarray:
+    """Model probabilities with reviewed cells replaced by a one-hot row of their reviewed class."""
+    probs = prob_matrix(frame, class_names).copy()
+    if "reviewed_class" in frame.columns:
+        for i, code in enumerate(frame["reviewed_class"].to_list()):
+            if code is not None:
+                probs[i] = 0.0
+                probs[i, class_names.index(code)] = 1.0
+    return probs
+
+
+def apply_review(
+    report_dir: Path, corrections_path: Path, *, reviewer: str | None = None, options: ReportOptions | None = None
+) -> dict[str, Any]:
+    """Apply corrections to OUT/<stem>/ and rewrite its cells table, GeoJSON, HTML and JSON reports.
+
+    Corrections merge with those of earlier reviews (a later class wins; a correction back to the
+    predicted class removes it). The ``review.original`` figures are always the model's.
+
+    Args:
+        report_dir: the folder holding report.json and cells.parquet.
+        corrections_path: the JSON exported from report.html.
+        reviewer: overrides the reviewer named in the corrections file.
+        options: gallery and queue sizes for the re-rendered page.
+
+    Returns:
+        The new report dict.
+
+    Raises:
+        ReviewError: missing report files or invalid corrections.
+
+    Example:
+        >>> apply_review(Path("OUT/field_a"), Path("corrections.json"), reviewer="AB")  # doctest: +SKIP
+    """
+    report_dir = Path(report_dir)
+    report = _read_json(report_dir / "report.json", "report.json")
+    try:
+        frame = pl.read_parquet(report_dir / "cells.parquet")
+    except (OSError, pl.exceptions.PolarsError) as e:
+        msg = f"{report_dir / 'cells.parquet'}: cannot read the cells table: {e}"
+        raise ReviewError(msg) from e
+    names = list(report["model"]["classes"])
+    corr = load_corrections(
+        corrections_path,
+        cell_ids=set(frame["cell_id"].to_list()),
+        class_names=names,
+        input_sha256=report["input"].get("sha256"),
+    )
+    ids = frame["cell_id"].to_list()
+    preds = frame["predicted_class"].to_list()
+    merged = dict(zip(ids, frame["reviewed_class"].to_list(), strict=True)) if "reviewed_class" in frame.columns else {}
+    merged.update(corr.classes)
+    reviewed = [merged.get(cid) if merged.get(cid) != pred else None for cid, pred in zip(ids, preds, strict=True)]
+    frame = frame.with_columns(pl.Series("reviewed_class", reviewed, dtype=pl.Utf8))
+    cfg = aggregate_config(report)
+    summary = summarize(final_labels(frame), reviewed_probs(frame, names), tuple(names), cfg)
+    previous = report.get("review") or {}
+    original = previous.get("original") or {k: report[k] for k in _FIGURES if k in report}
+    before = {f["name"]: f["status"] for f in report["flags"]}
+    changed = [
+        {"name": f["name"], "from": before.get(f["name"]), "to": f["status"]}
+        for f in summary["flags"]
+        if before.get(f["name"]) != f["status"]
+    ]
+    new = {**report, **summary}
+    new["review"] = {
+        "reviewer": reviewer or corr.reviewer or previous.get("reviewer"),
+        "reviewed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "corrections_file": corr.source.name,
+        "n_corrections": sum(r is not None for r in reviewed),
+        "corrections": [
+            {"cell_id": int(cid), "predicted_class": pred, "reviewed_class": rev}
+            for cid, pred, rev in zip(ids, preds, reviewed, strict=True)
+            if rev is not None
+        ],
+        "blast_percent_before": report["blast"].get("percent"),
+        "flags_changed": changed,
+        "original": original,
+    }
+    write_cells_parquet(frame, report_dir / "cells.parquet")
+    write_cells_geojson(frame, names, report_dir / "cells.geojson")
+    assets = read_assets(report_dir / ASSETS_JSON)
+    write_report_html(new, report_dir / "report.html", frame=frame, assets=assets, options=options)
+    write_report_json(new, report_dir / "report.json")
+    log.info("%s: %d correction(s) applied", report_dir, new["review"]["n_corrections"])
+    return new
