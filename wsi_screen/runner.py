@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,35 @@ class InputOutcome:
         )
 
 
+def resolve_config(
+    *,
+    config_path: Path | None = None,
+    detector: str | None = None,
+    detector_weights: str | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    config: ScreenConfig | None = None,
+) -> ScreenConfig:
+    """Stack config defaults, the TOML file and CLI overrides, without loading any model.
+
+    ``batch`` uses this to key its ledger before (or without) building a screener.
+
+    Raises:
+        WsiScreenError: unreadable or invalid config, or inconsistent detector options.
+    """
+    cfg = config or (ScreenConfig.from_file(config_path) if config_path else ScreenConfig())
+    if device is not None:
+        cfg = cfg.replace("classify", device=device)
+    if batch_size is not None:
+        cfg = cfg.replace("classify", batch_size=batch_size)
+    if detector is not None and detector != cfg.detector.name:
+        cfg = cfg.replace("detector", name=detector, options={})
+    if detector_weights is not None and cfg.detector.name != "yolo":
+        msg = "--detector-weights applies to --detector yolo only"
+        raise WsiScreenError(msg)
+    return cfg
+
+
 def build_screener(
     *,
     config_path: Path | None = None,
@@ -66,18 +96,16 @@ def build_screener(
     from wsi_screen.classifiers.timm_classifier import TimmClassifier
     from wsi_screen.detectors import create_detector
 
-    cfg = config or (ScreenConfig.from_file(config_path) if config_path else ScreenConfig())
-    if device is not None:
-        cfg = cfg.replace("classify", device=device)
-    if batch_size is not None:
-        cfg = cfg.replace("classify", batch_size=batch_size)
-    if detector is not None and detector != cfg.detector.name:
-        cfg = cfg.replace("detector", name=detector, options={})
+    cfg = resolve_config(
+        config_path=config_path,
+        detector=detector,
+        detector_weights=detector_weights,
+        device=device,
+        batch_size=batch_size,
+        config=config,
+    )
     det_options = dict(cfg.detector.options)
     if detector_weights is not None:
-        if cfg.detector.name != "yolo":
-            msg = "--detector-weights applies to --detector yolo only"
-            raise WsiScreenError(msg)
         det_options["weights"] = detector_weights
     if cfg.detector.name == "yolo":
         det_options.setdefault("device", cfg.classify.device if cfg.classify.device != "auto" else "cpu")
@@ -106,14 +134,23 @@ def build_screener(
 
 
 def screen_to_folder(
-    screener: Screener, info: dict[str, Any], inputs: list[Path], out: Path, *, stems: list[str] | None = None
+    screener: Screener,
+    info: dict[str, Any],
+    inputs: list[Path],
+    out: Path,
+    *,
+    stems: list[str] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[InputOutcome]:
-    """Screen ``inputs`` into ``out/<stem>/``; yield one outcome per input, in order."""
+    """Screen ``inputs`` into ``out/<stem>/``; yield one outcome per input, in order.
+
+    ``on_batch(n)`` is called after each classification batch of ``n`` cells (progress bars).
+    """
     from wsi_screen.reports import write_input_reports
 
     stems = stems or unique_stems(inputs)
     clf = screener.classifier
-    for item in screener.screen(inputs, stems=stems):
+    for item in screener.screen(inputs, stems=stems, on_batch=on_batch):
         out_dir = out / item.stem
         report = None
         if item.ok:

@@ -1,0 +1,388 @@
+"""Run a batch: discover, skip what the ledger says is done, screen the rest, summarise.
+
+Outputs in OUT: <stem>/ per input (as ``run`` writes them), ledger.jsonl, summary.csv,
+summary.parquet, index.html and run_metadata.json. Every file is written atomically and the
+ledger line of an input is appended only after its report.json is in place, so a batch killed
+at any moment resumes with the interrupted input redone from scratch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+from wsi_screen.batch.discover import BatchInput
+from wsi_screen.batch.discover import discover_inputs
+from wsi_screen.batch.outdir import batch_lock
+from wsi_screen.batch.outdir import clean_temp_files
+from wsi_screen.batch.progress import Progress
+from wsi_screen.batch.summary import STATUS_FAILED
+from wsi_screen.batch.summary import STATUS_OK
+from wsi_screen.batch.summary import failed_row
+from wsi_screen.batch.summary import not_run_row
+from wsi_screen.batch.summary import ok_row
+from wsi_screen.batch.summary import read_report
+from wsi_screen.batch.summary import write_run_metadata
+from wsi_screen.batch.summary import write_summary
+from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import sha256_file
+from wsi_screen.ledger import LEDGER_NAME
+from wsi_screen.ledger import Ledger
+from wsi_screen.ledger import run_key
+from wsi_screen.ledger import settings_hash
+from wsi_screen.runner import InputOutcome
+from wsi_screen.types import Failure
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How to run a batch (the ``wsi-screen batch`` options)."""
+
+    recursive: bool = False
+    pattern: str = "*"
+    resume: bool = True
+    fail_fast: bool = False
+    engine: str = "local"
+    ray_address: str | None = None
+    workers: int | None = None
+    progress_bars: bool = False
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: summary rows in input order and counts."""
+
+    rows: list[dict[str, Any]]
+    n_screened: int = 0
+    n_skipped: int = 0
+    n_failed: int = 0
+    n_not_run: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every input was screened (now or in an earlier run)."""
+        return self.n_failed == 0 and self.n_not_run == 0
+
+
+@dataclass
+class _Planned:
+    item: BatchInput
+    sha256: str | None = None
+    key: str | None = None
+
+
+def run_batch(
+    locations: Sequence[Path],
+    out: Path,
+    *,
+    options: BatchOptions,
+    screener_kwargs: dict[str, Any],
+) -> BatchResult:
+    """Screen every input found in ``locations`` into ``out``; resume where a killed run stopped.
+
+    Args:
+        locations: folders (or files) to screen.
+        out: the batch output folder.
+        options: discovery, resume, failure and engine options.
+        screener_kwargs: :func:`wsi_screen.runner.build_screener` keyword arguments (``model``,
+            ``config_path``, ``detector``, ``detector_weights``, ``device``, ``batch_size``, ``mpp``).
+
+    Returns:
+        The summary rows and counts; failed inputs are rows with status ``failed``.
+
+    Raises:
+        WsiScreenError: a usage or setup problem that affects the whole batch (bad config or
+            model, no inputs, OUT locked by another batch, Ray cannot start).
+
+    Example:
+        >>> run_batch([Path("slides")], Path("out"), options=BatchOptions(), screener_kwargs={})  # doctest: +SKIP
+    """
+    from wsi_screen.classifiers import resolve_model
+    from wsi_screen.reports.json_report import SCHEMA_VERSION
+    from wsi_screen.runner import resolve_config
+
+    if options.engine not in ENGINES:
+        msg = f"--engine {options.engine!r}: expected one of {', '.join(ENGINES)}"
+        raise WsiScreenError(msg)
+    out = Path(out).absolute()
+    kw = _absolute_paths(screener_kwargs)
+    cfg = resolve_config(**{k: kw.get(k) for k in _CONFIG_KEYS})
+    bundle = resolve_model(kw.get("model", "default"))
+    settings = settings_hash(
+        cfg.to_dict(),
+        mpp=kw.get("mpp"),
+        detector_weights=kw.get("detector_weights"),
+        report_schema=SCHEMA_VERSION,
+    )
+    model_sha = bundle.sha256()
+    items = discover_inputs(locations, recursive=options.recursive, pattern=options.pattern, exclude=[out])
+    if not items:
+        msg = f"no input found in {', '.join(str(p) for p in locations)} (pattern {options.pattern!r})"
+        raise WsiScreenError(msg)
+    # workers rebuild the screener from the resolved config, so all of them run the same settings
+    engine_kwargs = {
+        "config": cfg,
+        "model": kw.get("model", "default"),
+        "detector_weights": kw.get("detector_weights"),
+        "mpp": kw.get("mpp"),
+    }
+
+    with batch_lock(out):
+        clean_temp_files(out)
+        ledger = Ledger(out / LEDGER_NAME)
+        if options.resume:
+            ledger.load()
+        rows: dict[int, dict[str, Any]] = {}
+        todo: list[_Planned] = []
+        result = BatchResult(rows=[])
+        for i, item in enumerate(items):
+            planned = _plan(item, ledger if options.resume else None, out, model_sha, settings)
+            if isinstance(planned, dict):
+                rows[i] = planned
+                if planned["status"] == STATUS_OK:
+                    result.n_skipped += 1
+                else:
+                    result.n_failed += 1
+            else:
+                todo.append(planned)
+                rows[i] = {}  # filled when screened
+        index_of = {id(p): i for i, p in enumerate(items)}
+        log.info(
+            "batch: %d input(s), %d already done (skipped), %d to screen, engine %s",
+            len(items),
+            result.n_skipped,
+            len(todo),
+            options.engine,
+        )
+        metadata = _metadata(options, cfg, bundle, model_sha, settings, locations, out, len(items))
+        write_run_metadata(out / "run_metadata.json", metadata)
+        stopped = _screen(todo, out, options, engine_kwargs, ledger, rows, index_of, result, metadata)
+        for i, item in enumerate(items):
+            if not rows[i]:
+                rows[i] = not_run_row(item)
+                result.n_not_run += 1
+        result.rows = [rows[i] for i in range(len(items))]
+        write_summary(result.rows, out)
+        _write_index(out, items, result.rows)
+        metadata.update(
+            finished_at=_now(),
+            status="stopped (--fail-fast)" if stopped else "finished",
+            counts={
+                "inputs": len(items),
+                "screened": result.n_screened,
+                "skipped_done": result.n_skipped,
+                "failed": result.n_failed,
+                "not_run": result.n_not_run,
+            },
+        )
+        write_run_metadata(out / "run_metadata.json", metadata)
+        result.metadata = metadata
+    return result
+
+
+_CONFIG_KEYS = ("config_path", "detector", "detector_weights", "device", "batch_size", "config")
+
+
+def _plan(
+    item: BatchInput, ledger: Ledger | None, out: Path, model_sha: str, settings: str
+) -> _Planned | dict[str, Any]:
+    """Hash an input and decide: a summary row now (done earlier, or unreadable) or screen it."""
+    t = time.perf_counter()
+    try:
+        sha = sha256_file(item.path)
+    except OSError as e:
+        failure = Failure(str(item.path), "read", type(e).__name__, f"{item.path}: cannot read: {e.strerror}")
+        log.warning("%s: %s", item.name, failure.message)
+        return failed_row(item, failure, time.perf_counter() - t, None)
+    key = run_key(sha, model_sha, settings)
+    entry = ledger.done(item.name, key) if ledger else None
+    if entry is not None and entry.stem == item.stem:
+        report = read_report(out / item.stem / "report.json")
+        if report is not None and report.get("input", {}).get("sha256") == sha:
+            log.debug("%s: done in an earlier run with the same model and config; skipped", item.name)
+            return ok_row(item, report)
+    return _Planned(item, sha, key)
+
+
+def _screen(
+    todo: list[_Planned],
+    out: Path,
+    options: BatchOptions,
+    engine_kwargs: dict[str, Any],
+    ledger: Ledger,
+    rows: dict[int, dict[str, Any]],
+    index_of: dict[int, int],
+    result: BatchResult,
+    metadata: dict[str, Any],
+) -> bool:
+    """Run the engine over ``todo``; fill ``rows``; return whether ``--fail-fast`` stopped it."""
+    progress = Progress(len(todo), bars=options.progress_bars)
+    state = {"stop": False}
+    engine_info: dict[str, Any] = {}
+    metadata["engine"] = {"name": options.engine, **engine_info}
+    items = [p.item for p in todo]
+    if options.engine == "ray":
+        from wsi_screen.batch.ray_engine import screen_ray
+
+        outcomes = screen_ray(
+            items,
+            out,
+            screener_kwargs=engine_kwargs,
+            on_cells=progress.add_cells,
+            stop=lambda: state["stop"],
+            engine_info=engine_info,
+            address=options.ray_address,
+            workers=options.workers,
+        )
+    else:
+        from wsi_screen.batch.local import screen_local
+
+        outcomes = screen_local(
+            items,
+            out,
+            screener_kwargs=engine_kwargs,
+            on_cells=progress.add_cells,
+            stop=lambda: state["stop"],
+            engine_info=engine_info,
+        )
+    try:
+        for j, outcome in outcomes:
+            planned = todo[j]
+            row = _record(planned, outcome, ledger)
+            rows[index_of[id(planned.item)]] = row
+            if row["status"] == STATUS_OK:
+                result.n_screened += 1
+            else:
+                result.n_failed += 1
+                if options.fail_fast:
+                    state["stop"] = True
+            progress.input_done(planned.item.name, row["status"], _detail(row, outcome))
+    finally:
+        progress.close()
+        metadata["engine"] = {"name": options.engine, **engine_info}
+    return state["stop"]
+
+
+def _record(planned: _Planned, outcome: InputOutcome, ledger: Ledger) -> dict[str, Any]:
+    """Turn an engine outcome into a summary row and append it to the ledger."""
+    item = planned.item
+    if outcome.failure is None and outcome.report is not None:
+        row = ok_row(item, outcome.report)
+        status = STATUS_OK
+    else:
+        failure = outcome.failure or Failure(str(item.path), "report", "WsiScreenError", "no report written")
+        row = failed_row(item, failure, outcome.seconds, planned.sha256)
+        status = STATUS_FAILED
+        log.warning("%s failed [%s] %s", item.name, failure.stage, failure.message)
+    ledger.append(
+        input_name=item.name,
+        stem=item.stem,
+        key=planned.key or "",
+        input_sha256=planned.sha256 or "",
+        status=status,
+    )
+    return row
+
+
+def _detail(row: dict[str, Any], outcome: InputOutcome) -> str:
+    if row["status"] != STATUS_OK:
+        return f"[{row['error_stage']}] {row['error_type']}"  # the message is logged once, by _record
+    return f"{outcome.summary_line} ({outcome.seconds:.1f} s)"
+
+
+def _write_index(out: Path, items: list[BatchInput], rows: list[dict[str, Any]]) -> None:
+    """Write OUT/index.html from the reports of the inputs that are done, and the failures."""
+    try:
+        from wsi_screen.reports.index import write_index_html
+    except ImportError:  # the index writer ships with the HTML reports
+        log.warning("index.html not written: wsi_screen.reports.index is not available")
+        return
+    reports = []
+    failures = []
+    for item, row in zip(items, rows, strict=True):
+        if row["status"] == STATUS_OK:
+            report = read_report(out / item.stem / "report.json")
+            if report is not None:
+                reports.append((out / item.stem, report))
+        elif row["status"] == STATUS_FAILED:
+            failures.append(Failure(item.name, row["error_stage"], row["error_type"], row["error_message"]))
+    try:
+        write_index_html(out, reports, failures=failures)
+    except (WsiScreenError, OSError) as e:
+        log.warning("%s: index.html not written: %s", out, e)
+
+
+def _absolute_paths(kw: dict[str, Any]) -> dict[str, Any]:
+    """Make path-like options absolute so Ray workers with another working folder find them."""
+    out = dict(kw)
+    for key in ("model", "detector_weights", "config_path"):
+        value = out.get(key)
+        if value is not None and Path(str(value)).exists():
+            out[key] = Path(str(value)).absolute() if key == "config_path" else str(Path(str(value)).absolute())
+    return out
+
+
+def _metadata(
+    options: BatchOptions,
+    cfg: Any,
+    bundle: Any,
+    model_sha: str,
+    settings: str,
+    locations: Sequence[Path],
+    out: Path,
+    n_inputs: int,
+) -> dict[str, Any]:
+    from wsi_screen.reports.json_report import software_versions
+
+    versions = software_versions()
+    for pkg in ("polars", "ray", "ultralytics"):
+        try:
+            import importlib.metadata as md
+
+            versions[pkg] = md.version(pkg)
+        except Exception:  # noqa: BLE001,S112 - a missing optional package is simply not listed
+            continue
+    return {
+        "started_at": _now(),
+        "status": "running",
+        "command": sys.argv,
+        "inputs": [str(Path(p).absolute()) for p in locations],
+        "n_inputs": n_inputs,
+        "out": str(out),
+        "options": {
+            "recursive": options.recursive,
+            "pattern": options.pattern,
+            "resume": options.resume,
+            "fail_fast": options.fail_fast,
+            "engine": options.engine,
+            "ray_address": options.ray_address,
+            "workers": options.workers,
+        },
+        "software": versions,
+        "model": {
+            "name": bundle.name,
+            "path": str(bundle.path) if bundle.path else None,
+            "sha256": model_sha,
+            "architecture": bundle.architecture,
+            "classes": list(bundle.class_names),
+        },
+        "config": cfg.to_dict(),
+        "settings_sha256": settings,
+        "device_requested": cfg.classify.device,
+    }
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,115 @@
+"""The batch summary: one row per input, written as OUT/summary.csv and OUT/summary.parquet."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wsi_screen.batch.discover import BatchInput
+from wsi_screen.io import atomic_write_text
+from wsi_screen.io import atomic_write_with
+from wsi_screen.types import Failure
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_NOT_RUN = "not_run"  # --fail-fast stopped the batch before this input
+
+TIMING_STAGES = ("read", "detect", "patch", "classify", "aggregate", "report", "total")
+
+# column -> polars dtype name; fixed so that all-null columns keep their type
+SUMMARY_SCHEMA: dict[str, str] = {
+    "input": "str",
+    "status": "str",
+    "error_stage": "str",
+    "error_type": "str",
+    "error_message": "str",
+    "output": "str",
+    "cells_detected": "int",
+    "cells_counted": "int",
+    "blast_percent": "float",
+    "blast_ci95_low": "float",
+    "blast_ci95_high": "float",
+    "flags_raised": "str",
+    "mpp": "float",
+    "mpp_source": "str",
+    "input_sha256": "str",
+    **{f"time_{s}_s": "float" for s in TIMING_STAGES},
+}
+TIMING_COLUMNS = tuple(f"time_{s}_s" for s in TIMING_STAGES)
+
+
+def ok_row(item: BatchInput, report: dict[str, Any]) -> dict[str, Any]:
+    """Summary row of a screened input, from its report.json content."""
+    blast = report.get("blast") or {}
+    ci = blast.get("ci95") or [None, None]
+    timings = report.get("timings_s") or {}
+    raised = [f["name"] for f in report.get("flags", []) if f.get("status") == "raised"]
+    row = _empty_row(item, STATUS_OK)
+    row.update(
+        output=f"{item.stem}/report.json",
+        cells_detected=report.get("cells_detected"),
+        cells_counted=report.get("cells_counted"),
+        blast_percent=blast.get("percent"),
+        blast_ci95_low=ci[0],
+        blast_ci95_high=ci[1],
+        flags_raised=";".join(raised),
+        mpp=report.get("input", {}).get("mpp"),
+        mpp_source=report.get("input", {}).get("mpp_source"),
+        input_sha256=report.get("input", {}).get("sha256"),
+        **{f"time_{s}_s": timings.get(s) for s in TIMING_STAGES},
+    )
+    return row
+
+
+def failed_row(item: BatchInput, failure: Failure, seconds: float | None, input_sha256: str | None) -> dict[str, Any]:
+    """Summary row of an input that failed, naming the stage and the error."""
+    row = _empty_row(item, STATUS_FAILED)
+    row.update(
+        error_stage=failure.stage,
+        error_type=failure.error_type,
+        error_message=failure.message,
+        input_sha256=input_sha256,
+        time_total_s=None if seconds is None else round(seconds, 4),
+    )
+    return row
+
+
+def not_run_row(item: BatchInput) -> dict[str, Any]:
+    """Summary row of an input the batch did not reach (``--fail-fast``)."""
+    row = _empty_row(item, STATUS_NOT_RUN)
+    row["error_message"] = "not screened: --fail-fast stopped the batch at an earlier failure"
+    return row
+
+
+def _empty_row(item: BatchInput, status: str) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(SUMMARY_SCHEMA)
+    row["input"] = item.name
+    row["status"] = status
+    return row
+
+
+def write_summary(rows: Sequence[dict[str, Any]], out: Path) -> None:
+    """Write OUT/summary.parquet and OUT/summary.csv atomically, rows in input order."""
+    import polars as pl
+
+    types = {"str": pl.String, "int": pl.Int64, "float": pl.Float64}
+    schema = {k: types[v] for k, v in SUMMARY_SCHEMA.items()}
+    frame = pl.DataFrame([{k: r.get(k) for k in SUMMARY_SCHEMA} for r in rows], schema=schema, orient="row")
+    atomic_write_with(out / "summary.parquet", lambda p: frame.write_parquet(p))
+    atomic_write_with(out / "summary.csv", lambda p: frame.write_csv(p))
+
+
+def write_run_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """Write run_metadata.json atomically."""
+    atomic_write_text(path, json.dumps(metadata, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_report(path: Path) -> dict[str, Any] | None:
+    """Load a report.json, or None when it is missing or unreadable (the input is then redone)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

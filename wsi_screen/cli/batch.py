@@ -1,0 +1,166 @@
+"""``wsi-screen batch``: screen whole folders overnight, resumably, locally or on Ray.
+
+Exit codes: 0 every input screened (now or in an earlier run); 1 one or more inputs failed or
+were not run (each named in OUT/summary.csv and on stderr, the others still done); 2 usage or
+configuration error (bad option, config file, model or detector, no inputs, OUT in use).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from wsi_screen.cli.options import batch_size_option
+from wsi_screen.cli.options import config_option
+from wsi_screen.cli.options import device_option
+from wsi_screen.cli.options import model_option
+from wsi_screen.cli.options import mpp_option
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@click.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--recursive", is_flag=True, help="Also screen files in sub-folders.")
+@click.option(
+    "--pattern",
+    default="*",
+    show_default=True,
+    help="File-name glob selecting inputs, e.g. '*.svs'. Matching files of unsupported types are "
+    "reported as failed, so narrow the pattern in folders holding other files.",
+)
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Skip inputs already screened into OUT with the same input content, model and config.",
+)
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failed input (default: record it and go on).")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this process; ray: a pool of Ray workers, one input per task (one GPU per worker with CUDA).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="Existing Ray cluster to use (e.g. 'auto' or 'ray://head:10001'); default: start a local Ray.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Ray workers (default: one per GPU with CUDA, else 2). Each loads the model once.",
+)
+@model_option
+@click.option("--detector", default=None, help="Cell localiser: foreground (default) or yolo.")
+@click.option("--detector-weights", default=None, help="YOLO weights file or shipped name (yolo-wbc).")
+@mpp_option
+@device_option
+@batch_size_option
+@config_option
+def batch(
+    folders: tuple[Path, ...],
+    out: Path,
+    recursive: bool,
+    pattern: str,
+    resume: bool,
+    fail_fast: bool,
+    engine: str,
+    ray_address: str | None,
+    workers: int | None,
+    model: str,
+    detector: str | None,
+    detector_weights: str | None,
+    mpp: float | None,
+    device: str | None,
+    batch_size: int | None,
+    config_path: Path | None,
+) -> None:
+    """Screen every field and slide in FOLDER(s) into OUT/<name>/, with a summary of all of them.
+
+    Writes OUT/summary.csv and summary.parquet (one row per input: status, error stage and
+    message, cell counts, blast %, raised flags, timings), OUT/index.html, run_metadata.json,
+    batch.log and ledger.jsonl. Run the same command again after an interruption: inputs
+    already done are skipped and the interrupted one is redone. Reports support a
+    morphologist's review; they are not a diagnosis.
+    """
+    from wsi_screen.batch import BatchOptions
+    from wsi_screen.batch import run_batch
+    from wsi_screen.errors import WsiScreenError
+
+    if engine == "local" and ray_address:
+        msg = "--ray-address needs --engine ray"
+        raise click.UsageError(msg)
+    if engine == "local" and workers:
+        click.echo("note: --workers applies to --engine ray; the local engine uses one worker", err=True)
+    bars = sys.stderr.isatty()
+    options = BatchOptions(
+        recursive=recursive,
+        pattern=pattern,
+        resume=resume,
+        fail_fast=fail_fast,
+        engine=engine,
+        ray_address=ray_address,
+        workers=workers,
+        progress_bars=bars,
+    )
+    screener_kwargs = {
+        "config_path": config_path,
+        "model": model,
+        "detector": detector,
+        "detector_weights": detector_weights,
+        "device": device,
+        "batch_size": batch_size,
+        "mpp": mpp,
+    }
+    with _log_file(out / "batch.log"), _redirect_logging(bars):
+        try:
+            result = run_batch(list(folders), out, options=options, screener_kwargs=screener_kwargs)
+        except WsiScreenError as e:
+            # a usage problem, not a crash: the message says it all, no traceback
+            logging.getLogger("wsi_screen.batch").error("batch not run: %s", e)  # noqa: TRY400
+            raise click.UsageError(str(e)) from e
+    for row in result.rows:
+        if row["status"] != "ok":
+            stage = f"[{row['error_stage']}] " if row["error_stage"] else ""
+            click.echo(f"{row['status'].upper():8}{row['input']}: {stage}{row['error_message']}", err=True)
+    click.echo(
+        f"{len(result.rows)} input(s): {result.n_screened} screened, {result.n_skipped} done earlier (skipped), "
+        f"{result.n_failed} failed, {result.n_not_run} not run -> {out / 'summary.csv'}"
+    )
+    if not result.ok:
+        raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def _log_file(path: Path) -> Iterator[None]:
+    """Append this batch's log records to OUT/batch.log while the command runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _redirect_logging(bars: bool) -> contextlib.AbstractContextManager[None]:
+    """Keep log lines from breaking the progress bars on a terminal."""
+    if not bars:
+        return contextlib.nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()
