@@ -25,7 +25,8 @@ def test_report_has_sections_and_no_network(fake_out):
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert "<link" not in html
     assert "data:image/jpeg;base64," in html
-    assert (out / "cells.geojson").exists() and (out / "report_assets.json").exists()
+    assert (out / "cells.geojson").exists()
+    assert (out / "report_assets.json").exists()
 
 
 def test_file_name_is_escaped(fake_out):
@@ -105,11 +106,14 @@ def test_index_html(fake_out, tmp_path, chromium, reviewed):
     fail = Failure("/data/<b>bad</b>.svs", "read", "InputError", "truncated <file>")
     path = write_index_html(tmp_path, [(out, rep), (out, rep)], failures=[fail])
     html = path.read_text(encoding="utf-8")
-    assert html.count('href="') == 2 and "%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E" not in html
-    assert "<b>bad</b>" not in html and EVIL not in html
+    assert html.count('href="') == 2
+    assert "%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E" not in html
+    assert "<b>bad</b>" not in html
+    assert EVIL not in html
     assert f"{Path(out.name) / 'report.html'}" in html or "evil/report.html" in html
     page = run_chromium(chromium, path, tmp_path / "profile")
-    assert page.console == [] and 'data-ready="1"' in page.dom
+    assert page.console == []
+    assert 'data-ready="1"' in page.dom
 
 
 def test_index_scans_out_folder(fake_out):
@@ -118,3 +122,52 @@ def test_index_scans_out_folder(fake_out):
     out, _ = fake_out
     html = write_index_html(out.parent).read_text(encoding="utf-8")
     assert 'href="evil/report.html"' in html
+
+
+PROBE = """<script>
+(function () {
+  var out = {}, crop = document.querySelector("#galleries figure.crop"), id = crop.dataset.id;
+  function key(k) { crop.dispatchEvent(new KeyboardEvent("keydown", {key: k, bubbles: true})); }
+  crop.focus(); key("2");
+  out.afterDigit = crop.querySelector(".tag").textContent;
+  out.count1 = document.getElementById("corr-count").textContent;
+  key("N"); key("G"); key("S");
+  out.afterCode = crop.querySelector(".tag").textContent;
+  var parts = null;
+  var RealBlob = window.Blob;
+  window.Blob = function (p, o) { parts = p; return new RealBlob(p, o); };
+  HTMLAnchorElement.prototype.click = function () { out.download = this.download; };  // no file saved
+  document.getElementById("export").click();
+  out.exported = JSON.parse(parts[0]).corrections;
+  out.id = Number(id);
+  key("Backspace");
+  out.count0 = document.getElementById("corr-count").textContent;
+  crop.click();
+  out.highlight = Number(document.getElementById("highlight").getAttribute("r")) > 0;
+  out.selected = document.querySelector("#marks circle.sel").dataset.id === id;
+  key("ArrowRight");
+  out.moved = document.activeElement !== crop && document.activeElement.matches("figure.crop");
+  document.body.setAttribute("data-probe", JSON.stringify(out));
+})();
+</script></body>"""
+
+
+def test_review_keyboard_export_and_locate(fake_out, chromium, tmp_path):
+    import html as htmllib
+
+    out, report = fake_out
+    page = tmp_path / "probe.html"
+    page.write_text((out / "report.html").read_text(encoding="utf-8").replace("</body>", PROBE), encoding="utf-8")
+    run = run_chromium(chromium, page, tmp_path / "profile")
+    assert run.console == [], run.console
+    probe = json.loads(htmllib.unescape(re.search(r'data-probe="([^"]*)"', run.dom).group(1)))
+    classes = report["model"]["classes"]
+    assert probe["afterDigit"] == classes[1]
+    assert probe["count1"] == "1 correction"
+    assert probe["afterCode"] == "NGS"
+    assert probe["exported"] == [{"cell_id": probe["id"], "class": "NGS", "predicted": probe["exported"][0]["predicted"]}]
+    assert probe["count0"] == "0 corrections"
+    assert probe["download"] == "corrections.json"
+    assert probe["highlight"]
+    assert probe["selected"]
+    assert probe["moved"]

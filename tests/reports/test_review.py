@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from _fake import CLASSES
+from _fake import write_fake_report
+from click.testing import CliRunner
+
+from wsi_screen.reports.review import ReviewError
+from wsi_screen.reports.review import apply_review
+from wsi_screen.types import Cell
+from wsi_screen.types import CellCalls
+
+
+def _status(report, name):
+    return next(f["status"] for f in report["flags"] if f["name"] == name)
+
+
+@pytest.fixture
+def hand_made(tmp_path):
+    """20 cells: 0-1 BLA, 2-19 LYT, all called with probability 0.9 -> blasts 2/20 = 10 %."""
+    probs = np.full((20, len(CLASSES)), 0.1 / (len(CLASSES) - 1), np.float32)
+    labels = ["BLA", "BLA"] + ["LYT"] * 18
+    for i, lab in enumerate(labels):
+        probs[i, CLASSES.index(lab)] = 0.9
+    cells = tuple(Cell(i, "f", 100.0 + 90 * i, 300.0, (60 + 90 * i, 260, 140 + 90 * i, 340), 1.0, "fake") for i in range(20))
+    src = tmp_path / "field.png"
+    src.write_bytes(b"fake input")
+    out = tmp_path / "OUT" / "field"
+    report = write_fake_report(out, src, size=(2000, 600), calls=CellCalls(cells, probs, CLASSES, "fake"))
+    assert report["blast"]["percent"] == 10.0
+    assert _status(report, "blasts_ge_10pct") == "raised"
+    return out, report
+
+
+def _write(path, corrections, **extra):
+    path.write_text(json.dumps({"format": "wsi-screen-corrections", "corrections": corrections, **extra}))
+    return path
+
+
+def test_apply_recomputes_counts_and_flags(hand_made, tmp_path):
+    out, before = hand_made
+    corr = _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}, {"cell_id": 5, "class": "ART"}], reviewer="AB",
+                  input_sha256=before["input"]["sha256"])  # fmt: skip
+    new = apply_review(out, corr)
+    assert new["cells_counted"] == 19
+    assert new["cells_detected"] == 20
+    assert new["differential"]["BLA"]["count"] == 1
+    assert new["differential"]["LYT"]["count"] == 18
+    assert new["excluded"]["ART"]["count"] == 1
+    assert new["blast"]["percent"] == pytest.approx(100 / 19, abs=1e-3)
+    assert new["blast"]["percent_prob"] == pytest.approx(100 * (0.9 + 17 * 0.005) / (1 + 18 * 0.98), abs=2e-3)  # reviewed cells one-hot
+    assert _status(new, "blasts_ge_5pct") == "raised"
+    assert _status(new, "blasts_ge_10pct") == "not_raised"
+    rv = new["review"]
+    assert rv["reviewer"] == "AB"
+    assert rv["n_corrections"] == 2
+    assert rv["blast_percent_before"] == 10.0
+    assert {"name": "blasts_ge_10pct", "from": "raised", "to": "not_raised"} in rv["flags_changed"]
+    assert rv["original"]["blast"]["percent"] == 10.0
+    assert rv["original"]["cells_counted"] == 20
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["blast"]["percent"] == new["blast"]["percent"]
+    frame = pl.read_parquet(out / "cells.parquet")
+    assert frame["predicted_class"].to_list()[:2] == ["BLA", "BLA"]  # model calls kept
+    assert frame["reviewed_class"].to_list()[:6] == ["LYT", None, None, None, None, "ART"]
+    html = (out / "report.html").read_text()
+    assert 'id="review-info"' in html
+    assert "2 correction(s) by AB" in html
+
+
+def test_reapply_merges_and_reverts(hand_made, tmp_path):
+    out, _ = hand_made
+    apply_review(out, _write(tmp_path / "a.json", [{"cell_id": 0, "class": "LYT"}, {"cell_id": 5, "class": "ART"}]))
+    new = apply_review(out, _write(tmp_path / "b.json", [{"cell_id": 0, "class": "BLA"}]), reviewer="CD")
+    assert new["review"]["n_corrections"] == 1
+    assert new["review"]["corrections"][0]["cell_id"] == 5
+    assert new["blast"]["count"] == 2
+    assert new["cells_counted"] == 19
+    assert new["review"]["original"]["blast"]["percent"] == 10.0  # always the model's figures
+    assert new["review"]["reviewer"] == "CD"
+
+
+@pytest.mark.parametrize(
+    ("corrections", "message"),
+    [
+        ([{"cell_id": 99, "class": "LYT"}], "unknown cell id(s) 99"),
+        ([{"cell_id": 1, "class": "XYZ"}], "unknown class code(s) 'XYZ'"),
+        ([{"cell_id": "1", "class": "LYT"}], "unknown cell id(s) '1'"),
+        ([{"cell": 1}], "must be an object with 'cell_id' and 'class'"),
+        ({"not": "a list"}, "expected a JSON object with a 'corrections' list"),
+    ],
+)
+def test_invalid_corrections_name_the_file(hand_made, tmp_path, corrections, message):
+    out, _ = hand_made
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"corrections": corrections}))
+    with pytest.raises(ReviewError, match="bad.json") as e:
+        apply_review(out, path)
+    assert message in str(e.value)
+    assert "review" not in json.loads((out / "report.json").read_text())  # nothing written
+
+
+def test_corrections_for_another_input(hand_made, tmp_path):
+    out, _ = hand_made
+    path = _write(tmp_path / "other.json", [{"cell_id": 1, "class": "LYT"}], input_sha256="f" * 64)
+    with pytest.raises(ReviewError, match="another input"):
+        apply_review(out, path)
+
+
+def test_cli_review_apply(hand_made, tmp_path):
+    from wsi_screen.cli import main
+    from wsi_screen.reports.index import write_index_html
+
+    out, _ = hand_made
+    write_index_html(out.parent)
+    good = _write(tmp_path / "c.json", [{"cell_id": 1, "class": "PMO"}])
+    res = CliRunner().invoke(main, ["review", "apply", str(out), str(good), "--reviewer", "EF"])
+    assert res.exit_code == 0, res.output
+    assert "blasts 10.0 % -> 5.0 %" in res.output
+    assert "blasts_ge_10pct: raised -> not_raised" in res.output
+    assert "yes" in (out.parent / "index.html").read_text()
+    bad = _write(tmp_path / "x.json", [{"cell_id": 1, "class": "nope"}])
+    res = CliRunner().invoke(main, ["review", "apply", str(out), str(bad)])
+    assert res.exit_code == 2
+    assert "x.json" in res.output
