@@ -96,7 +96,9 @@ def read_image_file(path: Path) -> tuple[NDArray[np.generic], float | None]:
             elif im.mode == "CMYK":
                 im = im.convert("RGB")  # noqa: PLW2901
             arr = np.asarray(im)
-    except UnidentifiedImageError as e:
+    except (UnidentifiedImageError, ImportError) as e:
+        # ImportError: ultralytics, once imported, wraps Image.open and tries optional format
+        # plug-ins on unidentified files; either way the file is not an image we can read.
         msg = f"{path}: not an image file (or a format wsi-screen cannot read)"
         raise InputError(msg) from e
     except Image.DecompressionBombError as e:
