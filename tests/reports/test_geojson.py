@@ -1,8 +1,10 @@
+# ruff: noqa: F811  (fixtures imported from _fixtures are used as test parameters)
 from __future__ import annotations
 
 import json
 
 import polars as pl
+from _fixtures import fake_out  # noqa: F401 - pytest fixture
 
 
 def test_geojson_round_trip(fake_out):

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (fixtures imported from _fixtures are used as test parameters)
 from __future__ import annotations
 
 import json
@@ -7,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import run_chromium
+from _browser import run_chromium
+from _fixtures import chromium  # noqa: F401 - pytest fixture
+from _fixtures import fake_out  # noqa: F401 - pytest fixture
 
 from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.assets import read_assets
