@@ -1,0 +1,130 @@
+"""``wsi-screen batch`` end to end on small synthetic fields and corrupt files (local engine)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+from _batch_helpers import BAD
+from _batch_helpers import GOOD
+from _batch_helpers import read_summary
+from _batch_helpers import temp_files
+from click.testing import Result
+
+
+@pytest.fixture(scope="module")
+def first_run(mixed_folder: Path, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    from click.testing import CliRunner
+
+    from wsi_screen.cli import main
+
+    out = tmp_path_factory.mktemp("batch") / "out"
+    argv = ["--log-level", "warning", "batch", str(mixed_folder), "-o", str(out)]
+    res = CliRunner().invoke(main, [*argv, "--model", str(tiny_bundle), "--device", "cpu", "--batch-size", "4"])
+    return out, res
+
+
+def test_bad_inputs_are_recorded_and_the_batch_goes_on(first_run: tuple[Path, Result]) -> None:
+    out, res = first_run
+    assert res.exit_code == 1, res.output
+    rows = {r["input"]: r for r in read_summary(out)}
+    assert sorted(rows) == sorted([*GOOD, *BAD])  # the hidden file is not an input
+    for name in GOOD:
+        r = rows[name]
+        assert r["status"] == "ok", r
+        assert int(r["cells_detected"]) > 0
+        assert r["error_stage"] == ""
+        assert (out / r["output"]).is_file()
+    for name, stage in BAD.items():
+        r = rows[name]
+        assert r["status"] == "failed"
+        assert r["error_stage"] == stage
+        assert name in r["error_message"]  # the message names the file
+    assert "empty" in rows["g_empty.png"]["error_message"]
+    assert "not supported" in rows["h_notes.txt"]["error_message"]
+    assert "truncated" in rows["d_truncated.png"]["error_message"]
+    for name in BAD:
+        assert f"{name}:" in res.output
+    assert "3 screened" in res.output
+    assert "5 failed" in res.output
+
+
+def test_outputs_of_a_batch(first_run: tuple[Path, Result]) -> None:
+    out, _ = first_run
+    for name in ("summary.csv", "summary.parquet", "run_metadata.json", "batch.log", "ledger.jsonl"):
+        assert (out / name).is_file(), name
+    frame = pl.read_parquet(out / "summary.parquet")
+    assert frame.height == len(GOOD) + len(BAD)
+    assert frame.schema["cells_detected"] == pl.Int64
+    assert frame.schema["blast_percent"] == pl.Float64
+    assert frame["input"].to_list() == sorted([*GOOD, *BAD])
+    meta = json.loads((out / "run_metadata.json").read_text())
+    assert meta["status"] == "finished"
+    assert meta["counts"] == {"inputs": 8, "screened": 3, "skipped_done": 0, "failed": 5, "not_run": 0}
+    assert len(meta["model"]["sha256"]) == 64
+    assert meta["software"]["torch"]
+    assert meta["engine"]["devices"] == ["cpu"]
+    assert "f_text.tif" in (out / "batch.log").read_text()
+    assert len((out / "ledger.jsonl").read_text().splitlines()) == 8
+    if Path(__file__).parents[2].joinpath("wsi_screen", "reports", "index.py").exists():
+        assert (out / "index.html").is_file()
+    assert temp_files(out) == []
+
+
+def test_rerun_skips_done_inputs_and_retries_failed(
+    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/report.json")}
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--batch-size", "9")  # runtime-only change
+    assert res.exit_code == 1
+    assert "0 screened, 3 done earlier (skipped), 5 failed" in res.output
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/report.json")} == before
+    assert read_summary(out) == read_summary(first_run[0])
+
+
+def test_changed_config_reprocesses(
+    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    cfg = tmp_path / "screen.toml"
+    cfg.write_text("[aggregate]\nmin_cells = 3\n")
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--config", str(cfg), "--pattern", "*_field.*")
+    assert res.exit_code == 0, res.output
+    assert "3 screened, 0 done earlier" in res.output
+    rows = read_summary(out)
+    assert [r["input"] for r in rows] == list(GOOD)
+    assert all("too_few_cells" not in r["flags_raised"] for r in rows)
+
+
+def test_fail_fast_stops_at_the_first_failure(
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(mixed_folder / "g_empty.png", folder / "a_empty.png")
+    shutil.copy(mixed_folder / GOOD[0], folder / GOOD[0])
+    res = run_batch_cli(str(folder), "-o", str(tmp_path / "out"), "--fail-fast")
+    assert res.exit_code == 1
+    rows = read_summary(tmp_path / "out")
+    assert [(r["input"], r["status"]) for r in rows] == [("a_empty.png", "failed"), (GOOD[0], "not_run")]
+
+
+def test_usage_errors_exit_2(mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path) -> None:
+    res = run_batch_cli(str(mixed_folder), "-o", str(tmp_path / "o1"), "--pattern", "*.svs")
+    assert res.exit_code == 2
+    assert "no input found" in res.output
+    res = run_batch_cli(str(mixed_folder), "-o", str(tmp_path / "o2"), "--ray-address", "auto")
+    assert res.exit_code == 2
+    assert "--engine ray" in res.output
+    bad_cfg = tmp_path / "bad.toml"
+    bad_cfg.write_text("[aggregate]\nmin_cells = 0\n")
+    res = run_batch_cli(str(mixed_folder), "-o", str(tmp_path / "o3"), "--config", str(bad_cfg))
+    assert res.exit_code == 2
+    assert "aggregate.min_cells" in res.output

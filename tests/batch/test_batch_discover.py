@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wsi_screen.batch.discover import batch_stems
+from wsi_screen.batch.discover import discover_inputs
+from wsi_screen.batch.outdir import batch_lock
+from wsi_screen.batch.outdir import clean_temp_files
+from wsi_screen.errors import InputError
+from wsi_screen.errors import WsiScreenError
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_discovery_is_sorted_and_skips_hidden_and_out(tmp_path: Path) -> None:
+    for name in ("b.png", "a.tif", "a.png", ".hidden.png", "sub/c.svs", "out/x/report.png"):
+        _touch(tmp_path / name)
+    items = discover_inputs([tmp_path], exclude=[tmp_path / "out"])
+    assert [i.name for i in items] == ["a.png", "a.tif", "b.png"]
+    assert [i.stem for i in items] == ["a", "a-2", "b"]
+    assert all(i.path.is_absolute() for i in items)
+    deep = discover_inputs([tmp_path], recursive=True, pattern="*.svs", exclude=[tmp_path / "out"])
+    assert [(i.name, i.stem) for i in deep] == [("sub/c.svs", "sub__c")]
+
+
+def test_discovery_is_deterministic_and_deduplicates(tmp_path: Path) -> None:
+    for name in ("x.png", "y.png"):
+        _touch(tmp_path / name)
+    twice = discover_inputs([tmp_path, tmp_path / "x.png"])
+    assert [i.name for i in twice] == ["x.png", "y.png"]
+    assert twice == discover_inputs([tmp_path, tmp_path / "x.png"])
+
+
+def test_missing_location_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        discover_inputs([tmp_path / "nope"])
+
+
+def test_batch_stems_unique_and_safe() -> None:
+    assert batch_stems(["a.png", "a.tif", "a-2.png", "d/e f.ome.tiff"]) == ["a", "a-2", "a-2-2", "d__e_f"]
+
+
+def test_clean_temp_files_and_lock(tmp_path: Path) -> None:
+    stale = [_touch(tmp_path / ".summary.csv.abc.tmp"), _touch(tmp_path / "f0" / ".report.json.x1.tmp")]
+    keep = _touch(tmp_path / "f0" / "report.json")
+    assert sorted(clean_temp_files(tmp_path)) == sorted(stale)
+    assert keep.exists()
+    with batch_lock(tmp_path), pytest.raises(WsiScreenError, match="another wsi-screen batch"), batch_lock(tmp_path):
+        pass
+    with batch_lock(tmp_path):  # released again
+        pass

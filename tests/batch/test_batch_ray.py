@@ -1,0 +1,46 @@
+"""The Ray engine (local Ray, 2 CPUs) writes the same summary as the local engine."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from _batch_helpers import GOOD
+from _batch_helpers import read_summary
+from _batch_helpers import temp_files
+from click.testing import Result
+
+ray = pytest.importorskip("ray")
+
+
+def test_ray_engine_matches_local_engine(
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    local = tmp_path / "local"
+    on_ray = tmp_path / "ray"
+    # two good fields and three bad inputs keep Ray's start-up the main cost
+    args = ("--pattern", "[abdfh]_*")
+    assert run_batch_cli(str(mixed_folder), "-o", str(local), *args).exit_code == 1
+    res = run_batch_cli(str(mixed_folder), "-o", str(on_ray), *args, "--engine", "ray", "--workers", "2")
+    assert res.exit_code == 1, res.output
+    assert not ray.is_initialized()  # the batch shut down the Ray it started
+    rows = read_summary(on_ray)
+    assert rows == read_summary(local)
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed", "failed", "failed"]
+    assert [r["input"] for r in rows[:2]] == list(GOOD[:2])
+    for stem in ("a_field", "b_field"):
+        a = json.loads((local / stem / "report.json").read_text())
+        b = json.loads((on_ray / stem / "report.json").read_text())
+        assert a["differential"] == b["differential"]
+        assert (on_ray / stem / "cells.parquet").read_bytes() == (local / stem / "cells.parquet").read_bytes()
+    meta = json.loads((on_ray / "run_metadata.json").read_text())
+    assert meta["engine"]["name"] == "ray"
+    assert meta["engine"]["workers"] == 2
+    assert meta["engine"]["devices"] == ["cpu"]
+    assert temp_files(on_ray) == []
+    # resuming a Ray batch skips what is done (and starts no Ray when nothing is left)
+    res = run_batch_cli(str(mixed_folder), "-o", str(on_ray), "--pattern", "[ab]_*", "--engine", "ray")
+    assert res.exit_code == 0
+    assert "0 screened, 2 done earlier" in res.output
