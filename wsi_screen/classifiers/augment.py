@@ -71,18 +71,20 @@ class AugmentConfig:
 
 
 def rgb_to_hed(rgb: np.ndarray) -> np.ndarray:
-    """Colour-deconvolve RGB (float 0-1 or uint8, ...x3) into HED optical densities (...x3)."""
+    """Colour-deconvolve RGB (float 0-1 or uint8, ...x3) into HED optical densities (...x3).
+
+    Densities are natural optical densities (-ln I), the scale on which Tellez et al. define
+    their perturbation ranges; negative densities are not clipped, so the transform inverts.
+    """
     x = rgb.astype(np.float64)
     if rgb.dtype == np.uint8:
         x /= 255.0
-    x = np.maximum(x, _EPS)
-    return np.maximum((np.log(x) / math.log(_EPS)) @ HED_FROM_RGB, 0.0)
+    return -np.log(np.maximum(x, _EPS)) @ HED_FROM_RGB
 
 
 def hed_to_rgb(hed: np.ndarray) -> np.ndarray:
     """Recombine HED densities into float RGB in 0-1 (inverse of :func:`rgb_to_hed`)."""
-    log_rgb = -(hed * -math.log(_EPS)) @ RGB_FROM_HED
-    return np.clip(np.exp(log_rgb), 0.0, 1.0)
+    return np.clip(np.exp(-(hed @ RGB_FROM_HED)), 0.0, 1.0)
 
 
 def _stain_jitter(x: torch.Tensor, sigma: float, gen: torch.Generator | None) -> torch.Tensor:
@@ -93,13 +95,12 @@ def _stain_jitter(x: torch.Tensor, sigma: float, gen: torch.Generator | None) ->
     hed_from_rgb = torch.as_tensor(HED_FROM_RGB, dtype=dt, device=dev)
     rgb_from_hed = torch.as_tensor(RGB_FROM_HED, dtype=dt, device=dev)
     b = x.shape[0]
-    log_adj = math.log(_EPS)
-    od = torch.log(x.clamp_min(_EPS)).permute(0, 2, 3, 1) / log_adj  # BxHxWx3
-    hed = (od @ hed_from_rgb).clamp_min(0)
+    od = -torch.log(x.clamp_min(_EPS)).permute(0, 2, 3, 1)  # BxHxWx3 natural optical density
+    hed = od @ hed_from_rgb
     alpha = 1 + (torch.rand(b, 1, 1, 3, generator=gen, device=dev, dtype=dt) * 2 - 1) * sigma
     beta = (torch.rand(b, 1, 1, 3, generator=gen, device=dev, dtype=dt) * 2 - 1) * sigma
     hed = hed * alpha + beta
-    rgb = torch.exp(-(hed * -log_adj) @ rgb_from_hed).clamp(0, 1)
+    rgb = torch.exp(-(hed @ rgb_from_hed)).clamp(0, 1)
     return rgb.permute(0, 3, 1, 2).contiguous()
 
 

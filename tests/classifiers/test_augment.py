@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wsi_screen.classifiers.augment import AugmentConfig
+from wsi_screen.classifiers.augment import augment_batch
+from wsi_screen.classifiers.augment import hed_to_rgb
+from wsi_screen.classifiers.augment import rgb_to_hed
+from wsi_screen.classifiers.augment import shah_preprocess
+from wsi_screen.errors import ConfigError
+
+
+def test_hed_round_trip() -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(0.05, 1.0, size=(16, 16, 3))
+    assert np.allclose(hed_to_rgb(rgb_to_hed(rgb)), rgb, atol=1e-6)
+    # a violet (haematoxylin-like) pixel has a larger H than E density
+    hed = rgb_to_hed(np.array([[[90, 60, 160]]], dtype=np.uint8))
+    assert hed[0, 0, 0] > hed[0, 0, 1]
+
+
+def test_augment_shapes_range_and_randomness() -> None:
+    x = torch.rand(4, 3, 40, 40)
+    g = torch.Generator().manual_seed(1)
+    y = augment_batch(x, AugmentConfig(), generator=g)
+    assert y.shape == x.shape
+    assert float(y.min()) >= 0.0
+    assert float(y.max()) <= 1.0
+    assert not torch.allclose(y, x)
+    g2 = torch.Generator().manual_seed(1)
+    assert torch.allclose(augment_batch(x, AugmentConfig(), generator=g2), y)
+
+
+def test_identity_augmentation_keeps_image() -> None:
+    x = torch.rand(2, 3, 24, 24)
+    cfg = AugmentConfig(rotation_deg=0, flip=False, shift=0, shear=0, zoom=0, brightness=0,
+                        contrast=0, stain_sigma=0)
+    assert torch.allclose(augment_batch(x, cfg), x, atol=1e-5)
+
+
+def test_stain_only_changes_colour_not_geometry() -> None:
+    x = torch.zeros(1, 3, 16, 16) + 0.9
+    x[:, :, 4:12, 4:12] = torch.tensor([0.35, 0.25, 0.6]).view(1, 3, 1, 1)
+    cfg = AugmentConfig(rotation_deg=0, flip=False, shift=0, shear=0, zoom=0, brightness=0,
+                        contrast=0, stain_sigma=0.3)
+    y = augment_batch(x, cfg, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(y, x, atol=1e-3)
+    inside = y[0, :, 8, 8]
+    assert torch.allclose(y[0, :, 5, 5], inside, atol=1e-5)  # uniform region stays uniform
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError, match="augment.shift"):
+        AugmentConfig(shift=1.5)
+
+
+def test_shah_preprocess_keeps_shape() -> None:
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (50, 50, 3), dtype=np.uint8)
+    out = shah_preprocess(img)
+    assert out.shape == img.shape
+    assert out.dtype == np.uint8
