@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 from _browser import run_chromium
+from _fake import write_fake_report
 from _fixtures import chromium  # noqa: F401 - pytest fixture
 from _fixtures import fake_out  # noqa: F401 - pytest fixture
 
@@ -174,3 +175,19 @@ def test_review_keyboard_export_and_locate(fake_out, chromium, tmp_path):
     assert probe["highlight"]
     assert probe["selected"]
     assert probe["moved"]
+
+
+def test_input_without_cells(tmp_path, chromium):
+    from _fake import CLASSES
+
+    from wsi_screen.types import CellCalls
+
+    src = tmp_path / "blank.png"
+    src.write_bytes(b"blank")
+    empty = CellCalls((), np.zeros((0, len(CLASSES)), np.float32), CLASSES, "fake")
+    report = write_fake_report(tmp_path / "o", src, calls=empty)
+    assert report["cells_detected"] == 0
+    page = run_chromium(chromium, tmp_path / "o" / "report.html", tmp_path / "profile")
+    assert page.console == []
+    assert 'data-ready="1"' in page.dom
+    assert 'data-cells="0"' in page.dom

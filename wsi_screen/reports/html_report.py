@@ -34,6 +34,14 @@ from wsi_screen.reports.selection import review_queue
 SHORTCUT_KEYS = "1234567890"
 
 
+def _num(value: float | None) -> str:
+    """A number for a table cell: whole numbers without decimals, others with one."""
+    if value is None:
+        return "–"
+    v = float(value)
+    return f"{v:.0f}" if v.is_integer() else f"{v:.1f}"
+
+
 @functools.cache
 def template_env() -> jinja2.Environment:
     """The jinja2 environment of the report templates (autoescape on, strict undefined)."""
@@ -47,6 +55,7 @@ def template_env() -> jinja2.Environment:
     env.filters["basename"] = lambda p: Path(str(p)).name.replace("\\", "/").rsplit("/", 1)[-1]
     env.filters["pct"] = lambda v, nd=1: "–" if v is None else f"{float(v):.{nd}f}"
     env.filters["ci"] = lambda c: "–" if not c else f"{float(c[0]):.1f}–{float(c[1]):.1f}"
+    env.filters["num"] = _num
     env.filters["label"] = class_label
     env.filters["color"] = hex_color
     return env
