@@ -301,6 +301,23 @@ class YoloDetector(BaseDetector):
         return cells
 
 
+def export_weights(src: str | Path, dst: str | Path) -> Path:
+    """Copy an ultralytics checkpoint to ``dst`` without optimizer state (EMA weights, fp16).
+
+    Checkpoints saved during training carry the optimizer and are ~5x larger; this is what
+    ultralytics does to ``best.pt`` at the end of training, usable on an interrupted run too.
+    """
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with ultralytics_session():
+        from ultralytics.utils.torch_utils import strip_optimizer
+
+        if not strip_optimizer(src, str(dst)):
+            msg = f"{src}: not an ultralytics checkpoint"
+            raise ModelBundleError(msg)
+    return dst
+
+
 def train_yolo(
     data_yaml: str | Path,
     out_dir: str | Path,
