@@ -104,7 +104,7 @@ def report_context(
     queue = [
         {**tile(q.cell_id), "reason": q.reason}
         for q in review_queue(frame, report, cfg, limit=options.review_queue_max)
-        if q.cell_id in assets.crops
+        if q.cell_id in assets.crops and reviewed[row_of[q.cell_id]] is None  # corrected cells are settled
     ]
     totals: dict[str, int] = {}
     for lab in labels:
