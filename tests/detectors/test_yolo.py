@@ -83,7 +83,8 @@ assert "YOLO_OFFLINE" not in os.environ
 from wsi_screen.detectors.yolo import YoloDetector
 import numpy as np
 YoloDetector(sys.argv[1]).predict_boxes(np.full((64, 64, 3), 230, np.uint8))
-print(torch.get_num_threads(), cv2.getNumThreads(), os.environ.get("OMP_NUM_THREADS"))
+print(torch.get_num_threads(), cv2.getNumThreads(), os.environ.get("OMP_NUM_THREADS"),
+      np.get_printoptions()["linewidth"], "NUMEXPR_MAX_THREADS" in os.environ)
 """
 
 
@@ -94,7 +95,7 @@ def test_import_is_lazy_and_first_import_restores_threads(one_epoch: Path) -> No
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["3", "3", "None"]
+    assert out.stdout.split() == ["3", "3", "None", "75", "False"]
 
 
 def test_adapter_end_to_end_level0_coords(one_epoch: Path) -> None:
@@ -136,11 +137,13 @@ def test_weights_resolution_errors(tmp_path: Path) -> None:
 def test_train_detector_cli_selects_classes(tmp_path: Path) -> None:
     data = write_disc_dataset(tmp_path / "data", n_train=4, n_val=2, rbc_class=True)
     out = tmp_path / "model"
+    deterministic = torch.are_deterministic_algorithms_enabled()
     res = CliRunner().invoke(main, [
         "train-detector", str(data), "-o", str(out), "--arch", "yolov8n", "--epochs", "1",
         "--imgsz", "64", "--batch", "4", "--classes", "cell", "--mpp", str(DISC_MPP),
     ])
     assert res.exit_code == 0, res.output
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
     cfg = json.loads((out / "detector.json").read_text(encoding="utf-8"))
     assert cfg["class_names"] == ["cell"]
     assert cfg["mpp"] == DISC_MPP

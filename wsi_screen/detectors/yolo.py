@@ -42,9 +42,6 @@ WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "detector.json"
 _STRIDE = 32
 
-_ENV_KEYS = ("YOLO_OFFLINE", "YOLO_VERBOSE", "YOLO_CONFIG_DIR", "OMP_NUM_THREADS")
-
-
 def _config_dir() -> Path:
     """Return the ultralytics config dir, with the font it would otherwise download.
 
@@ -86,9 +83,50 @@ def _quiet_settings(config_dir: Path) -> None:
         SETTINGS.update(wanted)
 
 
+_YOLO_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False"}
+
+
+@contextmanager
+def _restored_globals() -> Iterator[None]:
+    """Undo what ultralytics changes process-wide on import, predict and train.
+
+    Environment variables (``OMP_NUM_THREADS``, ``NUMEXPR_MAX_THREADS``, ``PYTHONHASHSEED``, ...),
+    torch and OpenCV thread counts (``select_device('cpu')`` drops torch to one thread), numpy and
+    torch print options, and torch's deterministic-algorithms switch (set by training).
+    """
+    import cv2
+    import torch
+
+    env = dict(os.environ)
+    torch_threads = torch.get_num_threads()
+    cv2_threads = cv2.getNumThreads()
+    np_print = np.get_printoptions()
+    torch_print = dict(vars(torch._tensor_str.PRINT_OPTS))  # no public getter
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(env):
+            if key not in _YOLO_ENV and key != "YOLO_CONFIG_DIR":
+                del os.environ[key]
+        for key, value in env.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+        torch.set_num_threads(torch_threads)
+        cv2.setNumThreads(cv2_threads)
+        np.set_printoptions(**np_print)
+        for key, value in torch_print.items():
+            setattr(torch._tensor_str.PRINT_OPTS, key, value)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
 @contextmanager
 def ultralytics_session() -> Iterator[Any]:
-    """Import ultralytics offline and quietly; yield its ``YOLO`` class; restore thread state.
+    """Import ultralytics offline and quietly; yield its ``YOLO`` class; restore global state.
+
+    ``YOLO_OFFLINE``, ``YOLO_VERBOSE`` and ``YOLO_CONFIG_DIR`` are set before the import and left
+    set, because ultralytics reads them again later; everything else it changes is undone.
 
     Raises:
         MissingDependencyError: ultralytics is not installed.
@@ -97,16 +135,9 @@ def ultralytics_session() -> Iterator[Any]:
         >>> with ultralytics_session() as YOLO:  # doctest: +SKIP
         ...     model = YOLO("yolo11n.yaml")
     """
-    import cv2
-    import torch
-
-    saved_env = {k: os.environ.get(k) for k in _ENV_KEYS}
-    torch_threads = torch.get_num_threads()
-    cv2_threads = cv2.getNumThreads()
-    os.environ["YOLO_OFFLINE"] = "1"
-    os.environ["YOLO_VERBOSE"] = "False"
+    os.environ.update(_YOLO_ENV)
     os.environ["YOLO_CONFIG_DIR"] = str(_config_dir())
-    try:
+    with _restored_globals():
         try:
             from ultralytics import YOLO  # AGPL-3.0; imported here only
         except ImportError as e:
@@ -114,16 +145,6 @@ def ultralytics_session() -> Iterator[Any]:
             raise MissingDependencyError(msg) from e
         _quiet_settings(Path(os.environ["YOLO_CONFIG_DIR"]))
         yield YOLO
-    finally:
-        for k, v in saved_env.items():
-            if k in ("YOLO_OFFLINE", "YOLO_VERBOSE", "YOLO_CONFIG_DIR"):
-                continue  # ultralytics reads these lazily later too; keep them for its lifetime
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        torch.set_num_threads(torch_threads)
-        cv2.setNumThreads(cv2_threads)
 
 
 def resolve_model_dir(weights: str | Path | None) -> tuple[Path, dict[str, Any]]:
