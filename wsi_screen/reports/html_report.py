@@ -127,6 +127,8 @@ def report_context(
         "excluded_classes": list(cfg.excluded_classes),
         "input": str(report["input"]["path"]),
         "input_sha256": report["input"].get("sha256"),
+        # unsaved page corrections are kept per report run: cell ids differ between runs
+        "storage_key": f"{report['input'].get('sha256')}:{report['model'].get('sha256')}:{report.get('generated_at')}",
         "original_blast_percent": report["blast"].get("percent"),
         "cells": {
             "id": ids,

@@ -6,7 +6,7 @@
   var C = data.cells, names = data.classes, n = C.id.length;
   var rowOf = new Map(), current = new Array(n);
   for (var i = 0; i < n; i++) { rowOf.set(C.id[i], i); current[i] = C.rev[i] >= 0 ? C.rev[i] : C.pred[i]; }
-  var storeKey = "wsi-screen:" + (data.input_sha256 || data.input);
+  var storeKey = "wsi-screen:" + data.storage_key;
   var crops = Array.prototype.slice.call(document.querySelectorAll("figure.crop"));
   var cropsById = new Map();
   crops.forEach(function (el) {
