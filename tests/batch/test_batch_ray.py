@@ -44,3 +44,24 @@ def test_ray_engine_matches_local_engine(
     res = run_batch_cli(str(mixed_folder), "-o", str(on_ray), "--pattern", "[ab]_*", "--engine", "ray")
     assert res.exit_code == 0
     assert "0 screened, 2 done earlier" in res.output
+
+
+class _FakeRay:
+    def __init__(self, **resources: float) -> None:
+        self.resources = resources
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+
+def test_worker_plan_gives_one_gpu_per_worker() -> None:
+    from wsi_screen.batch.ray_engine import plan_workers
+    from wsi_screen.errors import WsiScreenError
+
+    assert plan_workers(_FakeRay(CPU=16, GPU=4), device="auto", workers=None) == (4, True)
+    assert plan_workers(_FakeRay(CPU=16, GPU=4), device="cuda:1", workers=8) == (4, True)  # capped
+    assert plan_workers(_FakeRay(CPU=16, GPU=4), device="cpu", workers=3) == (3, False)
+    assert plan_workers(_FakeRay(CPU=2), device="auto", workers=None) == (2, False)
+    assert plan_workers(_FakeRay(CPU=2), device="auto", workers=6) == (2, False)
+    with pytest.raises(WsiScreenError, match="no GPU"):
+        plan_workers(_FakeRay(CPU=8), device="cuda", workers=None)

@@ -7,7 +7,8 @@ import logging
 import time
 from typing import Any
 
-log = logging.getLogger("wsi_screen.batch")
+# per-input lines; the CLI keeps them off the console while bars are drawn (they still reach batch.log)
+log = logging.getLogger("wsi_screen.batch.progress")
 
 
 class Progress:
@@ -43,7 +44,6 @@ class Progress:
         if self._bars:
             self._inputs.set_postfix_str(f"{name}: {status}", refresh=False)
             self._inputs.update(1)
-            return
         elapsed = time.perf_counter() - self.started
         eta = elapsed / self.done * (self.total - self.done)
         log.info(

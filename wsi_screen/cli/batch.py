@@ -22,6 +22,7 @@ from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+PROGRESS_LOGGER = "wsi_screen.batch.progress"
 
 
 @click.command()
@@ -123,7 +124,8 @@ def batch(
         "batch_size": batch_size,
         "mpp": mpp,
     }
-    with _log_file(out / "batch.log"), _redirect_logging(bars):
+    console_level = logging.getLogger().level  # --log-level, set by the command group
+    with _log_file(out / "batch.log"), _redirect_logging(bars, console_level):
         try:
             result = run_batch(list(folders), out, options=options, screener_kwargs=screener_kwargs)
         except WsiScreenError as e:
@@ -144,23 +146,56 @@ def batch(
 
 @contextlib.contextmanager
 def _log_file(path: Path) -> Iterator[None]:
-    """Append this batch's log records to OUT/batch.log while the command runs."""
+    """Append this batch's log records (INFO and up) to OUT/batch.log while the command runs.
+
+    The console keeps the ``--log-level`` chosen; the file always gets one line per input.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
+    level = root.level
+    console = [h for h in root.handlers if h.level == logging.NOTSET]
+    if level > logging.INFO:
+        for h in console:
+            h.setLevel(level)
+        root.setLevel(logging.INFO)
     root.addHandler(handler)
     try:
         yield
     finally:
         root.removeHandler(handler)
         handler.close()
+        root.setLevel(level)
+        for h in console:
+            h.setLevel(logging.NOTSET)
 
 
-def _redirect_logging(bars: bool) -> contextlib.AbstractContextManager[None]:
-    """Keep log lines from breaking the progress bars on a terminal."""
+class _NoProgressLines(logging.Filter):
+    """Drop the per-input progress lines from the console while tqdm bars show progress."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != PROGRESS_LOGGER
+
+
+@contextlib.contextmanager
+def _redirect_logging(bars: bool, level: int) -> Iterator[None]:
+    """Keep log lines from breaking the progress bars on a terminal; console at ``level``."""
     if not bars:
-        return contextlib.nullcontext()
+        yield
+        return
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    return logging_redirect_tqdm()
+    with logging_redirect_tqdm():
+        root = logging.getLogger()
+        console = [h for h in root.handlers if not isinstance(h, logging.FileHandler)]
+        quiet = _NoProgressLines()
+        for h in console:
+            h.addFilter(quiet)
+            h.setLevel(level)
+        try:
+            yield
+        finally:
+            for h in console:
+                h.removeFilter(quiet)
