@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -16,8 +15,6 @@ from _synthetic import grid_centres  # noqa: E402
 from _synthetic import synthetic_field  # noqa: E402
 from _synthetic import write_pyramidal_tiff  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 MATEK8 = ("ART", "BLA", "EOS", "LYT", "MON", "NGS", "NIF", "PMO")
 
 
@@ -29,14 +26,6 @@ def pytest_configure(config: pytest.Config) -> None:
     for var in ("MPLCONFIGDIR", "YOLO_CONFIG_DIR", "TORCHINDUCTOR_CACHE_DIR"):
         os.environ.setdefault(var, str(base / var.lower()))
         Path(os.environ[var]).mkdir(parents=True, exist_ok=True)
-
-
-def require_shared_data(*parts: str) -> Path:
-    """Return ../shared/data/<parts> or skip the test with the reason."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} not found: real-data test skipped (needs ../shared/data beside the repo)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -80,19 +69,3 @@ def pyramid_tiff(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[t
     img = synthetic_field(3000, 2600, centres, mpp=mpp, seed=3)
     path = write_pyramidal_tiff(tmp_path_factory.mktemp("slides") / "slide_a.tiff", img, mpp=mpp)
     return path, centres, mpp
-
-
-def match_centres(
-    found: list[tuple[float, float]], truth: list[tuple[float, float]], radius: float
-) -> tuple[int, int, int]:
-    """Return (matched truth cells, truth cells found more than once, unmatched detections)."""
-    f = np.asarray(found, dtype=float).reshape(-1, 2)
-    hits = multi = 0
-    used = np.zeros(len(f), bool)
-    for cx, cy in truth:
-        d = np.hypot(f[:, 0] - cx, f[:, 1] - cy) if len(f) else np.zeros(0)
-        k = d < radius
-        hits += bool(k.any())
-        multi += int(k.sum()) > 1
-        used |= k
-    return hits, multi, int((~used).sum())

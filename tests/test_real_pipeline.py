@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import polars as pl
+from _helpers import require_shared_data
 from _synthetic import compose_real_field
 from click.testing import CliRunner
-from conftest import require_shared_data
 
 from wsi_screen.classifiers import shipped_models
 from wsi_screen.cli import main

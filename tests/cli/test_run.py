@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import polars as pl
 import pytest
+from _helpers import match_centres
 from click.testing import CliRunner
-from conftest import match_centres
 
 from wsi_screen.cli import main
 from wsi_screen.reports.json_report import validate_report

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import match_centres
+from _helpers import require_shared_data
 from _synthetic import compose_real_field
 from _synthetic import grid_centres
 from _synthetic import synthetic_field
-from conftest import match_centres
-from conftest import require_shared_data
 
 from wsi_screen.config import TilingConfig
 from wsi_screen.detectors import create_detector
