@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import match_centres
 from _synthetic import synthetic_field
-from conftest import match_centres
 
 from wsi_screen.config import TilingConfig
 from wsi_screen.detectors.merge import box_overlap

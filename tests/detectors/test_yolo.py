@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from _helpers import match_centres
+from _helpers import require_shared_data
 from _synthetic import synthetic_field
 from click.testing import CliRunner
-from conftest import match_centres
-from conftest import require_shared_data
 from test_yolo_synthetic import CELL_UM
 from test_yolo_synthetic import DISC_MPP
 from test_yolo_synthetic import random_centres
