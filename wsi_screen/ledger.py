@@ -86,12 +86,12 @@ class Ledger:
     Example:
         >>> ledger = Ledger(out / LEDGER_NAME)  # doctest: +SKIP
         >>> ledger.load()  # doctest: +SKIP
-        >>> ledger.done("a.png", key)  # doctest: +SKIP
+        >>> ledger.done("a.png", "a", key)  # doctest: +SKIP
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._latest: dict[tuple[str, str], LedgerEntry] = {}
+        self._latest: dict[tuple[str, str, str], LedgerEntry] = {}
 
     def load(self) -> int:
         """Read the ledger; later lines win. Returns the number of entries read.
@@ -118,13 +118,17 @@ class Ledger:
                 # a line torn by a kill mid-append; the input it names is simply redone
                 log.warning("%s: ignoring unreadable line %d", self.path, i)
                 continue
-            self._latest[(entry.input, entry.key)] = entry
+            self._latest[(entry.input, entry.stem, entry.key)] = entry
             n += 1
         return n
 
-    def done(self, input_name: str, key: str) -> LedgerEntry | None:
-        """The latest ``ok`` entry of ``input_name`` under ``key``, or None."""
-        entry = self._latest.get((input_name, key))
+    def done(self, input_name: str, stem: str, key: str) -> LedgerEntry | None:
+        """The latest ``ok`` entry of ``input_name`` screened into ``stem`` under ``key``, or None.
+
+        The stem is part of the lookup because two folders of one batch may hold files of the
+        same name (and even the same content); each has its own output folder.
+        """
+        entry = self._latest.get((input_name, stem, key))
         return entry if entry is not None and entry.status == "ok" else None
 
     def append(self, *, input_name: str, stem: str, key: str, input_sha256: str, status: str) -> LedgerEntry:
@@ -158,7 +162,7 @@ class Ledger:
         except OSError as e:
             msg = f"{self.path}: cannot append to the batch ledger: {e.strerror}"
             raise WsiScreenError(msg) from e
-        self._latest[(entry.input, entry.key)] = entry
+        self._latest[(entry.input, entry.stem, entry.key)] = entry
         return entry
 
 

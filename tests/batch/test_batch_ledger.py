@@ -25,10 +25,11 @@ def test_ledger_survives_a_torn_line(tmp_path: Path) -> None:
         f.write('{"input": "c.png", "stem": "c", "ke')  # a kill in the middle of an append
     again = Ledger(ledger.path)
     assert again.load() == 2
-    assert again.done("a.png", "k1") is not None
-    assert again.done("a.png", "other-key") is None  # changed model/config: not done
-    assert again.done("b.png", "k2") is None  # failed inputs are retried
+    assert again.done("a.png", "a", "k1") is not None
+    assert again.done("a.png", "a", "other-key") is None  # changed model/config: not done
+    assert again.done("a.png", "a-2", "k1") is None  # same name in another folder of the batch
+    assert again.done("b.png", "b", "k2") is None  # failed inputs are retried
     again.append(input_name="c.png", stem="c", key="k3", input_sha256="s", status="ok")
     third = Ledger(ledger.path)
     assert third.load() == 3
-    assert third.done("c.png", "k3") is not None
+    assert third.done("c.png", "c", "k3") is not None

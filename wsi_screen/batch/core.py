@@ -207,8 +207,8 @@ def _plan(
         log.warning("%s: %s", item.name, failure.message)
         return failed_row(item, failure, time.perf_counter() - t, None)
     key = run_key(sha, model_sha, settings)
-    entry = ledger.done(item.name, key) if ledger else None
-    if entry is not None and entry.stem == item.stem:
+    entry = ledger.done(item.name, item.stem, key) if ledger else None
+    if entry is not None:
         report = read_report(out / item.stem / "report.json")
         if report is not None and report.get("input", {}).get("sha256") == sha:
             log.debug("%s: done in an earlier run with the same model and config; skipped", item.name)
