@@ -70,7 +70,7 @@ def test_resume_after_interruption(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     import wsi_screen.classifiers.train as tr
 
-    real = tr._quick_metrics
+    real = tr.quick_metrics
     calls = {"n": 0}
 
     def crash_in_epoch_2(*a: object, **k: object) -> dict[str, float]:
@@ -79,12 +79,12 @@ def test_resume_after_interruption(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             raise KeyboardInterrupt
         return real(*a, **k)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(tr, "_quick_metrics", crash_in_epoch_2)
+    monkeypatch.setattr(tr, "quick_metrics", crash_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         train_model(data, tmp_path / "run", cfg)
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
     assert not (tmp_path / "run" / "model.json").exists()
-    monkeypatch.setattr(tr, "_quick_metrics", real)
+    monkeypatch.setattr(tr, "quick_metrics", real)
     resumed = train_model(data, tmp_path / "run", cfg, resume=True)
     hist = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2, 3]
@@ -142,12 +142,14 @@ def test_real_subset_learns(tmp_path: Path) -> None:
     if not root.is_dir():
         pytest.skip("../shared/data not found: real-data test skipped")
     sub = tmp_path / "real"
-    for code in ("EOS", "LYT"):
+    for code in ("EOS", "NGS"):
         (sub / code).mkdir(parents=True)
-        for p in sorted((root / code).glob("*.jpg"))[:40]:
+        for p in sorted((root / code).glob("*.jpg"))[:60]:
             (sub / code / p.name).symlink_to(p)
-    cfg = tiny_cfg(epochs=10, image_size=48, patch_size_px=250, batch_size=12, lr=3e-3,
-                   val_fraction=0.4)
+    rotations_only = AugmentConfig(rotation_deg=180, shift=0, shear=0, zoom=0, brightness=0,
+                                   contrast=0, stain_sigma=0)
+    cfg = tiny_cfg(epochs=10, image_size=48, patch_size_px=250, batch_size=8, lr=3e-3,
+                   val_fraction=0.4, augment=rotations_only)
     bundle = train_model(sub, tmp_path / "m", cfg)
-    # eosinophils (orange granules) vs lymphocytes (small, dark); chance is 1/2
+    # eosinophils vs segmented neutrophils, 48 validation images: chance is 1/2
     assert bundle.metrics["validation"]["accuracy"] >= 0.7

@@ -100,7 +100,7 @@ def smoothgrad(
 
 def explain_patches(
     clf: TimmClassifier, patches: np.ndarray, *, method: str = "gradcam",
-    target: str | None = None,
+    target: str | None = None, samples: int = 16,
 ) -> list[Explanation]:
     """Explain the classification of uint8 N x S x S x 3 patches (S = the bundle's patch size).
 
@@ -109,6 +109,7 @@ def explain_patches(
         patches: RGB uint8 patches at the bundle's patch size.
         method: ``gradcam`` or ``smoothgrad``.
         target: class code to explain; default the predicted class.
+        samples: noisy copies averaged by SmoothGrad.
 
     Example:
         >>> exps = explain_patches(TimmClassifier(bundle), patches)  # doctest: +SKIP
@@ -133,7 +134,8 @@ def explain_patches(
         t = names.index(target) if target else pred
         x = clf.to_tensor(patch[None]).float().contiguous()
         with torch.enable_grad():
-            m = gradcam(model, x, t) if method == "gradcam" else smoothgrad(model, x, t)
+            m = (gradcam(model, x, t) if method == "gradcam"
+                 else smoothgrad(model, x, t, samples=samples))
         out.append(Explanation(_normalise(_upsample(m, patch.shape[0])), names[pred], names[t],
                                probs[i]))
     return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -31,12 +30,19 @@ from wsi_screen.classifiers.datasets import load_patches
 from wsi_screen.classifiers.datasets import scan_folder
 from wsi_screen.classifiers.datasets import stratified_split
 from wsi_screen.classifiers.schemes import ClassScheme
+from wsi_screen.classifiers.train_utils import load_init_weights
+from wsi_screen.classifiers.train_utils import lr_at
+from wsi_screen.classifiers.train_utils import predict_logits
+from wsi_screen.classifiers.train_utils import quick_metrics
+from wsi_screen.classifiers.train_utils import recalibrate_batchnorm
+from wsi_screen.classifiers.train_utils import sample_epoch
+from wsi_screen.classifiers.train_utils import to_chw_tensor
 from wsi_screen.errors import ConfigError
 from wsi_screen.io import atomic_path
 from wsi_screen.io import atomic_write_text
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,8 @@ class TrainConfig:
         model_kwargs: extra ``timm.create_model`` arguments (e.g. ``drop_rate``).
         augment: augmentation ranges.
         name: bundle name.
+        bn_calibration: clean training images used to re-estimate BatchNorm statistics before
+            every validation (0 disables).
     """
 
     arch: str = "resnet10t"
@@ -101,6 +109,7 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     name: str = ""
+    bn_calibration: int = 1024
 
     def __post_init__(self) -> None:
         """Validate ranges."""
@@ -125,107 +134,6 @@ class TrainConfig:
         d = asdict(self)
         d["init"] = str(self.init) if self.init else None
         return d
-
-
-def load_init_weights(model: torch.nn.Module, path: Path) -> dict[str, int]:
-    """Load a local checkpoint into ``model``, skipping tensors whose shape does not fit.
-
-    Accepts safetensors files and torch state dicts (loaded with ``weights_only=True``), also
-    wrapped in ``{"state_dict": ...}`` or ``{"model": ...}`` or prefixed with ``module.``.
-
-    Raises:
-        ConfigError: the file is missing, unreadable or shares no tensor with the model.
-    """
-    import torch
-
-    if not path.is_file():
-        msg = f"{path}: --init checkpoint not found"
-        raise ConfigError(msg)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state: Any = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        msg = f"{path}: cannot read checkpoint ({type(e).__name__}: {e})"
-        raise ConfigError(msg) from e
-    for key in ("state_dict", "model", "model_state"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    own = model.state_dict()
-    fitting = {}
-    for k, v in state.items():
-        k2 = k.removeprefix("module.")
-        if k2 in own and tuple(own[k2].shape) == tuple(v.shape):
-            fitting[k2] = v
-    if not fitting:
-        msg = f"{path}: no tensor of the checkpoint fits {type(model).__name__}"
-        raise ConfigError(msg)
-    model.load_state_dict(fitting, strict=False)
-    skipped = len(own) - len(fitting)
-    log.info("init from %s: %d tensors loaded, %d left at random init", path, len(fitting), skipped)
-    return {"loaded": len(fitting), "skipped": skipped}
-
-
-def _sample_epoch(labels: np.ndarray, balance: str, rng: np.random.Generator) -> np.ndarray:
-    """Indices for one epoch: a permutation, or class-balanced draws with replacement."""
-    n = len(labels)
-    if balance != "sampler":
-        return rng.permutation(n)
-    counts = np.bincount(labels)
-    w = 1.0 / counts[labels]
-    return rng.choice(n, size=n, replace=True, p=w / w.sum())
-
-
-def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return peak * 0.5 * (1 + math.cos(math.pi * t))
-
-
-def predict_logits(
-    model: torch.nn.Module, images: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor],
-    *, dtype: torch.dtype | None, batch_size: int = 128,
-) -> torch.Tensor:
-    """Logits (float32) of uint8 NCHW images on the model's device, without augmentation."""
-    import torch
-
-    mean, std = norm
-    out = []
-    model.eval()
-    with torch.inference_mode():
-        for s in range(0, len(images), batch_size):
-            x = images[s : s + batch_size].to(mean.device).float().div_(255)
-            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-            if dtype is not None:
-                with torch.autocast(device_type=mean.device.type, dtype=dtype):
-                    out.append(model(x).float())
-            else:
-                out.append(model(x).float())
-    return torch.cat(out).cpu()
-
-
-def _quick_metrics(y: np.ndarray, logits: torch.Tensor, n_classes: int) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score
-    from sklearn.metrics import f1_score
-    from sklearn.metrics import recall_score
-
-    pred = logits.argmax(1).numpy()
-    labels = list(range(n_classes))
-    return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "macro_recall": float(recall_score(y, pred, labels=labels, average="macro", zero_division=0)),
-        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
-    }
-
-
-def _to_tensor(arr: np.ndarray) -> torch.Tensor:
-    import torch
-
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
 def train_split(
@@ -255,8 +163,8 @@ def train_split(
           "interpolation": cfg.interpolation, "preprocess": cfg.preprocess}
     log.info("loading %d training and %d validation patches", len(train_set.items),
              len(val_set.items))
-    x_train = _to_tensor(load_patches(train_set.paths, **kw))
-    x_val = _to_tensor(load_patches(val_set.paths, **kw))
+    x_train = to_chw_tensor(load_patches(train_set.paths, **kw))
+    x_val = to_chw_tensor(load_patches(val_set.paths, **kw))
     y_train, y_val = train_set.labels, val_set.labels
     if len(np.unique(y_train)) < n_classes:
         missing = set(train_set.class_names) - {train_set.class_names[i] for i in y_train}
@@ -289,6 +197,9 @@ def train_split(
     total_steps = steps_per_epoch * cfg.epochs
     warmup = steps_per_epoch * cfg.warmup_epochs
 
+    # clean training images for re-estimating BatchNorm statistics before each validation
+    calib = np.random.default_rng(cfg.seed).permutation(len(y_train))[: cfg.bn_calibration]
+    x_calib = x_train[torch.from_numpy(np.sort(calib))]
     start_epoch, history, best = 0, [], {"macro_recall": -1.0, "epoch": -1}
     ckpt_path = out_dir / CHECKPOINT
     best_path = out_dir / "best.safetensors"
@@ -311,7 +222,7 @@ def train_split(
         t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, epoch])
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = _sample_epoch(y_train, cfg.balance, rng)
+        order = sample_epoch(y_train, cfg.balance, rng)
         model.train()
         losses = []
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
@@ -319,7 +230,7 @@ def train_split(
         for i in bar:
             step = epoch * steps_per_epoch + i
             for g in opt.param_groups:
-                g["lr"] = _lr_at(step, total_steps, warmup, cfg.lr)
+                g["lr"] = lr_at(step, total_steps, warmup, cfg.lr)
             idx = torch.from_numpy(order[i * cfg.batch_size : (i + 1) * cfg.batch_size])
             x = x_train[idx].float().div_(255)
             x = augment_batch(x, cfg.augment, generator=gen).to(device)
@@ -337,8 +248,9 @@ def train_split(
                 ema.update(model, step=step)
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        eval_model = ema.module if ema is not None else model
-        vm = _quick_metrics(y_val, predict_logits(eval_model, x_val, (mean, std), dtype=dtype),
+        eval_model = recalibrate_batchnorm(ema.module if ema is not None else model, x_calib,
+                                           (mean, std), dtype=dtype)
+        vm = quick_metrics(y_val, predict_logits(eval_model, x_val, (mean, std), dtype=dtype),
                             n_classes)
         rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                "seconds": round(time.perf_counter() - t0, 1), **vm}
@@ -361,6 +273,7 @@ def train_split(
 
     eval_model = ema.module if ema is not None else model
     eval_model.load_state_dict(load_file(str(best_path)))
+    eval_model.eval()
     bundle = ModelBundle(
         architecture=cfg.arch, class_names=train_set.class_names, input_size=cfg.image_size,
         mean=IMAGENET_MEAN, std=IMAGENET_STD, patch_size_px=cfg.patch_size_px, mpp=cfg.mpp,
