@@ -124,6 +124,8 @@ def run_batch(
         cfg.to_dict(),
         mpp=kw.get("mpp"),
         detector_weights=kw.get("detector_weights"),
+        detector_model=_detector_fingerprint(cfg, kw.get("detector_weights")),
+        model_json=bundle.to_json(),
         report_schema=SCHEMA_VERSION,
     )
     model_sha = bundle.sha256()
@@ -147,6 +149,7 @@ def run_batch(
         rows: dict[int, dict[str, Any]] = {}
         todo: list[_Planned] = []
         result = BatchResult(rows=[])
+        log.info("checking %d input(s) against the ledger (hashing their contents)", len(items))
         for i, item in enumerate(items):
             planned = _plan(item, ledger if options.resume else None, out, model_sha, settings)
             if isinstance(planned, dict):
@@ -190,6 +193,22 @@ def run_batch(
         write_run_metadata(out / "run_metadata.json", metadata)
         result.metadata = metadata
     return result
+
+
+def _detector_fingerprint(cfg: Any, detector_weights: str | None) -> dict[str, Any] | None:
+    """Hash of a learned detector's weights, so retrained weights at the same path re-process.
+
+    Raises:
+        WsiScreenError: the YOLO weights cannot be found.
+    """
+    if cfg.detector.name != "yolo":
+        return None
+    try:
+        from wsi_screen.detectors.yolo import resolve_model_dir
+    except ImportError:  # pragma: no cover - the adapter ships with the package
+        return None
+    weights, det_json = resolve_model_dir(detector_weights or cfg.detector.options.get("weights"))
+    return {"weights_sha256": sha256_file(weights), "detector_json": det_json}
 
 
 _CONFIG_KEYS = ("config_path", "detector", "detector_weights", "device", "batch_size", "config")
