@@ -123,6 +123,9 @@ def test_usage_errors_exit_2(mixed_folder: Path, run_batch_cli: Callable[..., Re
     res = run_batch_cli(str(mixed_folder), "-o", str(tmp_path / "o2"), "--ray-address", "auto")
     assert res.exit_code == 2
     assert "--engine ray" in res.output
+    res = run_batch_cli(str(mixed_folder), "-o", str(tmp_path / "o4"), "--detector", "nope", "--engine", "ray")
+    assert res.exit_code == 2
+    assert "unknown detector 'nope'" in res.output
     bad_cfg = tmp_path / "bad.toml"
     bad_cfg.write_text("[aggregate]\nmin_cells = 0\n")
     res = run_batch_cli(str(mixed_folder), "-o", str(tmp_path / "o3"), "--config", str(bad_cfg))

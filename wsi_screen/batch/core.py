@@ -110,6 +110,7 @@ def run_batch(
         >>> run_batch([Path("slides")], Path("out"), options=BatchOptions(), screener_kwargs={})  # doctest: +SKIP
     """
     from wsi_screen.classifiers import resolve_model
+    from wsi_screen.detectors import DETECTORS
     from wsi_screen.reports.json_report import SCHEMA_VERSION
     from wsi_screen.runner import resolve_config
 
@@ -120,6 +121,7 @@ def run_batch(
     kw = _absolute_paths(screener_kwargs)
     cfg = resolve_config(**{k: kw.get(k) for k in _CONFIG_KEYS})
     bundle = resolve_model(kw.get("model", "default"))
+    DETECTORS.get(cfg.detector.name)  # an unknown name fails now, not after Ray has started
     settings = settings_hash(
         cfg.to_dict(),
         mpp=kw.get("mpp"),
@@ -339,8 +341,8 @@ def _write_index(out: Path, items: list[BatchInput], rows: list[dict[str, Any]])
             failures.append(Failure(item.name, row["error_stage"], row["error_type"], row["error_message"]))
     try:
         write_index_html(out, reports, failures=failures)
-    except (WsiScreenError, OSError) as e:
-        log.warning("%s: index.html not written: %s", out, e)
+    except Exception:  # noqa: BLE001 - the index is a convenience; summary.csv is already written
+        log.exception("%s: index.html not written", out)
 
 
 def _absolute_paths(kw: dict[str, Any]) -> dict[str, Any]:
