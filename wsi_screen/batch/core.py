@@ -182,6 +182,11 @@ def run_batch(
         write_summary(result.rows, out)
         _write_index(out, items, result.rows)
         metadata.update(
+            failures=[
+                {k: r[k] for k in ("input", "status", "error_stage", "error_type", "error_message")}
+                for r in result.rows
+                if r["status"] != STATUS_OK
+            ],
             finished_at=_now(),
             status="stopped (--fail-fast)" if stopped else "finished",
             counts={

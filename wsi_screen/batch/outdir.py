@@ -45,7 +45,7 @@ def is_temp_file(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
-def clean_temp_files(folder: Path, *, depth: int = 2) -> list[Path]:
+def clean_temp_files(folder: Path, *, depth: int = 3) -> list[Path]:
     """Delete temp files left in ``folder`` (and its sub-folders, ``depth`` levels) by a killed run.
 
     Outputs are only ever renamed into place complete, so a temp file is always garbage.
@@ -62,6 +62,6 @@ def clean_temp_files(folder: Path, *, depth: int = 2) -> list[Path]:
         elif entry.is_file() and is_temp_file(entry):
             entry.unlink(missing_ok=True)
             removed.append(entry)
-    if removed and depth == 2:
+    if removed and depth == 3:
         log.info("%s: removed %d temp file(s) left by an interrupted run", folder, len(removed))
     return removed
