@@ -122,6 +122,39 @@ class ClassifyConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """How much imagery report.html embeds (it must stay quick to open for 2,000-cell slides).
+
+    Attributes:
+        crop_px: side of each embedded cell crop (covers the classifier patch's physical area).
+        jpeg_quality: JPEG quality of crops and the overview (1-100).
+        gallery_max_per_class: crops shown per class gallery, most confident first.
+        review_queue_max: cells in the review queue.
+        overview_max_side: longest side of the overview thumbnail in pixels.
+    """
+
+    crop_px: int = 96
+    jpeg_quality: int = 80
+    gallery_max_per_class: int = 40
+    review_queue_max: int = 60
+    overview_max_side: int = 1400
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.crop_px <= 512:
+            msg = f"report.crop_px must be in [16, 512], got {self.crop_px}"
+            raise ConfigError(msg)
+        if not 1 <= self.jpeg_quality <= 100:
+            msg = f"report.jpeg_quality must be in [1, 100], got {self.jpeg_quality}"
+            raise ConfigError(msg)
+        if self.gallery_max_per_class < 0 or self.review_queue_max < 0:
+            msg = "report.gallery_max_per_class and report.review_queue_max must be >= 0"
+            raise ConfigError(msg)
+        if self.overview_max_side < 64:
+            msg = f"report.overview_max_side must be >= 64, got {self.overview_max_side}"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
 class ScreenConfig:
     """The whole run configuration."""
 
@@ -129,6 +162,7 @@ class ScreenConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     aggregate: AggregateConfig = field(default_factory=AggregateConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (echoed into reports)."""
@@ -141,7 +175,7 @@ class ScreenConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScreenConfig:
-        """Load a TOML file (sections ``tiling``, ``detector``, ``classify``, ``aggregate``)."""
+        """Load a TOML file (sections ``tiling``, ``detector``, ``classify``, ``aggregate``, ``report``)."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))

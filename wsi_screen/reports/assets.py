@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from wsi_screen.config import ReportConfig
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.patches import crop_patch
@@ -30,37 +31,7 @@ log = logging.getLogger(__name__)
 ASSETS_JSON = "report_assets.json"
 
 
-@dataclass(frozen=True)
-class ReportOptions:
-    """How much imagery report.html embeds (it must stay quick to open for 2,000-cell slides).
-
-    Attributes:
-        crop_px: side of each embedded cell crop (covers the classifier patch's physical area).
-        jpeg_quality: JPEG quality of crops and the overview (1-100).
-        gallery_max_per_class: crops shown per class gallery, most confident first.
-        review_queue_max: cells in the review queue.
-        overview_max_side: longest side of the overview thumbnail in pixels.
-    """
-
-    crop_px: int = 96
-    jpeg_quality: int = 80
-    gallery_max_per_class: int = 40
-    review_queue_max: int = 60
-    overview_max_side: int = 1400
-
-    def __post_init__(self) -> None:
-        if not 16 <= self.crop_px <= 512:
-            msg = f"report.crop_px must be in [16, 512], got {self.crop_px}"
-            raise WsiScreenError(msg)
-        if not 1 <= self.jpeg_quality <= 100:
-            msg = f"report.jpeg_quality must be in [1, 100], got {self.jpeg_quality}"
-            raise WsiScreenError(msg)
-        if self.gallery_max_per_class < 0 or self.review_queue_max < 0:
-            msg = "report.gallery_max_per_class and report.review_queue_max must be >= 0"
-            raise WsiScreenError(msg)
-        if self.overview_max_side < 64:
-            msg = f"report.overview_max_side must be >= 64, got {self.overview_max_side}"
-            raise WsiScreenError(msg)
+ReportOptions = ReportConfig  # the [report] section of the run configuration
 
 
 @dataclass

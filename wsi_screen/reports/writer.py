@@ -69,7 +69,7 @@ def write_input_reports(
     Returns:
         The report dict.
     """
-    options = options or ReportOptions()
+    options = options or cfg.report
     out_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     labels = calls.labels
