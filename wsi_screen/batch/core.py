@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from wsi_screen.batch.summary import failed_row
 from wsi_screen.batch.summary import not_run_row
 from wsi_screen.batch.summary import ok_row
 from wsi_screen.batch.summary import read_report
+from wsi_screen.batch.summary import run_metadata
+from wsi_screen.batch.summary import write_index
 from wsi_screen.batch.summary import write_run_metadata
 from wsi_screen.batch.summary import write_summary
 from wsi_screen.errors import WsiScreenError
@@ -43,6 +44,8 @@ from wsi_screen.types import Failure
 log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
+_NOT_RUN_FAIL_FAST = "not screened: --fail-fast stopped the batch at an earlier failure"
+_NOT_RUN_INTERRUPTED = "not screened: the batch was interrupted; run the same command again to resume"
 
 
 @dataclass(frozen=True)
@@ -171,16 +174,22 @@ def run_batch(
             len(todo),
             options.engine,
         )
-        metadata = _metadata(options, cfg, bundle, model_sha, settings, locations, out, len(items))
+        metadata = run_metadata(options, cfg, bundle, model_sha, settings, locations, out, len(items))
         write_run_metadata(out / "run_metadata.json", metadata)
-        stopped = _screen(todo, out, options, engine_kwargs, ledger, rows, index_of, result, metadata)
+        interrupted = False
+        try:
+            stopped = _screen(todo, out, options, engine_kwargs, ledger, rows, index_of, result, metadata)
+        except KeyboardInterrupt:
+            # Ctrl-C: still write the summary of what is done; the same command resumes
+            log.warning("interrupted: writing the summary of the inputs done so far")
+            interrupted = stopped = True
         for i, item in enumerate(items):
             if not rows[i]:
-                rows[i] = not_run_row(item)
+                rows[i] = not_run_row(item, _NOT_RUN_INTERRUPTED if interrupted else _NOT_RUN_FAIL_FAST)
                 result.n_not_run += 1
         result.rows = [rows[i] for i in range(len(items))]
         write_summary(result.rows, out)
-        _write_index(out, items, result.rows)
+        write_index(out, items, result.rows)
         metadata.update(
             failures=[
                 {k: r[k] for k in ("input", "status", "error_stage", "error_type", "error_message")}
@@ -188,7 +197,7 @@ def run_batch(
                 if r["status"] != STATUS_OK
             ],
             finished_at=_now(),
-            status="stopped (--fail-fast)" if stopped else "finished",
+            status="interrupted" if interrupted else "stopped (--fail-fast)" if stopped else "finished",
             counts={
                 "inputs": len(items),
                 "screened": result.n_screened,
@@ -199,6 +208,8 @@ def run_batch(
         )
         write_run_metadata(out / "run_metadata.json", metadata)
         result.metadata = metadata
+    if interrupted:
+        raise KeyboardInterrupt
     return result
 
 
@@ -328,28 +339,6 @@ def _detail(row: dict[str, Any], outcome: InputOutcome) -> str:
     return f"{outcome.summary_line} ({outcome.seconds:.1f} s)"
 
 
-def _write_index(out: Path, items: list[BatchInput], rows: list[dict[str, Any]]) -> None:
-    """Write OUT/index.html from the reports of the inputs that are done, and the failures."""
-    try:
-        from wsi_screen.reports.index import write_index_html
-    except ImportError:  # the index writer ships with the HTML reports
-        log.warning("index.html not written: wsi_screen.reports.index is not available")
-        return
-    reports = []
-    failures = []
-    for item, row in zip(items, rows, strict=True):
-        if row["status"] == STATUS_OK:
-            report = read_report(out / item.stem / "report.json")
-            if report is not None:
-                reports.append((out / item.stem, report))
-        elif row["status"] == STATUS_FAILED:
-            failures.append(Failure(item.name, row["error_stage"], row["error_type"], row["error_message"]))
-    try:
-        write_index_html(out, reports, failures=failures)
-    except Exception:  # noqa: BLE001 - the index is a convenience; summary.csv is already written
-        log.exception("%s: index.html not written", out)
-
-
 def _absolute_paths(kw: dict[str, Any]) -> dict[str, Any]:
     """Make path-like options absolute so Ray workers with another working folder find them."""
     out = dict(kw)
@@ -358,56 +347,6 @@ def _absolute_paths(kw: dict[str, Any]) -> dict[str, Any]:
         if value is not None and Path(str(value)).exists():
             out[key] = Path(str(value)).absolute() if key == "config_path" else str(Path(str(value)).absolute())
     return out
-
-
-def _metadata(
-    options: BatchOptions,
-    cfg: Any,
-    bundle: Any,
-    model_sha: str,
-    settings: str,
-    locations: Sequence[Path],
-    out: Path,
-    n_inputs: int,
-) -> dict[str, Any]:
-    from wsi_screen.reports.json_report import software_versions
-
-    versions = software_versions()
-    for pkg in ("polars", "ray", "ultralytics"):
-        try:
-            import importlib.metadata as md
-
-            versions[pkg] = md.version(pkg)
-        except Exception:  # noqa: BLE001,S112 - a missing optional package is simply not listed
-            continue
-    return {
-        "started_at": _now(),
-        "status": "running",
-        "command": sys.argv,
-        "inputs": [str(Path(p).absolute()) for p in locations],
-        "n_inputs": n_inputs,
-        "out": str(out),
-        "options": {
-            "recursive": options.recursive,
-            "pattern": options.pattern,
-            "resume": options.resume,
-            "fail_fast": options.fail_fast,
-            "engine": options.engine,
-            "ray_address": options.ray_address,
-            "workers": options.workers,
-        },
-        "software": versions,
-        "model": {
-            "name": bundle.name,
-            "path": str(bundle.path) if bundle.path else None,
-            "sha256": model_sha,
-            "architecture": bundle.architecture,
-            "classes": list(bundle.class_names),
-        },
-        "config": cfg.to_dict(),
-        "settings_sha256": settings,
-        "device_requested": cfg.classify.device,
-    }
 
 
 def _now() -> str:

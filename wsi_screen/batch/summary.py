@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from wsi_screen.batch.discover import BatchInput
@@ -12,9 +16,14 @@ from wsi_screen.io import atomic_write_text
 from wsi_screen.io import atomic_write_with
 from wsi_screen.types import Failure
 
+if TYPE_CHECKING:
+    from wsi_screen.batch.core import BatchOptions
+
+log = logging.getLogger(__name__)
+
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
-STATUS_NOT_RUN = "not_run"  # --fail-fast stopped the batch before this input
+STATUS_NOT_RUN = "not_run"  # --fail-fast (or Ctrl-C) stopped the batch before this input
 
 TIMING_STAGES = ("read", "detect", "patch", "classify", "aggregate", "report", "total")
 
@@ -76,10 +85,10 @@ def failed_row(item: BatchInput, failure: Failure, seconds: float | None, input_
     return row
 
 
-def not_run_row(item: BatchInput) -> dict[str, Any]:
-    """Summary row of an input the batch did not reach (``--fail-fast``)."""
+def not_run_row(item: BatchInput, reason: str) -> dict[str, Any]:
+    """Summary row of an input the batch did not reach (``--fail-fast`` or Ctrl-C)."""
     row = _empty_row(item, STATUS_NOT_RUN)
-    row["error_message"] = "not screened: --fail-fast stopped the batch at an earlier failure"
+    row["error_message"] = reason
     return row
 
 
@@ -113,3 +122,76 @@ def read_report(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def write_index(out: Path, items: list[BatchInput], rows: list[dict[str, Any]]) -> None:
+    """Write OUT/index.html from the reports of the inputs that are done, and the failures."""
+    try:
+        from wsi_screen.reports.index import write_index_html
+    except ImportError:  # the index writer ships with the HTML reports
+        log.warning("index.html not written: wsi_screen.reports.index is not available")
+        return
+    reports = []
+    failures = []
+    for item, row in zip(items, rows, strict=True):
+        if row["status"] == STATUS_OK:
+            report = read_report(out / item.stem / "report.json")
+            if report is not None:
+                reports.append((out / item.stem, report))
+        elif row["status"] == STATUS_FAILED:
+            failures.append(Failure(item.name, row["error_stage"], row["error_type"], row["error_message"]))
+    try:
+        write_index_html(out, reports, failures=failures)
+    except Exception:  # noqa: BLE001 - the index is a convenience; summary.csv is already written
+        log.exception("%s: index.html not written", out)
+
+
+def run_metadata(
+    options: BatchOptions,
+    cfg: Any,
+    bundle: Any,
+    model_sha: str,
+    settings: str,
+    locations: Sequence[Path],
+    out: Path,
+    n_inputs: int,
+) -> dict[str, Any]:
+    """The run_metadata.json content at the start of a batch (counts are added at the end)."""
+    import importlib.metadata as md
+
+    from wsi_screen.reports.json_report import software_versions
+
+    versions = software_versions()
+    for pkg in ("polars", "ray", "ultralytics"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    return {
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "status": "running",
+        "command": sys.argv,
+        "inputs": [str(Path(p).absolute()) for p in locations],
+        "n_inputs": n_inputs,
+        "out": str(out),
+        "options": {
+            "recursive": options.recursive,
+            "pattern": options.pattern,
+            "resume": options.resume,
+            "fail_fast": options.fail_fast,
+            "engine": options.engine,
+            "ray_address": options.ray_address,
+            "workers": options.workers,
+        },
+        "software": versions,
+        "model": {
+            "name": bundle.name,
+            "path": str(bundle.path) if bundle.path else None,
+            "sha256": model_sha,
+            "architecture": bundle.architecture,
+            "classes": list(bundle.class_names),
+        },
+        "config": cfg.to_dict(),
+        "settings_sha256": settings,
+        "device_requested": cfg.classify.device,
+    }
