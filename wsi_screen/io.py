@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -45,7 +46,18 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], object]) -> Non
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file, read in chunks."""
+    """SHA-256 hex digest of a file, read in chunks.
+
+    Results are memoised per (path, size, modification time), so the batch ledger and the report
+    writer hash a multi-gigabyte slide once per process.
+    """
+    st = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, chunk)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_cached(path: str, size: int, mtime_ns: int, chunk: int) -> str:
+    del size, mtime_ns  # part of the cache key only
     h = hashlib.sha256()
     with Path(path).open("rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
