@@ -28,6 +28,7 @@ def test_evaluate_writes_metrics_and_reports_unknown(tiny_bundle: Path, tmp_path
     data = tmp_path / "data"
     for code in ("BLA", "LYT", "HAC"):  # HAC is not a class of the tiny bundle
         _write(data, code, 4)
+    (data / "BLA" / ".DS_0001.jpg").write_bytes(b"not an image")  # hidden debris is ignored
     bundle = ModelBundle.load(tiny_bundle)
     out = tmp_path / "out"
     m = evaluate_bundle(bundle, data, out, tolerance=load_tolerance(), device="cpu")

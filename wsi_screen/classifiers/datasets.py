@@ -117,8 +117,11 @@ def scan_folder(root: Path | str, scheme: ClassScheme | None = None) -> PatchSet
     if not root.is_dir():
         msg = f"{root}: data folder not found"
         raise InputError(msg)
+    # hidden files and folders (.DS_Store debris, ._* resource forks) are not images
     files = sorted(
-        p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        p for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
     if not files:
         msg = f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found"
