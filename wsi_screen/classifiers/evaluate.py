@@ -46,11 +46,17 @@ def select_files(ps: PatchSet, only: Path) -> PatchSet:
     else:
         wanted = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     rel = {str(it.path.relative_to(ps.root)): i for i, it in enumerate(ps.items)}
-    missing = [w for w in wanted if w not in rel]
+    other = {str(p.relative_to(ps.root)) for paths in ps.unmapped.values() for p in paths}
+    missing = [w for w in wanted if w not in rel and w not in other]
     if missing:
         msg = f"{only}: {len(missing)} listed file(s) not found under {ps.root}, e.g. {missing[0]}"
         raise InputError(msg)
-    return ps.subset(sorted(rel[w] for w in wanted))
+    keep = set(wanted)
+    unmapped = {lab: [p for p in paths if str(p.relative_to(ps.root)) in keep]
+                for lab, paths in ps.unmapped.items()}
+    sub = ps.subset(sorted(rel[w] for w in wanted if w in rel))
+    return PatchSet(sub.root, sub.items, sub.dropped, {k: v for k, v in unmapped.items() if v},
+                    sub.class_names)
 
 
 def predict_folder(
