@@ -44,7 +44,7 @@ def test_default_model_classifies_real_patches() -> None:
     pred = [b.class_names[i] for i in probs.argmax(1)]
     truth = [p.split("/")[0] for p in picks]
     correct = sum(a == t for a, t in zip(pred, truth, strict=True))
-    assert correct >= 12, list(zip(truth, pred, strict=True))  # chance would be 3 of 24
+    assert correct >= 15, list(zip(truth, pred, strict=True))  # chance would be 3 of 24
     # an eosinophil is the textbook easy case
     eos = [i for i, t in enumerate(truth) if t == "EOS"]
     assert sum(pred[i] == "EOS" for i in eos) >= 2
