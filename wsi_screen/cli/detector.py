@@ -26,14 +26,17 @@ def _split_classes(value: str | None) -> list[str] | None:
     return [c.strip() for c in value.split(",") if c.strip()]
 
 
-def _last_val_row(results_csv: Path) -> dict[str, float]:
-    """Final-epoch validation figures from ultralytics' ``results.csv``."""
+def best_val_row(results_csv: Path) -> dict[str, float]:
+    """Validation figures of the epoch whose weights were kept (ultralytics' ``best.pt``).
+
+    ultralytics keeps the epoch of highest fitness, 0.1 x mAP50 + 0.9 x mAP50-95.
+    """
     if not results_csv.is_file():
         return {}
-    rows = list(csv.DictReader(results_csv.read_text(encoding="utf-8").splitlines()))
-    if not rows:
-        return {}
-    last = {k.strip(): v.strip() for k, v in rows[-1].items() if k}
+    rows = [
+        {k.strip(): v.strip() for k, v in row.items() if k}
+        for row in csv.DictReader(results_csv.read_text(encoding="utf-8").splitlines())
+    ]
     keys = {
         "epoch": "epoch",
         "precision": "metrics/precision(B)",
@@ -41,7 +44,11 @@ def _last_val_row(results_csv: Path) -> dict[str, float]:
         "map50": "metrics/mAP50(B)",
         "map50_95": "metrics/mAP50-95(B)",
     }
-    return {name: float(last[col]) for name, col in keys.items() if col in last}
+    rows = [{name: float(r[col]) for name, col in keys.items() if col in r} for r in rows]
+    rows = [r for r in rows if "map50" in r and "map50_95" in r]
+    if not rows:
+        return {}
+    return max(rows, key=lambda r: 0.1 * r["map50"] + 0.9 * r["map50_95"])
 
 
 @click.command("train-detector")
@@ -98,7 +105,7 @@ def train_detector(
                                  batch=batch, device=device, workers=workers, seed=seed)
     except WsiScreenError as e:
         raise click.ClickException(str(e)) from e
-    val = _last_val_row(out_dir / "run" / "results.csv")
+    val = best_val_row(out_dir / "run" / "results.csv")
     cfg: dict[str, Any] = {
         "format_version": 1,
         "name": model_name or out_dir.name,
@@ -109,10 +116,10 @@ def train_detector(
         "mpp": mpp,
         "training": {"data": str(data), "classes": wanted, "epochs": epochs, "imgsz": imgsz,
                      "batch": batch, "seed": seed, "device": device},
-        "val_ultralytics": val,
+        "val_ultralytics_best_epoch": val,
     }
     atomic_write_text(out_dir / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
-    log.info("wrote %s and %s; final val %s", weights, out_dir / CONFIG_FILE, val)
+    log.info("wrote %s and %s; best epoch val %s", weights, out_dir / CONFIG_FILE, val)
 
 
 def _make_detector(spec: str, *, conf: float, device: str, options: dict[str, Any]) -> Any:  # noqa: ANN401

@@ -29,6 +29,7 @@ from wsi_screen.detectors.base import BaseDetector
 from wsi_screen.errors import InputError
 from wsi_screen.errors import MissingDependencyError
 from wsi_screen.errors import ModelBundleError
+from wsi_screen.sources.base import PAD_VALUE
 from wsi_screen.types import Cell
 from wsi_screen.types import Tile
 
@@ -184,6 +185,23 @@ def resolve_model_dir(weights: str | Path | None) -> tuple[Path, dict[str, Any]]
     raise ModelBundleError(msg)
 
 
+def content_window(rgb: np.ndarray, pad_value: int = PAD_VALUE) -> tuple[int, int, int, int]:
+    """Return (x0, y0, x1, y1) of ``rgb`` without the padding rows/columns on its borders.
+
+    Tiles that reach past the image are padded with ``PAD_VALUE`` (white). The straight edge
+    between a pale smear and white padding is nothing the model saw in training (ultralytics pads
+    with grey) and draws false boxes, so the adapter predicts on the image part only.
+    """
+    is_pad = np.all(rgb == pad_value, axis=2)
+    cols = ~is_pad.all(axis=0)
+    rows = ~is_pad.all(axis=1)
+    if not cols.any():
+        return (0, 0, 0, 0)
+    x0, x1 = int(np.argmax(cols)), len(cols) - int(np.argmax(cols[::-1]))
+    y0, y1 = int(np.argmax(rows)), len(rows) - int(np.argmax(rows[::-1]))
+    return x0, y0, x1, y1
+
+
 class YoloDetector(BaseDetector):
     """Localise cells with an ultralytics YOLO model.
 
@@ -295,7 +313,12 @@ class YoloDetector(BaseDetector):
         centre too, so it is counted once; with a smaller overlap, run
         :func:`wsi_screen.detectors.merge.merge_cells` over all cells of the source.
         """
-        xyxy, scores, _ = self.predict_boxes(tile.pixels)
+        x_off, y_off, x_end, y_end = content_window(tile.pixels)
+        if x_end <= x_off or y_end <= y_off:
+            return []  # all padding
+        xyxy, scores, _ = self.predict_boxes(tile.pixels[y_off:y_end, x_off:x_end])
+        xyxy[:, [0, 2]] += x_off
+        xyxy[:, [1, 3]] += y_off
         cells: list[Cell] = []
         s = tile.scale
         for box, score in zip(xyxy, scores, strict=True):
