@@ -48,3 +48,19 @@ def test_default_model_classifies_real_patches() -> None:
     # an eosinophil is the textbook easy case
     eos = [i for i, t in enumerate(truth) if t == "EOS"]
     assert sum(pred[i] == "EOS" for i in eos) >= 2
+
+
+def test_cli_models_lists_default() -> None:
+    from click.testing import CliRunner
+
+    from wsi_screen.cli import main
+
+    res = CliRunner().invoke(main, ["models"])
+    assert res.exit_code == 0, res.output
+    assert "default: resnet10t" in res.output
+    assert "ART BLA EOS LYT MON NGS NIF PMO" in res.output
+    res = CliRunner().invoke(main, ["models", "--card", "default"])
+    assert res.exit_code == 0
+    assert "CC BY 4.0" in res.output
+    res = CliRunner().invoke(main, ["models", "--card", "nope"])
+    assert res.exit_code == 1

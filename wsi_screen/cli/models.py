@@ -37,11 +37,12 @@ def models(show_card: str | None) -> None:
             click.echo(f"{name}: invalid bundle ({e})")
             continue
         card = models_dir() / name / "MODEL_CARD.md"
-        val = b.metrics.get("heldout_test", b.metrics.get("validation", {}))
+        which = "heldout_test" if "heldout_test" in b.metrics else "validation"
+        val = b.metrics.get(which, {})
         rec = val.get("macro_recall") if isinstance(val, dict) else None
         click.echo(f"{name}: {b.architecture}, input {b.input_size} px from "
                    f"{b.patch_size_px} px at {b.mpp} um/px ({b.patch_size_um:.1f} um)")
         click.echo(f"  classes ({len(b.class_names)}): {' '.join(b.class_names)}")
         if rec is not None:
-            click.echo(f"  macro recall (held-out): {rec:.3f}")
+            click.echo(f"  macro recall ({which.replace('_', ' ')}): {rec:.3f}")
         click.echo(f"  card: {card if card.is_file() else 'none'}")
