@@ -4,7 +4,7 @@ Runs ``wsi-screen evaluate-detector`` for each detector (same images, same scale
 prints a Markdown table of the figures in each ``metrics.json``. Used for docs/detectors.md:
 
     .venv/bin/python benchmarks/detector_compare.py ../shared/data/txl_pbc -o /tmp/det_compare \
-        --classes WBC --field-um 28.8 yolo-wbc foreground
+        --classes WBC --field-um 33.6 yolo-wbc foreground
 """
 
 from __future__ import annotations
