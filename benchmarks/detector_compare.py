@@ -39,8 +39,16 @@ def compare(
     rows = []
     for det in detectors:
         out = out_dir / det.replace("/", "_")
-        cmd = [str(Path(sys.executable).parent / "wsi-screen"), "evaluate-detector", det, str(data),
-               "-o", str(out), "--classes", classes]
+        cmd = [
+            str(Path(sys.executable).parent / "wsi-screen"),
+            "evaluate-detector",
+            det,
+            str(data),
+            "-o",
+            str(out),
+            "--classes",
+            classes,
+        ]
         if field_um:
             cmd += ["--field-um", str(field_um)]
         if mpp:

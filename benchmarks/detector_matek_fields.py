@@ -41,8 +41,9 @@ CELL_CLASSES = ("BLA", "EOS", "LYT", "MON", "NGS", "PMO")
 def main(matek: Path, per_class: int, radius_um: float, detectors: tuple[str, ...]) -> None:
     """Report centre-cell recall per class for each detector on composed Matek fields."""
     per_field = 42  # 7 x 6 grid of 300 px cells in a 2452 x 2056 field
-    click.echo(f"| detector | class | patches | centre recall (<= {radius_um} um) | "
-               "detections/field | s/field |")
+    click.echo(
+        f"| detector | class | patches | centre recall (<= {radius_um} um) | detections/field | s/field |"
+    )
     click.echo("|---|---|---|---|---|---|")
     for name in detectors:
         det = create_detector(name)
@@ -64,8 +65,10 @@ def main(matek: Path, per_class: int, radius_um: float, detectors: tuple[str, ..
                 n += len(centres)
                 n_det += len(cells)
                 n_fields += 1
-            click.echo(f"| {name} | {cls} | {n} | {hits / max(n, 1):.3f} | "
-                       f"{n_det / max(n_fields, 1):.1f} | {t / max(n_fields, 1):.2f} |")
+            click.echo(
+                f"| {name} | {cls} | {n} | {hits / max(n, 1):.3f} | "
+                f"{n_det / max(n_fields, 1):.1f} | {t / max(n_fields, 1):.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,19 @@ def main(model: str, data: Path, classes: str, imgsz: int | None) -> None:
         yaml_path = prepare_yolo_dataset(data, tmp, classes=classes.split(","))
         with ultralytics_session() as yolo_cls:
             m = yolo_cls(str(weights), task="detect")
-            res = m.val(data=str(yaml_path), imgsz=size, batch=16, conf=0.001, iou=0.7,
-                        device="cpu", workers=0, plots=False, verbose=False,
-                        project=str(Path(tmp) / "val"), name="run")
+            res = m.val(
+                data=str(yaml_path),
+                imgsz=size,
+                batch=16,
+                conf=0.001,
+                iou=0.7,
+                device="cpu",
+                workers=0,
+                plots=False,
+                verbose=False,
+                project=str(Path(tmp) / "val"),
+                name="run",
+            )
     out = {
         "imgsz": size,
         "precision": float(res.box.mp),

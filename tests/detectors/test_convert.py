@@ -41,8 +41,9 @@ def test_voc_round_trip(tmp_path: Path) -> None:
     for lab, box in zip(labels, boxes, strict=True):
         again = yolo_to_box(lab, 640, 480, NAMES)
         assert again.label == box.label
-        assert np.allclose([again.x0, again.y0, again.x1, again.y1],
-                           [box.x0, box.y0, box.x1, box.y1], atol=1e-3)
+        assert np.allclose(
+            [again.x0, again.y0, again.x1, again.y1], [box.x0, box.y0, box.x1, box.y1], atol=1e-3
+        )
 
 
 def test_voc_unknown_class_skipped_or_strict(tmp_path: Path) -> None:
@@ -91,10 +92,14 @@ def _write_dataset(root: Path, with_yaml: bool) -> None:
         for i in range(n):
             img = rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)
             cv2.imwrite(str(root / "images" / split / f"{split}{i}.jpg"), img)
-            write_yolo_labels(root / "labels" / split / f"{split}{i}.txt", [
-                YoloLabel(0, 0.5, 0.5, 0.3, 0.3), YoloLabel(1, 0.2, 0.2, 0.1, 0.1),
-                YoloLabel(2, 0.8, 0.8, 0.05, 0.05),
-            ])
+            write_yolo_labels(
+                root / "labels" / split / f"{split}{i}.txt",
+                [
+                    YoloLabel(0, 0.5, 0.5, 0.3, 0.3),
+                    YoloLabel(1, 0.2, 0.2, 0.1, 0.1),
+                    YoloLabel(2, 0.8, 0.8, 0.05, 0.05),
+                ],
+            )
     if with_yaml:
         (root / "data.yaml").write_text(
             "train: ./images/train/\nval: ./images/val/\nnc: 3\nnames: ['WBC', 'RBC','Platelets']",

@@ -40,10 +40,19 @@ def test_false_positive_false_negative_and_threshold() -> None:
     res = evaluate_detections([ImageDetections("a", gt, pred, scores)], score_threshold=0.5)
     assert res["precision"] == pytest.approx(0.5)
     assert res["recall"] == pytest.approx(0.5)
-    assert res["counts"] == pytest.approx({
-        "n_images": 1, "n_gt": 2, "n_pred": 2, "tp": 1, "fp": 1, "fn": 1,
-        "count_mae": 0.0, "count_bias": 0.0, "exact_count_fraction": 1.0,
-    })
+    assert res["counts"] == pytest.approx(
+        {
+            "n_images": 1,
+            "n_gt": 2,
+            "n_pred": 2,
+            "tp": 1,
+            "fp": 1,
+            "fn": 1,
+            "count_mae": 0.0,
+            "count_bias": 0.0,
+            "exact_count_fraction": 1.0,
+        }
+    )
     # AP uses every prediction: TP, FP, TP -> precision 1 up to recall .5, 2/3 up to recall 1
     assert res["map50"] == pytest.approx((51 * 1.0 + 50 * (2 / 3)) / 101, abs=1e-9)
 
@@ -90,10 +99,22 @@ def test_per_class_recall() -> None:
 def test_evaluate_detector_cli_foreground(tmp_path: Path) -> None:
     data = write_disc_dataset(tmp_path / "data", n_train=1, n_val=5, size=(256, 192), rbc_class=True)
     out = tmp_path / "eval"
-    res = CliRunner().invoke(main, [
-        "evaluate-detector", "foreground", str(data), "-o", str(out), "--classes", "cell",
-        "--mpp", str(DISC_MPP), "--option", "cell_diameter_um=12",
-    ])
+    res = CliRunner().invoke(
+        main,
+        [
+            "evaluate-detector",
+            "foreground",
+            str(data),
+            "-o",
+            str(out),
+            "--classes",
+            "cell",
+            "--mpp",
+            str(DISC_MPP),
+            "--option",
+            "cell_diameter_um=12",
+        ],
+    )
     assert res.exit_code == 0, res.output
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     for key in ("precision", "recall", "f1", "map50"):
@@ -110,11 +131,24 @@ def test_evaluate_detector_cli_foreground(tmp_path: Path) -> None:
 def test_evaluate_detector_cli_errors(tmp_path: Path) -> None:
     data = write_disc_dataset(tmp_path / "data", n_train=1, n_val=1)
     runner = CliRunner()
-    res = runner.invoke(main, ["evaluate-detector", "foreground", str(data), "-o", str(tmp_path / "o"),
-                               "--classes", "Monocyte", "--mpp", "0.4"])
+    res = runner.invoke(
+        main,
+        [
+            "evaluate-detector",
+            "foreground",
+            str(data),
+            "-o",
+            str(tmp_path / "o"),
+            "--classes",
+            "Monocyte",
+            "--mpp",
+            "0.4",
+        ],
+    )
     assert res.exit_code == 1
     assert "Monocyte" in res.output
-    res = runner.invoke(main, ["evaluate-detector", "no-such-weights", str(data), "-o",
-                               str(tmp_path / "o"), "--mpp", "0.4"])
+    res = runner.invoke(
+        main, ["evaluate-detector", "no-such-weights", str(data), "-o", str(tmp_path / "o"), "--mpp", "0.4"]
+    )
     assert res.exit_code == 1
     assert "not found" in res.output

@@ -50,9 +50,7 @@ def _clipped_detections(
             if bx1 - bx0 > 2 and by1 - by0 > 2:
                 score = 0.5 + 0.4 * ((bx1 - bx0) * (by1 - by0)) / (4 * r * r) - 1e-3 * k
                 box = (int(bx0), int(by0), int(np.ceil(bx1)), int(np.ceil(by1)))
-                cells.append(
-                    Cell(-1, "s", (bx0 + bx1) / 2, (by0 + by1) / 2, box, score, "yolo", t)
-                )
+                cells.append(Cell(-1, "s", (bx0 + bx1) / 2, (by0 + by1) / 2, box, score, "yolo", t))
     return cells
 
 
@@ -173,8 +171,9 @@ def test_merge_repairs_ownership_when_overlap_is_below_a_cell(seed: int) -> None
     det = _OracleYolo(discs, r)
     det.img_w, det.img_h = w, h
     tiling = TilingConfig(tile_size_px=500, overlap_um=6.0)
-    cells = detect_cells(FieldSource(np.full((h, w, 3), 240, np.uint8), source_id="f", mpp=mpp),
-                         det, tiling, mpp=mpp)
+    cells = detect_cells(
+        FieldSource(np.full((h, w, 3), 240, np.uint8), source_id="f", mpp=mpp), det, tiling, mpp=mpp
+    )
     merged = merge_cells(cells, iou=0.3, metric="iomin")
     hits, multi, extra = match_centres([(c.x, c.y) for c in merged], discs, radius=r)
     assert (hits, multi) == (len(discs), 0)

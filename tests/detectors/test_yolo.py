@@ -95,7 +95,11 @@ def test_import_is_lazy_and_first_import_restores_threads(one_epoch: Path) -> No
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_OFFLINE", "OMP_NUM"))}
     out = subprocess.run(
         [sys.executable, "-c", _FRESH_PROCESS, str(one_epoch)],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["3", "3", "None", "75", "False"]
@@ -141,10 +145,27 @@ def test_train_detector_cli_selects_classes(tmp_path: Path) -> None:
     data = write_disc_dataset(tmp_path / "data", n_train=4, n_val=2, rbc_class=True)
     out = tmp_path / "model"
     deterministic = torch.are_deterministic_algorithms_enabled()
-    res = CliRunner().invoke(main, [
-        "train-detector", str(data), "-o", str(out), "--arch", "yolov8n", "--epochs", "1",
-        "--imgsz", "64", "--batch", "4", "--classes", "cell", "--mpp", str(DISC_MPP),
-    ])
+    res = CliRunner().invoke(
+        main,
+        [
+            "train-detector",
+            str(data),
+            "-o",
+            str(out),
+            "--arch",
+            "yolov8n",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "64",
+            "--batch",
+            "4",
+            "--classes",
+            "cell",
+            "--mpp",
+            str(DISC_MPP),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert torch.are_deterministic_algorithms_enabled() == deterministic
     cfg = json.loads((out / "detector.json").read_text(encoding="utf-8"))
@@ -163,8 +184,15 @@ def test_trained_on_easy_fields_finds_the_discs(tmp_path: Path) -> None:
     from wsi_screen.detectors.convert import prepare_yolo_dataset
 
     yaml_path = prepare_yolo_dataset(data, tmp_path / "prepared")
-    weights = train_yolo(yaml_path, tmp_path / "model", arch="yolov8n", epochs=40, imgsz=160,
-                         batch=16, extra={"mosaic": 0.0, "close_mosaic": 0})
+    weights = train_yolo(
+        yaml_path,
+        tmp_path / "model",
+        arch="yolov8n",
+        epochs=40,
+        imgsz=160,
+        batch=16,
+        extra={"mosaic": 0.0, "close_mosaic": 0},
+    )
     det = YoloDetector(_model_folder(weights, tmp_path / "easy", DISC_MPP), conf=0.25)
     rng = np.random.default_rng(7)
     side = CELL_UM / DISC_MPP
@@ -188,16 +216,18 @@ def test_shipped_detector_finds_the_cell_in_real_fields() -> None:
     found = tried = 0
     for img_path in sorted(val.glob("*.jpg")):
         lab = img_path.parents[2] / "labels" / "val" / f"{img_path.stem}.txt"
-        wbc = [line.split() for line in lab.read_text(encoding="utf-8").splitlines()
-               if line.startswith("0 ")]
+        wbc = [line.split() for line in lab.read_text(encoding="utf-8").splitlines() if line.startswith("0 ")]
         if len(wbc) != 1:
             continue
         rgb = cv2.imread(str(img_path))[:, :, ::-1]
         h, w = rgb.shape[:2]
         # TXL-PBC crops share a field of view (see docs/detectors.md): the long side at the
         # model's training scale is its training image size
-        field_mpp = det.target_mpp * json.loads(
-            (MODELS_DIR / "yolo-wbc" / "detector.json").read_text(encoding="utf-8"))["imgsz"] / max(w, h)
+        field_mpp = (
+            det.target_mpp
+            * json.loads((MODELS_DIR / "yolo-wbc" / "detector.json").read_text(encoding="utf-8"))["imgsz"]
+            / max(w, h)
+        )
         src = FieldSource(np.ascontiguousarray(rgb), source_id=img_path.stem, mpp=field_mpp)
         tiling = TilingConfig(tile_size_px=512, overlap_um=5.0)
         cells = detect_cells(src, det, tiling, mpp=field_mpp)
@@ -227,8 +257,24 @@ def test_shipped_detector_counts_synthetic_cells_once_across_seams_and_padding()
     img = synthetic_field(2452, 2056, centres, lobed=[i % 4 == 0 for i in range(len(centres))])
     det = create_detector("yolo", weights="yolo-wbc")
     src = FieldSource(img, source_id="f", mpp=0.0862)
-    cells = detect_cells(src, det, TilingConfig(), mpp=0.0862)  # 2 tiles, the second padded
-    assert len({c.tile_index for c in cells}) == 2
+    # 1024 px tiles at the model's scale: 3 x 2 tiles, the right and bottom ones padded
+    cells = detect_cells(src, det, TilingConfig(tile_size_px=1024), mpp=0.0862)
     hits, multi, extra = match_centres([(c.x, c.y) for c in cells], centres, radius=50)
     assert hits >= 0.95 * len(centres)
     assert (multi, extra) == (0, 0)
+    assert len({c.tile_index for c in cells}) >= 4
+
+
+def test_evaluate_detector_cli_with_yolo_weights(one_epoch: Path, tmp_path: Path) -> None:
+    data = write_disc_dataset(tmp_path / "data", n_train=1, n_val=3)
+    out = tmp_path / "eval"
+    res = CliRunner().invoke(
+        main,
+        ["evaluate-detector", str(one_epoch), str(data), "-o", str(out), "--mpp", str(DISC_MPP)],
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert {"precision", "recall", "f1", "map50", "per_class", "centre"} <= set(metrics)
+    assert metrics["score_threshold"] == 0.25  # P/R/F1 at the operating confidence
+    assert metrics["params"]["conf"] == 0.001  # mAP50 from the low-confidence tail
+    assert metrics["counts"]["n_images"] == 3

@@ -53,20 +53,39 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
 
 @click.command("train-detector")
 @click.argument("data", type=click.Path(path_type=Path, exists=True))
-@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Model folder to write (weights.pt, detector.json, run/).")
-@click.option("--arch", default="yolo11n", show_default=True,
-              help="ultralytics architecture (yolo11n, yolov8n, yolo11s, ...) built from its yaml, "
-                   "or a local .pt to fine-tune; nothing is downloaded.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Model folder to write (weights.pt, detector.json, run/).",
+)
+@click.option(
+    "--arch",
+    default="yolo11n",
+    show_default=True,
+    help="ultralytics architecture (yolo11n, yolov8n, yolo11s, ...) built from its yaml, "
+    "or a local .pt to fine-tune; nothing is downloaded.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--imgsz", type=click.IntRange(min=32), default=416, show_default=True,
-              help="Training image side in px.")
+@click.option(
+    "--imgsz", type=click.IntRange(min=32), default=416, show_default=True, help="Training image side in px."
+)
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--classes", default=None, metavar="NAME[,NAME...]",
-              help="Classes to train on (e.g. WBC out of WBC,RBC,Platelets); default: all.")
-@click.option("--mpp", type=click.FloatRange(min=0.001, max=100.0), default=None,
-              help="Microns per network pixel of the training images (recorded as the model's "
-                   "scale; tiles are resampled to it at prediction).")
+@click.option(
+    "--classes",
+    default=None,
+    metavar="NAME[,NAME...]",
+    help="Classes to train on (e.g. WBC out of WBC,RBC,Platelets); default: all.",
+)
+@click.option(
+    "--mpp",
+    type=click.FloatRange(min=0.001, max=100.0),
+    default=None,
+    help="Microns per network pixel of the training images (recorded as the model's "
+    "scale; tiles are resampled to it at prediction).",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -101,8 +120,17 @@ def train_detector(
             import yaml
 
             names = list(yaml.safe_load(yaml_path.read_text(encoding="utf-8"))["names"].values())
-            weights = train_yolo(yaml_path, out_dir, arch=arch, epochs=epochs, imgsz=imgsz,
-                                 batch=batch, device=device, workers=workers, seed=seed)
+            weights = train_yolo(
+                yaml_path,
+                out_dir,
+                arch=arch,
+                epochs=epochs,
+                imgsz=imgsz,
+                batch=batch,
+                device=device,
+                workers=workers,
+                seed=seed,
+            )
     except WsiScreenError as e:
         raise click.ClickException(str(e)) from e
     val = best_val_row(out_dir / "run" / "results.csv")
@@ -114,8 +142,15 @@ def train_detector(
         "cell_classes": None,
         "imgsz": imgsz,
         "mpp": mpp,
-        "training": {"data": str(data), "classes": wanted, "epochs": epochs, "imgsz": imgsz,
-                     "batch": batch, "seed": seed, "device": device},
+        "training": {
+            "data": str(data),
+            "classes": wanted,
+            "epochs": epochs,
+            "imgsz": imgsz,
+            "batch": batch,
+            "seed": seed,
+            "device": device,
+        },
         "val_ultralytics_best_epoch": val,
     }
     atomic_write_text(out_dir / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
@@ -142,22 +177,50 @@ def _per_image_csv(rows: list[dict[str, Any]]) -> str:
 @click.command("evaluate-detector")
 @click.argument("detector")
 @click.argument("data", type=click.Path(path_type=Path, exists=True))
-@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Folder for metrics.json and per_image.csv.")
-@click.option("--classes", default=None, metavar="NAME[,NAME...]",
-              help="Ground-truth classes that count as cells (e.g. WBC); default: all.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for metrics.json and per_image.csv.",
+)
+@click.option(
+    "--classes",
+    default=None,
+    metavar="NAME[,NAME...]",
+    help="Ground-truth classes that count as cells (e.g. WBC); default: all.",
+)
 @click.option("--split", default="val", show_default=True, help="Data set split to score.")
-@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
-              help="YOLO operating confidence for precision/recall/F1 (mAP50 uses all scores).")
-@click.option("--mpp", type=click.FloatRange(min=0.001, max=100.0), default=None,
-              help="Microns per pixel of images whose file records none.")
-@click.option("--field-um", type=click.FloatRange(min=1.0), default=None,
-              help="Or: physical length of each image's long side in microns (crops that share a "
-                   "field of view, not a pixel size, such as TXL-PBC).")
+@click.option(
+    "--conf",
+    type=click.FloatRange(0, 1),
+    default=0.25,
+    show_default=True,
+    help="YOLO operating confidence for precision/recall/F1 (mAP50 uses all scores).",
+)
+@click.option(
+    "--mpp",
+    type=click.FloatRange(min=0.001, max=100.0),
+    default=None,
+    help="Microns per pixel of images whose file records none.",
+)
+@click.option(
+    "--field-um",
+    type=click.FloatRange(min=1.0),
+    default=None,
+    help="Or: physical length of each image's long side in microns (crops that share a "
+    "field of view, not a pixel size, such as TXL-PBC).",
+)
 @click.option("--max-tile-px", type=click.IntRange(min=64), default=1024, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Detector option, JSON value (e.g. --option min_area_um2=15).")
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Detector option, JSON value (e.g. --option min_area_um2=15).",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N images.")
 def evaluate_detector(
     detector: str,
@@ -195,8 +258,15 @@ def evaluate_detector(
         det = _make_detector(detector, conf=conf, device=device, options=opts)
         is_fg = getattr(det, "name", "") == "foreground"
         result = evaluate_on_yolo_dataset(
-            det, data, split=split, classes=_split_classes(classes), mpp=mpp, field_um=field_um,
-            score_threshold=0.0 if is_fg else conf, max_tile_px=max_tile_px, limit=limit,
+            det,
+            data,
+            split=split,
+            classes=_split_classes(classes),
+            mpp=mpp,
+            field_um=field_um,
+            score_threshold=0.0 if is_fg else conf,
+            max_tile_px=max_tile_px,
+            limit=limit,
         )
     except WsiScreenError as e:
         raise click.ClickException(str(e)) from e
@@ -216,7 +286,13 @@ def evaluate_detector(
     atomic_write_text(out_dir / "per_image.csv", _per_image_csv(per_image))
     log.info(
         "%s on %d images: P %.3f R %.3f F1 %.3f mAP50 %s (centre: P %.3f R %.3f F1 %.3f)",
-        detector, result["counts"]["n_images"], result["precision"], result["recall"],
-        result["f1"], result["map50"], result["centre"]["precision"], result["centre"]["recall"],
+        detector,
+        result["counts"]["n_images"],
+        result["precision"],
+        result["recall"],
+        result["f1"],
+        result["map50"],
+        result["centre"]["precision"],
+        result["centre"]["recall"],
         result["centre"]["f1"],
     )

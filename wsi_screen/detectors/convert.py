@@ -125,9 +125,7 @@ def read_voc(path: str | Path) -> tuple[int, int, list[Box]]:
     return width, height, boxes
 
 
-def write_voc(
-    path: str | Path, filename: str, width: int, height: int, boxes: Iterable[Box]
-) -> None:
+def write_voc(path: str | Path, filename: str, width: int, height: int, boxes: Iterable[Box]) -> None:
     """Write boxes as a Pascal VOC XML file (1-based inclusive corners)."""
     root = ET.Element("annotation")
     ET.SubElement(root, "filename").text = filename
@@ -208,9 +206,7 @@ def points_to_yolo(
     ]
 
 
-def yolo_to_points(
-    labels: Iterable[YoloLabel], width: int, height: int
-) -> list[tuple[float, float]]:
+def yolo_to_points(labels: Iterable[YoloLabel], width: int, height: int) -> list[tuple[float, float]]:
     """Return the box centres of YOLO labels in image pixels."""
     return [(lab.cx * width, lab.cy * height) for lab in labels]
 
@@ -247,8 +243,10 @@ def find_splits(data: str | Path) -> tuple[dict[str, Path], list[str] | None]:
         InputError: no yaml and no ``images/`` folder.
     """
     root = Path(data)
-    yaml_file = root if root.is_file() else next(
-        (root / n for n in ("data.yaml", "dataset.yaml") if (root / n).is_file()), None
+    yaml_file = (
+        root
+        if root.is_file()
+        else next((root / n for n in ("data.yaml", "dataset.yaml") if (root / n).is_file()), None)
     )
     if yaml_file is not None:
         splits, names = _read_names(yaml_file)
@@ -353,9 +351,8 @@ def prepare_yolo_dataset(
     train = "images/train" if "train" in splits else f"images/{next(iter(splits))}"
     val = "images/val" if "val" in splits else train
     kept = [names[i] for i in keep]
-    yaml_text = (
-        f"path: {out}\ntrain: {train}\nval: {val}\n"
-        "names:\n" + "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(kept))
+    yaml_text = f"path: {out}\ntrain: {train}\nval: {val}\nnames:\n" + "".join(
+        f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(kept)
     )
     yaml_path = out / "data.yaml"
     atomic_write_text(yaml_path, yaml_text)

@@ -76,9 +76,7 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def _greedy(
-    similarity: FloatArray, ok: NDArray[np.bool_], order: NDArray[np.intp]
-) -> NDArray[np.intp]:
+def _greedy(similarity: FloatArray, ok: NDArray[np.bool_], order: NDArray[np.intp]) -> NDArray[np.intp]:
     """Match predictions (rows, in ``order``) to ground truth (cols); return matched col or -1."""
     matched = np.full(similarity.shape[0], -1, dtype=np.intp)
     taken = np.zeros(similarity.shape[1], dtype=bool)
@@ -341,8 +339,15 @@ def evaluate_on_yolo_dataset(
             timer += time.perf_counter() - t0
         sel = [lab for lab in labs if lab.cls in keep]
         gt = boxes_array(
-            [((lab.cx - lab.w / 2) * w, (lab.cy - lab.h / 2) * h,
-              (lab.cx + lab.w / 2) * w, (lab.cy + lab.h / 2) * h) for lab in sel]
+            [
+                (
+                    (lab.cx - lab.w / 2) * w,
+                    (lab.cy - lab.h / 2) * h,
+                    (lab.cx + lab.w / 2) * w,
+                    (lab.cy + lab.h / 2) * h,
+                )
+                for lab in sel
+            ]
         )
         metrics.add(
             ImageDetections(

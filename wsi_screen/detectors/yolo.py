@@ -43,6 +43,7 @@ WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "detector.json"
 _STRIDE = 32
 
+
 def _config_dir() -> Path:
     """Return the ultralytics config dir, with the font it would otherwise download.
 
