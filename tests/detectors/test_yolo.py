@@ -31,6 +31,7 @@ from wsi_screen.detectors.yolo import YoloDetector
 from wsi_screen.detectors.yolo import content_window
 from wsi_screen.detectors.yolo import resolve_model_dir
 from wsi_screen.detectors.yolo import train_yolo
+from wsi_screen.errors import ConfigError
 from wsi_screen.errors import ModelBundleError
 from wsi_screen.pipeline import detect_cells
 from wsi_screen.sources import FieldSource
@@ -136,6 +137,8 @@ def test_weights_resolution_errors(tmp_path: Path) -> None:
     (tmp_path / "empty_model").mkdir()
     with pytest.raises(ModelBundleError, match="weights.pt"):
         resolve_model_dir(tmp_path / "empty_model")
+    with pytest.raises(ConfigError, match="conf"):
+        YoloDetector(tmp_path / "nothing.pt", conf=1.5)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelBundleError, match="bad.pt"):
         YoloDetector(tmp_path / "bad.pt")

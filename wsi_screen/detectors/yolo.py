@@ -2,8 +2,9 @@
 
 ultralytics is imported lazily, inside :func:`ultralytics_session`, never at package import. That
 context manager also keeps ultralytics offline and quiet and undoes the global state it changes on
-import and during predict/train: ``OMP_NUM_THREADS``, OpenCV's thread count and torch's thread count
-(``select_device('cpu')`` drops torch to one thread).
+import and during predict/train: environment variables (``OMP_NUM_THREADS``, ...), OpenCV's and
+torch's thread counts (``select_device('cpu')`` drops torch to one thread), print options and
+torch's deterministic-algorithms switch.
 
 A model folder (``wsi_screen/models/yolo-wbc/``) holds ``weights.pt`` and ``detector.json`` with the
 training scale (``mpp``), the class names and the training image size.
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from wsi_screen.detectors.base import BaseDetector
+from wsi_screen.errors import ConfigError
 from wsi_screen.errors import InputError
 from wsi_screen.errors import MissingDependencyError
 from wsi_screen.errors import ModelBundleError
@@ -237,8 +239,8 @@ class YoloDetector(BaseDetector):
         mpp: float | None = None,
     ) -> None:
         if not 0.0 <= conf <= 1.0 or not 0.0 < iou <= 1.0:
-            msg = f"yolo detector: conf={conf} and iou={iou} must lie in [0, 1]"
-            raise InputError(msg)
+            msg = f"detector.options: yolo needs 0 <= conf <= 1 and 0 < iou <= 1, got {conf}, {iou}"
+            raise ConfigError(msg)
         self.weights, self._cfg = resolve_model_dir(weights)
         self.conf = float(conf)
         self.iou = float(iou)
