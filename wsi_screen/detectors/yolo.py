@@ -96,12 +96,18 @@ def _restored_globals() -> Iterator[None]:
 
     Environment variables (``OMP_NUM_THREADS``, ``NUMEXPR_MAX_THREADS``, ``PYTHONHASHSEED``, ...),
     torch and OpenCV thread counts (``select_device('cpu')`` drops torch to one thread), numpy and
-    torch print options, and torch's deterministic-algorithms switch (set by training).
+    torch print options, torch's deterministic-algorithms switch (set by training), and the
+    monkey-patches ultralytics applies on import to ``torch.save`` and ``PIL.Image.open`` (the latter
+    tries to install a HEIF plug-in when a file is not an image, which would turn our reader's
+    clear "not an image" error into an install attempt).
     """
     import cv2
     import torch
+    from PIL import Image
 
     env = dict(os.environ)
+    torch_save = torch.save
+    pil_open = Image.open
     torch_threads = torch.get_num_threads()
     cv2_threads = cv2.getNumThreads()
     np_print = np.get_printoptions()
@@ -123,6 +129,8 @@ def _restored_globals() -> Iterator[None]:
         for key, value in torch_print.items():
             setattr(torch._tensor_str.PRINT_OPTS, key, value)
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.save = torch_save
+        Image.open = pil_open
 
 
 @contextmanager
