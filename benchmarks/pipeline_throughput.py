@@ -4,6 +4,8 @@ Measures (1) a 2452 x 2056 reference field and (2) a large single-level tiled sl
 tile (never held in memory), and prints seconds per stage, cells per second and peak RSS. Peak RSS
 staying far below the slide's decoded size shows memory is bounded by tiles and batches.
 
+The slide is screened in a child process, so the peak RSS printed is that of screening alone.
+
 Usage:
     python benchmarks/pipeline_throughput.py [--model default] [--slide-side 16384] [--device cpu]
 """
@@ -11,11 +13,13 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import platform
 import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +65,13 @@ def screen(paths: list[Path], out: Path, model: str, device: str) -> list:
     return list(screen_to_folder(screener, info, paths, out))
 
 
+def screen_slide_in_child(path: Path, out: Path, model: str, device: str) -> tuple[dict, float, float]:
+    """Screen in a fresh process so its peak RSS is the screening's alone (no slide writing)."""
+    t = time.perf_counter()
+    (res,) = screen([path], out, model, device)
+    return res.report, time.perf_counter() - t, peak_rss_mb()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
@@ -86,15 +97,13 @@ def main() -> None:
         n = write_big_slide(tmp / "slide.tiff", args.slide_side, 0.25)
         print(f"slide {args.slide_side}x{args.slide_side} written in {time.perf_counter() - t:.1f} s "
               f"({args.slide_side**2 * 3 / 1e9:.2f} GB decoded, {n} cells drawn)")
-        rss0 = peak_rss_mb()
-        t = time.perf_counter()
-        (res,) = screen([tmp / "slide.tiff"], tmp / "o2", args.model, args.device)
-        dt = time.perf_counter() - t
-        r = res.report
-        print(f"slide: {r['cells_detected']} cells in {dt:.1f} s = {r['cells_detected'] / dt:.0f} cells/s; "
-              f"stages {r['timings_s']}")
-        print(f"peak RSS {peak_rss_mb():.0f} MB (before the slide: {rss0:.0f} MB)")
-
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+            r, dt, rss = pool.submit(screen_slide_in_child, tmp / "slide.tiff", tmp / "o2", args.model,
+                                     args.device).result()
+        print(f"slide: {r['cells_detected']} cells in {dt:.1f} s incl. model load = "
+              f"{r['cells_detected'] / dt:.0f} cells/s; stages {r['timings_s']}")
+        print(f"peak RSS of the slide run (own process, model load included): {rss:.0f} MB")
 
 if __name__ == "__main__":
     main()

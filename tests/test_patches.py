@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 
 from wsi_screen.patches import crop_patch
+from wsi_screen.patches import crop_patches
 from wsi_screen.patches import iter_patch_batches
 from wsi_screen.sources import FieldSource
 from wsi_screen.types import Cell
@@ -42,3 +43,27 @@ def test_batches_span_sources() -> None:
     batches = list(iter_patch_batches(items, patch_size_px=32, model_mpp=0.1, batch_size=5))
     assert [len(b.cells) for b in batches] == [5, 2]
     assert batches[0].pixels.shape == (5, 32, 32, 3)
+
+
+class CountingSource(FieldSource):
+    reads = 0
+
+    def read_region(self, x: int, y: int, width: int, height: int, *, level: int = 0) -> np.ndarray:
+        self.reads += 1
+        return super().read_region(x, y, width, height, level=level)
+
+
+def test_shared_window_crops_equal_single_crops_with_fewer_reads() -> None:
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 255, (900, 1200, 3), dtype=np.uint8)
+    # tile 0: a dense cluster (one shared read), incl. a cell at the border; tile 1: a lone cell;
+    # tile 2: two cells far apart (mostly empty window: read one by one)
+    spots = [(0, 60, 70), (0, 150, 90), (0, 110, 160), (0, 5, 20), (1, 700, 500), (2, 40, 860), (2, 1150, 30)]
+    cells = [Cell(i, "s", x, y, (0, 0, 1, 1), 1.0, "test", t) for i, (t, x, y) in enumerate(spots)]
+    for source_mpp in (0.1, 0.07):  # same scale, and windows resampled to the model scale
+        src = CountingSource(img, source_id="s")
+        got = crop_patches(src, cells, patch_size_px=100, source_mpp=source_mpp, model_mpp=0.1)
+        assert src.reads == 1 + 1 + 2
+        for c, patch in zip(cells, got, strict=True):
+            want = crop_patch(src, c, patch_size_px=100, source_mpp=source_mpp, model_mpp=0.1)
+            np.testing.assert_array_equal(patch, want)

@@ -59,6 +59,10 @@ def test_cli_models_lists_default() -> None:
     assert res.exit_code == 0, res.output
     assert "default: resnet10t" in res.output
     assert "ART BLA EOS LYT MON NGS NIF PMO" in res.output
+    assert "yolo-wbc (detector, --detector yolo): yolo11n" in res.output
+    res = CliRunner().invoke(main, ["models", "--card", "yolo-wbc"])
+    assert res.exit_code == 0
+    assert res.output.startswith("# yolo-wbc")
     res = CliRunner().invoke(main, ["models", "--card", "default"])
     assert res.exit_code == 0
     assert "CC BY 4.0" in res.output

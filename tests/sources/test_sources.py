@@ -115,6 +115,22 @@ def test_pyramidal_tiff_reads_levels_and_mpp(tmp_path: Path) -> None:
     src.close()
 
 
+def test_slide_thumbnail_in_blocks_matches_whole_image(tmp_path: Path) -> None:
+    # a single-level slide: the overview is built block by block, never from the whole level
+    yy, xx = np.mgrid[0:700, 0:900]
+    img = np.stack([(xx * 255 // 900), (yy * 255 // 700), ((xx + yy) % 256)], axis=-1).astype(np.uint8)
+    path = write_pyramidal_tiff(tmp_path / "flat.tiff", img, mpp=0.3, levels=1)
+    with SlideSource(path) as src:
+        whole = src.thumbnail(300, block=10_000)
+        blocks = src.thumbnail(300, block=128)
+    assert whole.shape == blocks.shape == (233, 300, 3)
+    expected = cv2.resize(img, (300, 233), interpolation=cv2.INTER_AREA)
+    assert np.abs(whole.astype(int) - expected).mean() < 1
+    # block seams shift by under a pixel: the smooth ramps stay close to the one-piece resize
+    assert np.abs(blocks[..., :2].astype(int) - expected[..., :2]).mean() < 2
+    assert not (blocks == 255).all(axis=-1).any(), "no unfilled (padding) pixels between blocks"
+
+
 def test_resolve_mpp_order(tmp_path: Path) -> None:
     img = np.full((300, 300, 3), 200, np.uint8)
     path = write_pyramidal_tiff(tmp_path / "s.tiff", img, mpp=0.3, levels=1)

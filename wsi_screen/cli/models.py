@@ -1,6 +1,9 @@
-"""``wsi-screen models``: list the shipped classifier bundles with their classes and cards."""
+"""``wsi-screen models``: list the shipped classifiers and cell detectors with their cards."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import click
 
@@ -16,11 +19,14 @@ def models(show_card: str | None) -> None:
     from wsi_screen.errors import WsiScreenError
 
     if show_card:
-        try:
-            bundle = resolve_model(show_card)
-        except WsiScreenError as e:
-            raise click.ClickException(str(e)) from e
-        card = (bundle.path or models_dir() / show_card) / "MODEL_CARD.md"
+        if (models_dir() / show_card / "detector.json").is_file():
+            card = models_dir() / show_card / "MODEL_CARD.md"
+        else:
+            try:
+                bundle = resolve_model(show_card)
+            except WsiScreenError as e:
+                raise click.ClickException(str(e)) from e
+            card = (bundle.path or models_dir() / show_card) / "MODEL_CARD.md"
         if not card.is_file():
             msg = f"{card}: model {show_card} has no MODEL_CARD.md"
             raise click.ClickException(msg)
@@ -28,8 +34,7 @@ def models(show_card: str | None) -> None:
         return
     names = shipped_models()
     if not names:
-        click.echo("no shipped models")
-        return
+        click.echo("no shipped classifiers")
     for name in names:
         try:
             b = resolve_model(name)
@@ -45,4 +50,21 @@ def models(show_card: str | None) -> None:
         click.echo(f"  classes ({len(b.class_names)}): {' '.join(b.class_names)}")
         if rec is not None:
             click.echo(f"  macro recall ({which.replace('_', ' ')}): {rec:.3f}")
+        click.echo(f"  card: {card if card.is_file() else 'none'}")
+    _list_detectors(models_dir())
+
+
+def _list_detectors(root: Path) -> None:
+    """Print the shipped YOLO detectors from their ``detector.json`` (ultralytics is not imported)."""
+    folders = sorted(p for p in root.glob("*") if (p / "detector.json").is_file()) if root.is_dir() else []
+    for folder in folders:
+        try:
+            cfg = json.loads((folder / "detector.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            click.echo(f"{folder.name}: invalid detector.json ({e})")
+            continue
+        card = folder / "MODEL_CARD.md"
+        click.echo(f"{folder.name} (detector, --detector yolo): {cfg.get('architecture', '?')}, "
+                   f"imgsz {cfg.get('imgsz', '?')} px at {cfg.get('mpp', '?')} um/px")
+        click.echo(f"  classes: {' '.join(cfg.get('class_names', []))}")
         click.echo(f"  card: {card if card.is_file() else 'none'}")
