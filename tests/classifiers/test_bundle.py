@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from wsi_screen.classifiers import resolve_model
 from wsi_screen.classifiers.bundle import ModelBundle
@@ -59,3 +60,26 @@ def test_classifier_probabilities_and_precision_paths(tiny_bundle: Path) -> None
     auto = TimmClassifier(bundle, device="cpu", batch_size=4)  # bf16 where the CPU supports it
     np.testing.assert_allclose(auto.classify_arrays(patches), p32, atol=0.05)
     assert fp32.classify_arrays(patches[:0]).shape == (0, 8)
+
+
+def test_preprocessing_recorded_in_the_bundle_is_applied_at_inference(tmp_path: Path, tiny_bundle: Path) -> None:
+    from wsi_screen.classifiers.augment import shah_preprocess
+
+    meta = json.loads((tiny_bundle / "model.json").read_text())
+    shah = tmp_path / "shah"
+    shah.mkdir()
+    (shah / "model.safetensors").write_bytes((tiny_bundle / "model.safetensors").read_bytes())
+    (shah / "model.json").write_text(json.dumps({**meta, "preprocess": "shah"}))
+    b = ModelBundle.load(shah)
+    assert b.preprocess == "shah"
+    assert ModelBundle.load(tiny_bundle).preprocess is None
+    rng = np.random.default_rng(0)
+    patches = rng.integers(0, 255, (2, 250, 250, 3), dtype=np.uint8)
+    plain = TimmClassifier(ModelBundle.load(tiny_bundle), device="cpu", reduced_precision=False)
+    with_shah = TimmClassifier(b, device="cpu", reduced_precision=False)
+    done = np.stack([shah_preprocess(p) for p in patches])
+    assert torch.equal(with_shah.to_tensor(patches), plain.to_tensor(done))
+    assert not torch.equal(with_shah.to_tensor(patches), plain.to_tensor(patches))
+    (shah / "model.json").write_text(json.dumps({**meta, "preprocess": "blur"}))
+    with pytest.raises(ModelBundleError, match="preprocess must be null or one of shah"):
+        ModelBundle.load(shah)

@@ -27,6 +27,7 @@ MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
 MATEK_MPP = 0.0862  # documented scale of the Matek 2021 patches (3.45 um camera pixel / 40x)
 _REQUIRED = ("architecture", "class_names", "input_size", "mean", "std", "patch_size_px")
+PREPROCESSING: frozenset[str | None] = frozenset({None, "shah"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class ModelBundle:
         mpp: microns per pixel of the training patches.
         name: human-readable identifier.
         interpolation: resize interpolation, ``bilinear`` or ``area``.
+        preprocess: preprocessing applied to every 250 px patch before resizing, in training and
+            at inference alike: None, or ``shah`` (NLM denoising + sharpening, Shah et al.).
         model_kwargs: extra keyword arguments for ``timm.create_model``.
         provenance: data, recipe and licence of the training.
         metrics: validation metrics measured at training time.
@@ -57,6 +60,7 @@ class ModelBundle:
     mpp: float = MATEK_MPP
     name: str = ""
     interpolation: str = "bilinear"
+    preprocess: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +106,7 @@ class ModelBundle:
                 mpp=float(data.get("mpp") or MATEK_MPP),
                 name=str(data.get("name", path.name if path else "")),
                 interpolation=str(data.get("interpolation", "bilinear")),
+                preprocess=data.get("preprocess"),
                 model_kwargs=dict(data.get("model_kwargs", {})),
                 provenance=dict(data.get("provenance", {})),
                 metrics=dict(data.get("metrics", {})),
@@ -113,6 +118,9 @@ class ModelBundle:
             raise ModelBundleError(msg) from e
         if len(set(names)) != len(names) or not names:
             msg = f"{where}: class_names must be non-empty and unique"
+            raise ModelBundleError(msg)
+        if bundle.preprocess not in PREPROCESSING:
+            msg = f"{where}: preprocess must be null or one of {', '.join(sorted(PREPROCESSING - {None}))}"
             raise ModelBundleError(msg)
         if bundle.input_size < 8 or bundle.patch_size_px < 8:
             msg = f"{where}: input_size and patch_size_px must be >= 8"

@@ -39,8 +39,8 @@ class TimmClassifier:
     """A patch classifier built from a :class:`ModelBundle`.
 
     Patches arrive as RGB uint8 crops of ``bundle.patch_size_px`` at the bundle's mpp; they are
-    resized to ``bundle.input_size`` and normalised with the bundle's mean/std, exactly as in
-    training. On CPUs with bf16 units inference runs under bf16 autocast with channels_last; on
+    preprocessed when the bundle says so (``bundle.preprocess``), resized to ``bundle.input_size``
+    and normalised with the bundle's mean/std, exactly as in training. On CPUs with bf16 units inference runs under bf16 autocast with channels_last; on
     CUDA under AMP; elsewhere in fp32.
 
     Example:
@@ -84,6 +84,10 @@ class TimmClassifier:
         """Convert uint8 N x H x W x 3 patches to a normalised NCHW float tensor on the device."""
         import torch
 
+        if self.bundle.preprocess == "shah":  # as in training: on the full patch, before resizing
+            from wsi_screen.classifiers.augment import shah_preprocess
+
+            patches = np.stack([shah_preprocess(np.ascontiguousarray(p)) for p in patches])
         arr = resize_patches(patches, self.bundle.input_size, self.bundle.interpolation)
         x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
         x = x.permute(0, 3, 1, 2).float()

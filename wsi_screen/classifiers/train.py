@@ -277,7 +277,7 @@ def train_split(
     bundle = ModelBundle(
         architecture=cfg.arch, class_names=train_set.class_names, input_size=cfg.image_size,
         mean=IMAGENET_MEAN, std=IMAGENET_STD, patch_size_px=cfg.patch_size_px, mpp=cfg.mpp,
-        name=cfg.name or out_dir.name, interpolation=cfg.interpolation,
+        name=cfg.name or out_dir.name, interpolation=cfg.interpolation, preprocess=cfg.preprocess,
         model_kwargs=dict(cfg.model_kwargs),
         provenance={
             "recipe": cfg.to_json(),
