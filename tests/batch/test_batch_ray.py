@@ -39,6 +39,10 @@ def test_ray_engine_matches_local_engine(
     assert meta["engine"]["name"] == "ray"
     assert meta["engine"]["workers"] == 2
     assert meta["engine"]["devices"] == ["cpu"]
+    from wsi_screen.device import default_threads
+
+    # each actor uses the CPUs Ray reserved for it, not every core of the machine
+    assert meta["engine"]["threads_per_worker"] == max(1, max(2, default_threads()) // 2)
     assert temp_files(on_ray) == []
     # resuming a Ray batch skips what is done (and starts no Ray when nothing is left)
     res = run_batch_cli(str(mixed_folder), "-o", str(on_ray), "--pattern", "[ab]_*", "--engine", "ray")
@@ -65,3 +69,14 @@ def test_worker_plan_gives_one_gpu_per_worker() -> None:
     assert plan_workers(_FakeRay(CPU=2), device="auto", workers=6) == (2, False)
     with pytest.raises(WsiScreenError, match="no GPU"):
         plan_workers(_FakeRay(CPU=8), device="cuda", workers=None)
+
+
+def test_cpus_per_worker_fit_the_nodes() -> None:
+    from wsi_screen.batch.ray_engine import cpus_per_worker
+
+    assert cpus_per_worker([2], 2) == 1
+    assert cpus_per_worker([16], 2) == 8
+    assert cpus_per_worker([16], 3) == 5
+    assert cpus_per_worker([8, 8], 3) == 4  # 5 each would fit only two actors on 8-core nodes
+    assert cpus_per_worker([32, 4], 2) == 16  # both fit on the 32-core node
+    assert cpus_per_worker([2], 8) == 1

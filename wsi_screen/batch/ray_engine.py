@@ -36,10 +36,19 @@ class ScreenWorker:
         screener_kwargs: keyword arguments of :func:`wsi_screen.runner.build_screener`.
     """
 
-    def __init__(self, screener_kwargs: dict[str, Any]) -> None:
+    def __init__(self, screener_kwargs: dict[str, Any], threads: int | None = None) -> None:
         from wsi_screen.runner import build_screener
 
         self.screener, self.info = build_screener(**screener_kwargs)
+        if threads and not self.screener.cfg.classify.threads:
+            # the CPUs Ray reserved for this actor, not every core of the node: actors share it
+            import cv2
+
+            from wsi_screen.device import set_threads
+
+            set_threads(threads)
+            cv2.setNumThreads(threads)
+        self.threads = threads
 
     def describe(self) -> dict[str, Any]:
         """Device, detector and process of this worker (for run_metadata.json)."""
@@ -49,6 +58,7 @@ class ScreenWorker:
             "device": str(getattr(self.screener.classifier, "device", "unknown")),
             "detector": self.info["detector"],
             "host": socket.gethostname(),
+            "threads": self.threads,
             "pid": os.getpid(),
         }
 
@@ -127,6 +137,19 @@ def plan_workers(ray: Any, *, device: str, workers: int | None) -> tuple[int, bo
     return max(min(wanted, limit), 1), use_gpu
 
 
+def cpus_per_worker(node_cpus: Sequence[float], workers: int) -> int:
+    """The most CPUs each of ``workers`` actors can reserve so that all of them fit on the nodes.
+
+    Example:
+        >>> cpus_per_worker([16], 2), cpus_per_worker([8, 8], 3), cpus_per_worker([2], 4)
+        (8, 4, 1)
+    """
+    per = max(1, int(sum(node_cpus)) // max(workers, 1))
+    while per > 1 and sum(int(c) // per for c in node_cpus) < workers:
+        per -= 1
+    return per
+
+
 def _local_gpu_count(device: str) -> int:
     if device.lower() == "cpu":
         return 0
@@ -158,14 +181,20 @@ def screen_ray(
         return
     config = screener_kwargs.get("config")
     device = config.classify.device if config is not None else (screener_kwargs.get("device") or "auto")
-    local_cpus = max(workers or DEFAULT_CPU_WORKERS, 0 if address else _local_gpu_count(device))
+    from wsi_screen.device import default_threads
+
+    # a local Ray gets this machine's cores (at least one per worker asked for)
+    local_cpus = max(workers or DEFAULT_CPU_WORKERS, default_threads(),
+                     0 if address else _local_gpu_count(device))
     with ray_session(address=address, num_cpus=local_cpus) as ray:
         n, use_gpu = plan_workers(ray, device=device, workers=workers)
+        node_cpus = [float(nd.get("Resources", {}).get("CPU", 0)) for nd in ray.nodes() if nd.get("Alive")]
+        per = cpus_per_worker(node_cpus or [1.0], n)
         kwargs = {**screener_kwargs, "device": "cuda" if use_gpu else "cpu"}
-        actor_cls = ray.remote(ScreenWorker).options(num_cpus=1, num_gpus=1 if use_gpu else 0)
+        actor_cls = ray.remote(ScreenWorker).options(num_cpus=per, num_gpus=1 if use_gpu else 0)
 
         def start() -> Any:
-            return actor_cls.remote(kwargs)
+            return actor_cls.remote(kwargs, per)
 
         actors = [start() for _ in range(min(n, len(todo)))]
         try:
@@ -176,6 +205,7 @@ def screen_ray(
         engine_info.update(
             workers=len(actors),
             gpu_per_worker=use_gpu,
+            threads_per_worker=per,
             devices=sorted({d["device"] for d in described}),
             hosts=sorted({d["host"] for d in described}),
             detector=described[0]["detector"],
