@@ -166,12 +166,14 @@ class ScreenConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (echoed into reports)."""
-        return _plain(dataclasses.asdict(self))
+        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
+        return plain
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "config") -> ScreenConfig:
         """Build from nested dicts; unknown keys are errors naming the dotted key."""
-        return _build(cls, data, where)
+        built: ScreenConfig = _build(cls, data, where)
+        return built
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScreenConfig:

@@ -29,7 +29,7 @@ def _fit(win: NDArray[np.uint8], patch_size_px: int) -> NDArray[np.uint8]:
     if side == patch_size_px:
         return win
     interp = cv2.INTER_AREA if side > patch_size_px else cv2.INTER_LINEAR
-    return cv2.resize(win, (patch_size_px, patch_size_px), interpolation=interp)
+    return np.asarray(cv2.resize(win, (patch_size_px, patch_size_px), interpolation=interp), dtype=np.uint8)
 
 
 def crop_patch(

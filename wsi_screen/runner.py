@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ def screen_to_folder(
     *,
     stems: list[str] | None = None,
     on_batch: Callable[[int], None] | None = None,
-) -> Iterator[InputOutcome]:
+) -> Generator[InputOutcome, None, None]:
     """Screen ``inputs`` into ``out/<stem>/``; yield one outcome per input, in order.
 
     ``on_batch(n)`` is called after each classification batch of ``n`` cells (progress bars).

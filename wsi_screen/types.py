@@ -87,7 +87,7 @@ class CellCalls:
         """Maximum class probability per cell."""
         if len(self.cells) == 0:
             return np.zeros(0, dtype=np.float32)
-        return self.probs.max(axis=1).astype(np.float32)
+        return np.asarray(self.probs.max(axis=1), dtype=np.float32)
 
     @staticmethod
     def concat(parts: list[CellCalls], class_names: tuple[str, ...], classifier: str = "") -> CellCalls:

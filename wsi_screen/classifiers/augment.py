@@ -79,7 +79,7 @@ def rgb_to_hed(rgb: np.ndarray) -> np.ndarray:
     x = rgb.astype(np.float64)
     if rgb.dtype == np.uint8:
         x /= 255.0
-    return -np.log(np.maximum(x, _EPS)) @ HED_FROM_RGB
+    return np.asarray(-np.log(np.maximum(x, _EPS)) @ HED_FROM_RGB)
 
 
 def hed_to_rgb(hed: np.ndarray) -> np.ndarray:

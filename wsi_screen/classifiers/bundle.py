@@ -120,7 +120,7 @@ class ModelBundle:
             msg = f"{where}: class_names must be non-empty and unique"
             raise ModelBundleError(msg)
         if bundle.preprocess not in PREPROCESSING:
-            msg = f"{where}: preprocess must be null or one of {', '.join(sorted(PREPROCESSING - {None}))}"
+            msg = f"{where}: preprocess must be null or one of {', '.join(sorted(p for p in PREPROCESSING if p))}"
             raise ModelBundleError(msg)
         if bundle.input_size < 8 or bundle.patch_size_px < 8:
             msg = f"{where}: input_size and patch_size_px must be >= 8"

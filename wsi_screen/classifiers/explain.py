@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def _upsample(m: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(m.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def gradcam(model: torch.nn.Module, x: torch.Tensor, target: int) -> np.ndarray:
+def gradcam(model: Any, x: torch.Tensor, target: int) -> np.ndarray:
     """Grad-CAM of class ``target`` on the last feature map, for a 1 x 3 x H x W input.
 
     Raises:

@@ -118,7 +118,8 @@ def classification_metrics(
                            "class_names": names, "unknown_classes": unknown}
     if len(y) == 0:
         out["note"] = "no image of a class the model knows"
-        return _nan_to_none(out)
+        cleaned: dict[str, Any] = _nan_to_none(out)
+        return cleaned
     with warnings.catch_warnings():
         # classes predicted but absent from y_true are expected on external data sets
         warnings.simplefilter("ignore", UserWarning)
@@ -179,7 +180,8 @@ def _with_known(out: dict[str, Any], y: np.ndarray, p: np.ndarray, pred: np.ndar
         auc = float(roc_auc_score(yb, score)) if 0 < yb.sum() < len(yb) else float("nan")
         out["blast_vs_nonblast"] = {"classes": [names[i] for i in bidx], "roc_auc": auc,
                                     "n_blast": int(yb.sum()), "n_other": int((~yb).sum())}
-    return _nan_to_none(out)
+    result: dict[str, Any] = _nan_to_none(out)
+    return result
 
 
 def mean_sd(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
+from typing import Any
 
 import cv2
 import numpy as np
@@ -68,7 +69,8 @@ class TimmClassifier:
             set_threads(threads)
         self.dtype = autocast_dtype(self.device, allow_reduced=reduced_precision)
         model = bundle.create_model()
-        self.model = model.to(self.device).to(memory_format=torch.channels_last)
+        # Any: a timm model (forward_features / forward_head), which torch's stubs do not describe
+        self.model: Any = model.to(self.device).to(memory_format=torch.channels_last)
         self._mean = torch.tensor(bundle.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(bundle.std, device=self.device).view(1, 3, 1, 1) * 255.0
         self.name = bundle.name or (bundle.path.name if bundle.path else bundle.architecture)

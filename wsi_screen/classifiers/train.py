@@ -159,7 +159,7 @@ def train_split(
     dtype = autocast_dtype(device)
     n_classes = len(train_set.class_names)
     torch.manual_seed(cfg.seed)
-    kw = {"patch_size_px": cfg.patch_size_px, "input_size": cfg.image_size,
+    kw: dict[str, Any] = {"patch_size_px": cfg.patch_size_px, "input_size": cfg.image_size,
           "interpolation": cfg.interpolation, "preprocess": cfg.preprocess}
     log.info("loading %d training and %d validation patches", len(train_set.items),
              len(val_set.items))
@@ -181,7 +181,7 @@ def train_split(
     model = model.to(device).to(memory_format=torch.channels_last)
     ema = None
     if cfg.ema_decay > 0:
-        from timm.utils import ModelEmaV3
+        from timm.utils import ModelEmaV3  # type: ignore[attr-defined]
 
         ema = ModelEmaV3(model, decay=cfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

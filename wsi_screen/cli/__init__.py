@@ -8,6 +8,7 @@ Logging is configured here and nowhere else.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 
 import click

@@ -33,7 +33,7 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
     """
     if not results_csv.is_file():
         return {}
-    rows = [
+    raw = [
         {k.strip(): v.strip() for k, v in row.items() if k}
         for row in csv.DictReader(results_csv.read_text(encoding="utf-8").splitlines())
     ]
@@ -44,7 +44,7 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
         "map50": "metrics/mAP50(B)",
         "map50_95": "metrics/mAP50-95(B)",
     }
-    rows = [{name: float(r[col]) for name, col in keys.items() if col in r} for r in rows]
+    rows = [{name: float(r[col]) for name, col in keys.items() if col in r} for r in raw]
     rows = [r for r in rows if "map50" in r and "map50_95" in r]
     if not rows:
         return {}

@@ -44,7 +44,10 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
         raise ReviewInputError(str(e)) from e
     rv = new["review"]
     before, after = rv["blast_percent_before"], new["blast"]["percent"]
-    fmt = lambda v: "n/a" if v is None else f"{v:.1f} %"  # noqa: E731
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.1f} %"
+
     click.echo(f"{rv['n_corrections']} correction(s) applied to {report_dir}: blasts {fmt(before)} -> {fmt(after)}")
     for f in rv["flags_changed"]:
         click.echo(f"  flag {f['name']}: {f['from']} -> {f['to']}")

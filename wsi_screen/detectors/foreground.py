@@ -61,12 +61,12 @@ def nucleus_mask(rgb: NDArray[np.uint8], min_blue_excess: float) -> NDArray[np.u
     otsu, _ = cv2.threshold(excess, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     thr = max(float(otsu), min_blue_excess)
     _, mask = cv2.threshold(excess, thr, 255, cv2.THRESH_BINARY)
-    return mask
+    return np.asarray(mask, dtype=np.uint8)
 
 
 def _disk(diameter_px: float) -> NDArray[np.uint8]:
     d = max(3, int(round(diameter_px)) | 1)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+    return np.asarray(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d)), dtype=np.uint8)
 
 
 def _split_centres(component: NDArray[np.uint8], min_dist_px: float) -> list[tuple[float, float]]:
@@ -81,7 +81,8 @@ def _split_centres(component: NDArray[np.uint8], min_dist_px: float) -> list[tup
     markers = labels.astype(np.int32) + 1
     markers[component == 0] = 0
     markers[(component > 0) & (labels == 0)] = 0
-    bgr = cv2.cvtColor(cv2.normalize(dist, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    scaled = cv2.normalize(dist, None, 0, 255, cv2.NORM_MINMAX)  # type: ignore[call-overload]
+    bgr = cv2.cvtColor(scaled.astype(np.uint8), cv2.COLOR_GRAY2BGR)
     markers[component == 0] = 1
     cv2.watershed(bgr, markers)
     centres = []
@@ -123,7 +124,7 @@ class ForegroundDetector(BaseDetector):
         o = self.options
         px_per_um = 1.0 / mpp
         mask = nucleus_mask(rgb, o.min_blue_excess)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _disk(0.4 * px_per_um))
+        mask = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _disk(0.4 * px_per_um)), dtype=np.uint8)
         joined = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _disk(o.join_um * px_per_um))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
         min_area = o.min_area_um2 * px_per_um**2

@@ -84,7 +84,7 @@ def _quiet_settings(config_dir: Path) -> None:
     wanted["runs_dir"] = str(config_dir / "runs")
     wanted["weights_dir"] = str(config_dir / "weights")
     if any(SETTINGS.get(k) != v for k, v in wanted.items()):
-        SETTINGS.update(wanted)
+        SETTINGS.update(wanted)  # type: ignore[no-untyped-call]
 
 
 _YOLO_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False"}
@@ -151,7 +151,7 @@ def ultralytics_session() -> Iterator[Any]:
     os.environ["YOLO_CONFIG_DIR"] = str(_config_dir())
     with _restored_globals():
         try:
-            from ultralytics import YOLO  # AGPL-3.0; imported here only
+            from ultralytics import YOLO  # type: ignore[attr-defined]  # AGPL-3.0; imported here only
         except ImportError as e:
             msg = "the YOLO detector needs ultralytics: pip install ultralytics"
             raise MissingDependencyError(msg) from e

@@ -8,6 +8,7 @@ detection's measurement table. Each cell is drawn as the ellipse inscribed in it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -31,10 +32,10 @@ def _ellipses(frame: pl.DataFrame) -> np.ndarray:
     ys = y[:, None] + ry[:, None] * np.sin(t)[None, :]
     ring = np.stack([xs, ys], axis=-1)
     ring = np.concatenate([ring, ring[:, :1]], axis=1)  # closed rings
-    return shapely.polygons(np.round(ring, 2))
+    return np.asarray(shapely.polygons(np.round(ring, 2)))
 
 
-def cells_geodataframe(frame: pl.DataFrame, class_names: list[str]) -> object:
+def cells_geodataframe(frame: pl.DataFrame, class_names: list[str]) -> Any:
     """Build the GeoDataFrame of cells (geopandas imported lazily).
 
     Args:
@@ -55,8 +56,9 @@ def cells_geodataframe(frame: pl.DataFrame, class_names: list[str]) -> object:
     rows = []
     for i, cid in enumerate(ids):
         measurements = {"probability": round(float(conf[i]), 4)}
-        if score[i] is not None:
-            measurements["detector score"] = round(float(score[i]), 4)
+        s = score[i]
+        if s is not None:
+            measurements["detector score"] = round(float(s), 4)
         for c, col in probs.items():
             measurements[f"prob {c}"] = round(float(col[i]), 4)
         rows.append(
@@ -71,7 +73,7 @@ def cells_geodataframe(frame: pl.DataFrame, class_names: list[str]) -> object:
                 "isLocked": False,
             }
         )
-    geometry = _ellipses(frame) if frame.height else []
+    geometry: Any = _ellipses(frame) if frame.height else []
     return gpd.GeoDataFrame(rows, geometry=list(geometry), crs=None)
 
 
@@ -81,5 +83,5 @@ def write_cells_geojson(frame: pl.DataFrame, class_names: list[str], path: Path)
     if len(gdf) == 0:  # geopandas cannot serialise an empty frame without a geometry column type
         text = '{"type": "FeatureCollection", "features": []}'
     else:
-        text = gdf.to_json(drop_id=True, ensure_ascii=False)  # type: ignore[attr-defined]
+        text = gdf.to_json(drop_id=True, ensure_ascii=False)
     atomic_write_text(path, text)

@@ -72,7 +72,7 @@ def blast_probability(probs: NDArray[np.float32], class_names: list[str], cfg: A
     idx = [class_names.index(c) for c in cfg.blast_classes if c in class_names]
     if not idx or len(probs) == 0:
         return np.zeros(len(probs), dtype=np.float32)
-    return probs[:, idx].sum(axis=1)
+    return np.asarray(probs[:, idx].sum(axis=1), dtype=np.float32)
 
 
 def review_queue(

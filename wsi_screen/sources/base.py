@@ -45,6 +45,14 @@ class ImageSource(Protocol):
         """Release file handles."""
         ...
 
+    def __enter__(self) -> ImageSource:
+        """Use as a context manager; the source is closed on exit."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the source."""
+        ...
+
 
 def to_rgb8(arr: NDArray[np.generic], *, where: str) -> NDArray[np.uint8]:
     """Convert grayscale, RGBA, 16-bit or float images to RGB uint8.
@@ -74,7 +82,7 @@ def to_rgb8(arr: NDArray[np.generic], *, where: str) -> NDArray[np.uint8]:
     if a.ndim == 3 and a.shape[2] == 4:
         alpha = a[..., 3:4].astype(np.float32) / 255.0
         rgb = a[..., :3].astype(np.float32) * alpha + PAD_VALUE * (1.0 - alpha)
-        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+        return np.asarray(np.clip(rgb + 0.5, 0, 255), dtype=np.uint8)
     if a.ndim == 3 and a.shape[2] == 3:
         return np.ascontiguousarray(a)
     if a.ndim == 3 and a.shape[2] == 2:  # grey + alpha

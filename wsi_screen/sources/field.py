@@ -63,7 +63,7 @@ class FieldSource:
         w, h = self.dimensions
         f = min(1.0, max_side / max(w, h))
         size = (max(1, math.floor(w * f)), max(1, math.floor(h * f)))
-        return cv2.resize(self.pixels, size, interpolation=cv2.INTER_AREA)
+        return np.asarray(cv2.resize(self.pixels, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -89,12 +89,13 @@ def read_image_file(path: Path) -> tuple[NDArray[np.generic], float | None]:
     from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
+        with Image.open(path) as opened:
+            opened.load()
+            im: Image.Image = opened
             if im.mode == "P":
-                im = im.convert("RGBA")  # noqa: PLW2901 - palette to explicit channels
+                im = im.convert("RGBA")  # palette to explicit channels
             elif im.mode == "CMYK":
-                im = im.convert("RGB")  # noqa: PLW2901
+                im = im.convert("RGB")
             arr = np.asarray(im)
     except (UnidentifiedImageError, ImportError) as e:
         # ImportError: ultralytics, once imported, wraps Image.open and tries optional format

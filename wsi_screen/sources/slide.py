@@ -19,7 +19,7 @@ class SlideSource:
     def __init__(self, path: Path, *, source_id: str | None = None) -> None:
         import tiffslide
 
-        self.path = path
+        self.path: Path | None = path
         self.source_id = source_id or path.stem
         try:
             self._slide = tiffslide.TiffSlide(path)
