@@ -52,14 +52,17 @@ def main() -> None:
     bundle = resolve_model(args.model)
     patches, what = _patches(args.n, bundle.patch_size_px)
     print(f"model {bundle.name} ({bundle.architecture}, input {bundle.input_size} px), {what}")
-    print(f"cpu {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
-          f"torch {torch.__version__}, threads {args.threads}, load avg "
-          f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"cpu {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+        f"torch {torch.__version__}, threads {args.threads}, load avg "
+        f"{os.getloadavg()[0]:.2f}"
+    )
     settings = [True, False] if args.fp32 else [True]
     for reduced in settings:
         for bs in args.batch:
-            clf = TimmClassifier(bundle, device=args.device, batch_size=bs, threads=args.threads,
-                                 reduced_precision=reduced)
+            clf = TimmClassifier(
+                bundle, device=args.device, batch_size=bs, threads=args.threads, reduced_precision=reduced
+            )
             clf.classify_arrays(patches[:bs])  # warm-up (oneDNN kernel selection)
             best = float("inf")
             for _ in range(args.repeats):
@@ -67,8 +70,10 @@ def main() -> None:
                 clf.classify_arrays(patches)
                 best = min(best, time.perf_counter() - t0)
             prec = "fp32" if clf.dtype is None else str(clf.dtype).removeprefix("torch.")
-            print(f"  {prec:8s} batch {bs:4d}: {len(patches) / best:8.1f} patches/s "
-                  f"({1000 * best / len(patches):.2f} ms/patch)")
+            print(
+                f"  {prec:8s} batch {bs:4d}: {len(patches) / best:8.1f} patches/s "
+                f"({1000 * best / len(patches):.2f} ms/patch)"
+            )
 
 
 if __name__ == "__main__":

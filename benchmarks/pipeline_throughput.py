@@ -51,8 +51,14 @@ def write_big_slide(path: Path, side: int, mpp: float) -> int:
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         px_per_cm = 1e4 / mpp
         tif.write(
-            tiles(), shape=(side, side, 3), dtype=np.uint8, tile=(tile, tile), photometric="rgb",
-            compression="zlib", resolution=(px_per_cm, px_per_cm), resolutionunit="CENTIMETER",
+            tiles(),
+            shape=(side, side, 3),
+            dtype=np.uint8,
+            tile=(tile, tile),
+            photometric="rgb",
+            compression="zlib",
+            resolution=(px_per_cm, px_per_cm),
+            resolutionunit="CENTIMETER",
         )
     return len(centres) * (side // block_px) ** 2
 
@@ -81,7 +87,9 @@ def main() -> None:
     import cv2
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, python {platform.python_version()}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         centres = grid_centres(2452, 2056, 300)
@@ -92,18 +100,26 @@ def main() -> None:
         (res,) = screen([field], tmp / "o1", args.model, args.device)
         dt = time.perf_counter() - t
         r = res.report
-        print(f"field 2452x2056: {r['cells_detected']} cells, {dt:.2f} s wall incl. model load; stages {r['timings_s']}")
+        print(
+            f"field 2452x2056: {r['cells_detected']} cells, {dt:.2f} s wall incl. model load; stages {r['timings_s']}"
+        )
         t = time.perf_counter()
         n = write_big_slide(tmp / "slide.tiff", args.slide_side, 0.25)
-        print(f"slide {args.slide_side}x{args.slide_side} written in {time.perf_counter() - t:.1f} s "
-              f"({args.slide_side**2 * 3 / 1e9:.2f} GB decoded, {n} cells drawn)")
+        print(
+            f"slide {args.slide_side}x{args.slide_side} written in {time.perf_counter() - t:.1f} s "
+            f"({args.slide_side**2 * 3 / 1e9:.2f} GB decoded, {n} cells drawn)"
+        )
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-            r, dt, rss = pool.submit(screen_slide_in_child, tmp / "slide.tiff", tmp / "o2", args.model,
-                                     args.device).result()
-        print(f"slide: {r['cells_detected']} cells in {dt:.1f} s incl. model load = "
-              f"{r['cells_detected'] / dt:.0f} cells/s; stages {r['timings_s']}")
+            r, dt, rss = pool.submit(
+                screen_slide_in_child, tmp / "slide.tiff", tmp / "o2", args.model, args.device
+            ).result()
+        print(
+            f"slide: {r['cells_detected']} cells in {dt:.1f} s incl. model load = "
+            f"{r['cells_detected'] / dt:.0f} cells/s; stages {r['timings_s']}"
+        )
         print(f"peak RSS of the slide run (own process, model load included): {rss:.0f} MB")
+
 
 if __name__ == "__main__":
     main()

@@ -34,7 +34,9 @@ PROBE = '<script>document.body.setAttribute("data-loaded-ms", performance.now().
 
 def chromium_times(page: Path, work: Path, repeats: int) -> tuple[float, float] | None:
     """Median (in-page ms until the page script finished, headless wall ms minus an empty page)."""
-    binary = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    binary = next(
+        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
+    )
     if binary is None:
         return None
     probe = work / "probe.html"
@@ -76,7 +78,9 @@ def main() -> None:
         src = work / "slide.svs"
         src.write_bytes(b"placeholder")
         t = time.perf_counter()
-        report = write_fake_report(work / "OUT" / "slide", src, n_cells=a.cells, size=(60000, 45000), options=opts)
+        report = write_fake_report(
+            work / "OUT" / "slide", src, n_cells=a.cells, size=(60000, 45000), options=opts
+        )
         total_s = time.perf_counter() - t
         out = work / "OUT" / "slide"
         import polars as pl
@@ -88,7 +92,10 @@ def main() -> None:
         t = time.perf_counter()
         render_report_html(report, frame, assets, opts)
         render_s = time.perf_counter() - t
-        size = {name: (out / name).stat().st_size / 1e6 for name in ("report.html", "report_assets.json", "cells.geojson", "cells.parquet")}
+        size = {
+            name: (out / name).stat().st_size / 1e6
+            for name in ("report.html", "report_assets.json", "cells.geojson", "cells.parquet")
+        }
         browser = chromium_times(out / "report.html", work, a.repeats)
     log.info("cells: %d, crops embedded: %d (gallery cap %d/class, queue %d, %d px)",
              a.cells, len(assets.crops), a.gallery, a.queue, a.crop_px)  # fmt: skip

@@ -36,12 +36,16 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     # A field at the Matek reference size and scale (2452 x 2056 px, 0.0862 um/px; no mpp in the file).
     centres = jittered(2452, 2056, 330, seed=1)
-    field = synthetic_field(2452, 2056, centres, lobed=[i % 3 == 0 for i in range(len(centres))], n_rbc=120, seed=1)
+    field = synthetic_field(
+        2452, 2056, centres, lobed=[i % 3 == 0 for i in range(len(centres))], n_rbc=120, seed=1
+    )
     cv2.imwrite(str(out / "synthetic_field.jpg"), field[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])
     # A small pyramidal slide scanned at 0.25 um/px (pixel size recorded in the TIFF).
     mpp = 0.25
     centres = jittered(3200, 2400, 120, seed=2)
-    slide = synthetic_field(3200, 2400, centres, mpp=mpp, lobed=[i % 4 == 0 for i in range(len(centres))], n_rbc=550, seed=2)
+    slide = synthetic_field(
+        3200, 2400, centres, mpp=mpp, lobed=[i % 4 == 0 for i in range(len(centres))], n_rbc=550, seed=2
+    )
     write_pyramidal_tiff(out / "synthetic_slide.tiff", slide, mpp=mpp, levels=3, compression="jpeg")
     for p in sorted(out.iterdir()):
         print(f"{p.relative_to(HERE.parent)}: {p.stat().st_size / 1e6:.2f} MB")

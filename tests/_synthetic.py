@@ -78,15 +78,26 @@ def write_pyramidal_tiff(
         px_per_cm = 1e4 / mpp
         kwargs = {"resolution": (px_per_cm, px_per_cm), "resolutionunit": "CENTIMETER"}
     with tifffile.TiffWriter(path, bigtiff=False) as tif:
-        tif.write(rgb, tile=(tile, tile), subifds=levels - 1, photometric="rgb", compression=compression, **kwargs)
+        tif.write(
+            rgb, tile=(tile, tile), subifds=levels - 1, photometric="rgb", compression=compression, **kwargs
+        )
         level = rgb
         for _ in range(levels - 1):
-            level = cv2.resize(level, (level.shape[1] // 2, level.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            level = cv2.resize(
+                level, (level.shape[1] // 2, level.shape[0] // 2), interpolation=cv2.INTER_AREA
+            )
             sub_kwargs = {}
             if mpp is not None:
                 f = rgb.shape[1] / level.shape[1]
                 sub_kwargs = {"resolution": (1e4 / (mpp * f),) * 2, "resolutionunit": "CENTIMETER"}
-            tif.write(level, tile=(tile, tile), subfiletype=1, photometric="rgb", compression=compression, **sub_kwargs)
+            tif.write(
+                level,
+                tile=(tile, tile),
+                subfiletype=1,
+                photometric="rgb",
+                compression=compression,
+                **sub_kwargs,
+            )
     return path
 
 

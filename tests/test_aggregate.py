@@ -33,7 +33,9 @@ def test_wilson_interval_matches_hand_computation() -> None:
 
 
 def test_differential_excludes_artefacts_and_counts_blasts() -> None:
-    labels = ["BLA"] * 10 + ["NGS"] * 60 + ["LYT"] * 20 + ["EBO"] * 8 + ["PEB"] * 2 + ["ART"] * 7 + ["NIF"] * 3
+    labels = (
+        ["BLA"] * 10 + ["NGS"] * 60 + ["LYT"] * 20 + ["EBO"] * 8 + ["PEB"] * 2 + ["ART"] * 7 + ["NIF"] * 3
+    )
     s = summarize(labels, one_hot(labels), CLASSES, AggregateConfig(min_cells=100))
     assert s["cells_detected"] == 110
     assert s["cells_counted"] == 100
@@ -68,8 +70,13 @@ def test_hairy_flag_not_assessable_without_hac_class() -> None:
 def test_hairy_flag_raised_only_with_confident_calls() -> None:
     cfg = AggregateConfig(hairy_cell=HairyCellConfig(min_count=5, min_percent=2.0, min_confidence=0.8))
     labels = ["HAC"] * 6 + ["LYT"] * 94
-    assert flag(summarize(labels, one_hot(labels, conf=0.9), CLASSES, cfg), "hairy_cells")["status"] == "raised"
-    assert flag(summarize(labels, one_hot(labels, conf=0.7), CLASSES, cfg), "hairy_cells")["status"] == "not_raised"
+    assert (
+        flag(summarize(labels, one_hot(labels, conf=0.9), CLASSES, cfg), "hairy_cells")["status"] == "raised"
+    )
+    assert (
+        flag(summarize(labels, one_hot(labels, conf=0.7), CLASSES, cfg), "hairy_cells")["status"]
+        == "not_raised"
+    )
 
 
 def test_blast_not_assessable_when_model_lacks_blast_classes() -> None:

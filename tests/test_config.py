@@ -21,7 +21,9 @@ def test_example_config_documents_the_defaults() -> None:
 
 def test_overrides_and_dotted_errors(tmp_path: Path) -> None:
     p = tmp_path / "c.toml"
-    p.write_text('[aggregate]\nblast_classes = ["BLA", "FGC"]\nmin_cells = 200\n[aggregate.hairy_cell]\nmin_count = 3\n')
+    p.write_text(
+        '[aggregate]\nblast_classes = ["BLA", "FGC"]\nmin_cells = 200\n[aggregate.hairy_cell]\nmin_count = 3\n'
+    )
     cfg = ScreenConfig.from_file(p)
     assert cfg.aggregate.blast_classes == ("BLA", "FGC")
     assert cfg.aggregate.hairy_cell.min_count == 3

@@ -25,7 +25,9 @@ def test_patches_are_fixed_size_at_borders() -> None:
 
 def test_patch_covers_the_same_physical_area_at_another_scale() -> None:
     rng = np.random.default_rng(0)
-    fine = cv2.resize(rng.integers(0, 255, (25, 25, 3), dtype=np.uint8), (1000, 1000), interpolation=cv2.INTER_CUBIC)
+    fine = cv2.resize(
+        rng.integers(0, 255, (25, 25, 3), dtype=np.uint8), (1000, 1000), interpolation=cv2.INTER_CUBIC
+    )
     coarse = cv2.resize(fine, (500, 500), interpolation=cv2.INTER_AREA)  # same specimen, 2x larger pixels
     a = crop_patch(FieldSource(fine), cell(500, 500), patch_size_px=250, source_mpp=0.1, model_mpp=0.1)
     b = crop_patch(FieldSource(coarse), cell(250, 250), patch_size_px=250, source_mpp=0.2, model_mpp=0.1)

@@ -69,7 +69,11 @@ def summarize(
     counted = sum(counts[c] for c in counted_classes)
 
     differential = {
-        c: {"count": counts[c], "percent": _pct(counts[c], counted), "ci95": proportion_ci(counts[c], counted, cfg.ci_method)}
+        c: {
+            "count": counts[c],
+            "percent": _pct(counts[c], counted),
+            "ci95": proportion_ci(counts[c], counted, cfg.ci_method),
+        }
         for c in counted_classes
     }
     excluded_block = {
@@ -194,7 +198,14 @@ def _blast_flags(blast: dict[str, Any], counted: int, cfg: AggregateConfig) -> l
         if ci and ci[0] < cut <= ci[1]:
             note = "; the 95 % interval spans the cut-off, review the blast calls"
         flags.append(
-            Flag(name, status, pct, cut, f"blasts {pct:.1f} % (95 % CI {ci[0]:.1f}-{ci[1]:.1f}) of {counted} cells{note}", ci)
+            Flag(
+                name,
+                status,
+                pct,
+                cut,
+                f"blasts {pct:.1f} % (95 % CI {ci[0]:.1f}-{ci[1]:.1f}) of {counted} cells{note}",
+                ci,
+            )
         )
     return flags
 
@@ -205,10 +216,18 @@ def _hairy_flag(
     hc = cfg.hairy_cell
     thr = float(hc.min_percent)
     if hc.hairy_class not in names:
-        return Flag("hairy_cells", NOT_ASSESSABLE, None, thr, f"the model has no {hc.hairy_class} class: hairy cells cannot be assessed")
+        return Flag(
+            "hairy_cells",
+            NOT_ASSESSABLE,
+            None,
+            thr,
+            f"the model has no {hc.hairy_class} class: hairy cells cannot be assessed",
+        )
     if counted == 0:
         return Flag("hairy_cells", NOT_ASSESSABLE, None, thr, "no cells counted")
-    k = sum(1 for lab, c in zip(labels, conf, strict=True) if lab == hc.hairy_class and c >= hc.min_confidence)
+    k = sum(
+        1 for lab, c in zip(labels, conf, strict=True) if lab == hc.hairy_class and c >= hc.min_confidence
+    )
     pct = 100.0 * k / counted
     status = RAISED if k >= hc.min_count and pct >= hc.min_percent else NOT_RAISED
     return Flag(

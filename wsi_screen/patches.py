@@ -77,8 +77,9 @@ def crop_patches(
         dense = area <= 8 * sum(s * s for _, _, s in group)  # else per-cell reads decode less
         if end - start > 1 and dense and max(gx1 - gx0, gy1 - gy0) <= max_window_px:
             region = source.read_region(gx0, gy0, gx1 - gx0, gy1 - gy0)
-            out.extend(_fit(region[y - gy0 : y - gy0 + s, x - gx0 : x - gx0 + s], patch_size_px)
-                       for x, y, s in group)
+            out.extend(
+                _fit(region[y - gy0 : y - gy0 + s, x - gx0 : x - gx0 + s], patch_size_px) for x, y, s in group
+            )
         else:
             out.extend(_fit(source.read_region(x, y, s, s), patch_size_px) for x, y, s in group)
         start = end
@@ -103,6 +104,9 @@ def iter_patch_batches(
         patches: list[NDArray[np.uint8]] = []
         for (source, source_mpp), run in groupby(chunk, key=lambda it: (it[0], it[1])):
             cells = [c for _, _, c in run]
-            patches.extend(crop_patches(source, cells, patch_size_px=patch_size_px,
-                                        source_mpp=source_mpp, model_mpp=model_mpp))
+            patches.extend(
+                crop_patches(
+                    source, cells, patch_size_px=patch_size_px, source_mpp=source_mpp, model_mpp=model_mpp
+                )
+            )
         yield PatchBatch(np.stack(patches), tuple(c for _, _, c in chunk))

@@ -45,9 +45,7 @@ def detect_cells(source: ImageSource, detector: Detector, tiling: TilingConfig, 
     cells: list[Cell] = []
     for tile in iter_tiles(source, tiling, mpp=mpp, target_mpp=detector.target_mpp):
         for c in detector.detect(tile):
-            cells.append(
-                Cell(len(cells), c.source_id, c.x, c.y, c.bbox, c.score, c.detector, c.tile_index)
-            )
+            cells.append(Cell(len(cells), c.source_id, c.x, c.y, c.bbox, c.score, c.detector, c.tile_index))
     return cells
 
 
@@ -87,7 +85,9 @@ class Screener:
         user_mpp: pixel size given on the command line, used when a file has none.
     """
 
-    def __init__(self, cfg: ScreenConfig, detector: Detector, classifier: Any, *, user_mpp: float | None = None) -> None:
+    def __init__(
+        self, cfg: ScreenConfig, detector: Detector, classifier: Any, *, user_mpp: float | None = None
+    ) -> None:
         self.cfg = cfg
         self.detector = detector
         self.classifier = classifier
@@ -171,7 +171,9 @@ class Screener:
         t = time.perf_counter()
         try:
             batch = next(
-                iter_patch_batches(items, patch_size_px=b.patch_size_px, model_mpp=b.mpp, batch_size=len(items))
+                iter_patch_batches(
+                    items, patch_size_px=b.patch_size_px, model_mpp=b.mpp, batch_size=len(items)
+                )
             )
         except WsiScreenError as e:  # a slide region that cannot be read fails its input only
             self._fail_each(owners, "patch", e)
@@ -212,4 +214,3 @@ def unique_stems(paths: Sequence[Path]) -> list[str]:
         seen[stem] = n
         out.append(stem if n == 1 else f"{stem}-{n}")
     return out
-

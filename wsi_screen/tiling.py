@@ -106,7 +106,9 @@ def iter_tiles(
             pixels = source.read_region(x, y, read, read, level=level)
             if pixels.shape[0] != tile_px and abs(scale - 1.0) > 1e-9:
                 interp = cv2.INTER_AREA if read > tile_px else cv2.INTER_LINEAR
-                pixels = np.asarray(cv2.resize(pixels, (tile_px, tile_px), interpolation=interp), dtype=np.uint8)
+                pixels = np.asarray(
+                    cv2.resize(pixels, (tile_px, tile_px), interpolation=interp), dtype=np.uint8
+                )
             core = (grid.x_cuts[i], grid.y_cuts[j], grid.x_cuts[i + 1], grid.y_cuts[j + 1])
             yield Tile(
                 source_id=source.source_id,

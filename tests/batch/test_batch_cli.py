@@ -17,14 +17,18 @@ from click.testing import Result
 
 
 @pytest.fixture(scope="module")
-def first_run(mixed_folder: Path, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+def first_run(
+    mixed_folder: Path, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Result]:
     from click.testing import CliRunner
 
     from wsi_screen.cli import main
 
     out = tmp_path_factory.mktemp("batch") / "out"
     argv = ["--log-level", "warning", "batch", str(mixed_folder), "-o", str(out)]
-    res = CliRunner().invoke(main, [*argv, "--model", str(tiny_bundle), "--device", "cpu", "--batch-size", "4"])
+    res = CliRunner().invoke(
+        main, [*argv, "--model", str(tiny_bundle), "--device", "cpu", "--batch-size", "4"]
+    )
     return out, res
 
 
@@ -116,14 +120,18 @@ def test_fail_fast_stops_at_the_first_failure(
     assert [(r["input"], r["status"]) for r in rows] == [("a_empty.png", "failed"), (GOOD[0], "not_run")]
 
 
-def test_usage_errors_exit_2(mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path) -> None:
+def test_usage_errors_exit_2(
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
     res = run_batch_cli(str(mixed_folder), "-o", str(tmp_path / "o1"), "--pattern", "*.svs")
     assert res.exit_code == 2
     assert "no input found" in res.output
     res = run_batch_cli(str(mixed_folder), "-o", str(tmp_path / "o2"), "--ray-address", "auto")
     assert res.exit_code == 2
     assert "--engine ray" in res.output
-    res = run_batch_cli(str(mixed_folder), "-o", str(tmp_path / "o4"), "--detector", "nope", "--engine", "ray")
+    res = run_batch_cli(
+        str(mixed_folder), "-o", str(tmp_path / "o4"), "--detector", "nope", "--engine", "ray"
+    )
     assert res.exit_code == 2
     assert "unknown detector 'nope'" in res.output
     bad_cfg = tmp_path / "bad.toml"

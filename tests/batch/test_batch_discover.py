@@ -51,7 +51,11 @@ def test_clean_temp_files_and_lock(tmp_path: Path) -> None:
     keep = _touch(tmp_path / "f0" / "report.json")
     assert sorted(clean_temp_files(tmp_path)) == sorted(stale)
     assert keep.exists()
-    with batch_lock(tmp_path), pytest.raises(WsiScreenError, match="another wsi-screen batch"), batch_lock(tmp_path):
+    with (
+        batch_lock(tmp_path),
+        pytest.raises(WsiScreenError, match="another wsi-screen batch"),
+        batch_lock(tmp_path),
+    ):
         pass
     with batch_lock(tmp_path):  # released again
         pass

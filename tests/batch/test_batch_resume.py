@@ -66,7 +66,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_summary(
     assert read_summary(out) == read_summary(ref)
     assert len(read_summary(out)) == N_GOOD
     # nothing duplicated: one ok ledger line per input
-    ok_lines = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines() if '"ok"' in line]
+    ok_lines = [
+        json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines() if '"ok"' in line
+    ]
     assert sorted(e["input"] for e in ok_lines) == sorted(r["input"] for r in read_summary(ref))
     assert sorted(p.parent.name for p in out.glob("*/report.json")) == sorted(
         p.parent.name for p in ref.glob("*/report.json")

@@ -35,16 +35,18 @@ def test_augment_shapes_range_and_randomness() -> None:
 
 def test_identity_augmentation_keeps_image() -> None:
     x = torch.rand(2, 3, 24, 24)
-    cfg = AugmentConfig(rotation_deg=0, flip=False, shift=0, shear=0, zoom=0, brightness=0,
-                        contrast=0, stain_sigma=0)
+    cfg = AugmentConfig(
+        rotation_deg=0, flip=False, shift=0, shear=0, zoom=0, brightness=0, contrast=0, stain_sigma=0
+    )
     assert torch.allclose(augment_batch(x, cfg), x, atol=1e-5)
 
 
 def test_stain_only_changes_colour_not_geometry() -> None:
     x = torch.zeros(1, 3, 16, 16) + 0.9
     x[:, :, 4:12, 4:12] = torch.tensor([0.35, 0.25, 0.6]).view(1, 3, 1, 1)
-    cfg = AugmentConfig(rotation_deg=0, flip=False, shift=0, shear=0, zoom=0, brightness=0,
-                        contrast=0, stain_sigma=0.3)
+    cfg = AugmentConfig(
+        rotation_deg=0, flip=False, shift=0, shear=0, zoom=0, brightness=0, contrast=0, stain_sigma=0.3
+    )
     y = augment_batch(x, cfg, generator=torch.Generator().manual_seed(0))
     assert not torch.allclose(y, x, atol=1e-3)
     inside = y[0, :, 8, 8]

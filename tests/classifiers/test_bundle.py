@@ -56,13 +56,19 @@ def test_classifier_probabilities_and_precision_paths(tiny_bundle: Path) -> None
     assert p32.shape == (5, 8) and p32.dtype == np.float32
     np.testing.assert_allclose(p32.sum(axis=1), 1.0, atol=1e-5)
     # batch size does not change results
-    np.testing.assert_allclose(TimmClassifier(bundle, device="cpu", reduced_precision=False, batch_size=5).classify_arrays(patches), p32, atol=1e-5)
+    np.testing.assert_allclose(
+        TimmClassifier(bundle, device="cpu", reduced_precision=False, batch_size=5).classify_arrays(patches),
+        p32,
+        atol=1e-5,
+    )
     auto = TimmClassifier(bundle, device="cpu", batch_size=4)  # bf16 where the CPU supports it
     np.testing.assert_allclose(auto.classify_arrays(patches), p32, atol=0.05)
     assert fp32.classify_arrays(patches[:0]).shape == (0, 8)
 
 
-def test_preprocessing_recorded_in_the_bundle_is_applied_at_inference(tmp_path: Path, tiny_bundle: Path) -> None:
+def test_preprocessing_recorded_in_the_bundle_is_applied_at_inference(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
     from wsi_screen.classifiers.augment import shah_preprocess
 
     meta = json.loads((tiny_bundle / "model.json").read_text())

@@ -39,7 +39,8 @@ def test_default_model_classifies_real_patches() -> None:
     picks += [[p for p in heldout if p.startswith(c + "/")][1] for c in b.class_names]
     picks += [[p for p in heldout if p.startswith(c + "/")][2] for c in b.class_names]
     probs = TimmClassifier(b, device="cpu", batch_size=24).classify_arrays(
-        load_patches([data / p for p in picks], patch_size_px=250))
+        load_patches([data / p for p in picks], patch_size_px=250)
+    )
     assert probs.shape == (24, 8)
     pred = [b.class_names[i] for i in probs.argmax(1)]
     truth = [p.split("/")[0] for p in picks]

@@ -56,16 +56,16 @@ def test_prefix_scheme_and_only_list(tiny_bundle: Path, tmp_path: Path) -> None:
     _write(data, "platelet", 2, prefix="PLATELET")
     _write(data, "basophil", 2, prefix="BA")
     bundle = ModelBundle.load(tiny_bundle)
-    m = evaluate_bundle(bundle, data, tmp_path / "o", scheme=load_scheme("pbc_matek"), mpp=0.2,
-                        device="cpu")
+    m = evaluate_bundle(bundle, data, tmp_path / "o", scheme=load_scheme("pbc_matek"), mpp=0.2, device="cpu")
     assert m["data"]["dropped_by_scheme"] == {"PLATELET": 2}
     assert m["n_evaluated"] == 3  # PMO is a model class
     assert m["unknown_classes"]["BAS"]["n"] == 2
     assert m["scale_handling"]["factor"] == pytest.approx(0.2 / bundle.mpp)
     only = tmp_path / "only.txt"
     only.write_text("ig/PMY_000.jpg\n")
-    m2 = evaluate_bundle(bundle, data, tmp_path / "o2", scheme=load_scheme("pbc_matek"),
-                         only=only, device="cpu")
+    m2 = evaluate_bundle(
+        bundle, data, tmp_path / "o2", scheme=load_scheme("pbc_matek"), only=only, device="cpu"
+    )
     assert m2["n_images"] == 1
     only.write_text("ig/nope.jpg\n")
     with pytest.raises(InputError, match="not found"):
@@ -87,11 +87,11 @@ def test_cli_evaluate(tiny_bundle: Path, tmp_path: Path) -> None:
 
     data = tmp_path / "data"
     _write(data, "EOS", 3)
-    res = CliRunner().invoke(main, ["evaluate", str(tiny_bundle), str(data), "-o",
-                                    str(tmp_path / "out"), "--device", "cpu"])
+    res = CliRunner().invoke(
+        main, ["evaluate", str(tiny_bundle), str(data), "-o", str(tmp_path / "out"), "--device", "cpu"]
+    )
     assert res.exit_code == 0, res.output
     assert "macro recall" in res.output
-    res = CliRunner().invoke(main, ["evaluate", "no_such_model", str(data), "-o",
-                                    str(tmp_path / "out")])
+    res = CliRunner().invoke(main, ["evaluate", "no_such_model", str(data), "-o", str(tmp_path / "out")])
     assert res.exit_code == 1
     assert "no_such_model" in res.output

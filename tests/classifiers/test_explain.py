@@ -69,9 +69,24 @@ def test_cli_explain_and_embedding(tiny_bundle: Path, patches: np.ndarray, tmp_p
         for k in range(3):
             cv2.imwrite(str(data / code / f"{code}_{k}.png"), np.roll(p, 5 * k, 0)[:, :, ::-1])
     out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["explain", str(tiny_bundle), str(img), "-o", str(out),
-                                    "--method", "gradcam", "--embedding", str(data),
-                                    "--embed", "pca", "--device", "cpu"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            str(tiny_bundle),
+            str(img),
+            "-o",
+            str(out),
+            "--method",
+            "gradcam",
+            "--embedding",
+            str(data),
+            "--embed",
+            "pca",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert np.load(out / "BLA_1_gradcam.npy").shape == (250, 250)
     assert (out / "BLA_1_gradcam.png").is_file()

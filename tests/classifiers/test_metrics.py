@@ -82,8 +82,7 @@ def test_blast_auc_from_summed_probabilities() -> None:
     probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8], [0.4, 0.2, 0.4]])
     m = classification_metrics(["BLA", "PMO", "LYT", "BLA"], probs, NAMES)
     assert m["blast_vs_nonblast"]["roc_auc"] == pytest.approx(1.0)
-    m2 = classification_metrics(["BLA", "PMO", "LYT", "BLA"], probs, NAMES,
-                                blast_classes=("BLA", "PMO"))
+    m2 = classification_metrics(["BLA", "PMO", "LYT", "BLA"], probs, NAMES, blast_classes=("BLA", "PMO"))
     assert m2["blast_vs_nonblast"]["classes"] == ["BLA", "PMO"]
 
 
@@ -96,8 +95,10 @@ def test_ece() -> None:
 
 
 def test_mean_sd_over_folds() -> None:
-    runs = [classification_metrics(TRUE, _onehot(PRED), NAMES),
-            classification_metrics(TRUE, _onehot(TRUE), NAMES)]
+    runs = [
+        classification_metrics(TRUE, _onehot(PRED), NAMES),
+        classification_metrics(TRUE, _onehot(TRUE), NAMES),
+    ]
     agg = mean_sd(runs)
     assert agg["accuracy"]["mean"] == pytest.approx(0.8)
     assert agg["accuracy"]["sd"] == pytest.approx(np.std([0.6, 1.0], ddof=1))

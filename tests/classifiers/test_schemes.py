@@ -23,7 +23,12 @@ def test_lineage5_maps_every_matek_code_once() -> None:
     lin = load_scheme("lineage5")
     assert lin.class_names == ("ERY", "GRA", "LYM", "MOP", "OTH")
     assert {c: lin.map(c) for c in ("PEB", "FGC", "HAC", "MON", "KSC")} == {
-        "PEB": "ERY", "FGC": "GRA", "HAC": "LYM", "MON": "MOP", "KSC": "OTH"}
+        "PEB": "ERY",
+        "FGC": "GRA",
+        "HAC": "LYM",
+        "MON": "MOP",
+        "KSC": "OTH",
+    }
     assert all(lin.map(c) is not None for c in m21)
 
 

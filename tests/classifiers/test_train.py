@@ -37,9 +37,19 @@ def make_class_folders(root: Path, n: int = 30, size: int = 64, seed: int = 0) -
 
 
 def tiny_cfg(**kw: object) -> TrainConfig:
-    base = TrainConfig(arch="test_resnet", image_size=32, epochs=3, batch_size=16, lr=5e-3,
-                       warmup_epochs=0, patch_size_px=64, device="cpu", threads=1,
-                       val_fraction=0.3, augment=AugmentConfig(rotation_deg=30, shift=0.05))
+    base = TrainConfig(
+        arch="test_resnet",
+        image_size=32,
+        epochs=3,
+        batch_size=16,
+        lr=5e-3,
+        warmup_epochs=0,
+        patch_size_px=64,
+        device="cpu",
+        threads=1,
+        val_fraction=0.3,
+        augment=AugmentConfig(rotation_deg=30, shift=0.05),
+    )
     return replace(base, **kw)
 
 
@@ -129,9 +139,27 @@ def test_cli_train(tmp_path: Path) -> None:
     from wsi_screen.cli import main
 
     data = make_class_folders(tmp_path / "data", n=6, size=40)
-    res = CliRunner().invoke(main, ["train", str(data), "-o", str(tmp_path / "m"), "--arch",
-                                    "test_resnet", "--epochs", "1", "--image-size", "32",
-                                    "--device", "cpu", "--threads", "1", "--batch-size", "8"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(data),
+            "-o",
+            str(tmp_path / "m"),
+            "--arch",
+            "test_resnet",
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--batch-size",
+            "8",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "validation macro recall" in res.output
     assert (tmp_path / "m" / "model.safetensors").is_file()
@@ -146,10 +174,18 @@ def test_real_subset_learns(tmp_path: Path) -> None:
         (sub / code).mkdir(parents=True)
         for p in sorted((root / code).glob("*.jpg"))[:60]:
             (sub / code / p.name).symlink_to(p)
-    rotations_only = AugmentConfig(rotation_deg=180, shift=0, shear=0, zoom=0, brightness=0,
-                                   contrast=0, stain_sigma=0)
-    cfg = tiny_cfg(epochs=10, image_size=48, patch_size_px=250, batch_size=8, lr=3e-3,
-                   val_fraction=0.4, augment=rotations_only)
+    rotations_only = AugmentConfig(
+        rotation_deg=180, shift=0, shear=0, zoom=0, brightness=0, contrast=0, stain_sigma=0
+    )
+    cfg = tiny_cfg(
+        epochs=10,
+        image_size=48,
+        patch_size_px=250,
+        batch_size=8,
+        lr=3e-3,
+        val_fraction=0.4,
+        augment=rotations_only,
+    )
     bundle = train_model(sub, tmp_path / "m", cfg)
     # eosinophils vs segmented neutrophils, 48 validation images: chance is 1/2
     assert bundle.metrics["validation"]["accuracy"] >= 0.7

@@ -18,13 +18,18 @@ def run_cli(*args: str) -> object:
     return CliRunner().invoke(main, ["--log-level", "warning", "run", *args], catch_exceptions=False)
 
 
-def test_run_on_field_and_slide(tmp_path: Path, tiny_bundle: Path, field_2452: tuple, pyramid_tiff: tuple) -> None:
+def test_run_on_field_and_slide(
+    tmp_path: Path, tiny_bundle: Path, field_2452: tuple, pyramid_tiff: tuple
+) -> None:
     field, centres = field_2452
     slide, slide_centres, mpp = pyramid_tiff
     out = tmp_path / "out"
     res = run_cli(str(field), str(slide), "-o", str(out), "--model", str(tiny_bundle), "--batch-size", "16")
     assert res.exit_code == 0, res.output
-    for stem, truth, want_mpp, src in [("field_a", centres, 0.0862, "model_default"), ("slide_a", slide_centres, mpp, "file")]:
+    for stem, truth, want_mpp, src in [
+        ("field_a", centres, 0.0862, "model_default"),
+        ("slide_a", slide_centres, mpp, "file"),
+    ]:
         report = json.loads((out / stem / "report.json").read_text())
         validate_report(report)
         assert report["input"]["mpp_source"] == src
@@ -36,7 +41,16 @@ def test_run_on_field_and_slide(tmp_path: Path, tiny_bundle: Path, field_2452: t
         assert {"read", "detect", "classify"} <= set(report["timings_s"])
         cells = pl.read_parquet(out / stem / "cells.parquet")
         assert cells.height == len(truth)
-        assert {"cell_id", "x", "y", "bbox_x0", "detector_score", "predicted_class", "confidence", "prob_BLA"} <= set(cells.columns)
+        assert {
+            "cell_id",
+            "x",
+            "y",
+            "bbox_x0",
+            "detector_score",
+            "predicted_class",
+            "confidence",
+            "prob_BLA",
+        } <= set(cells.columns)
         np.testing.assert_allclose(cells.select(pl.col("^prob_.*$")).to_numpy().sum(axis=1), 1.0, atol=1e-3)
         hits, multi, extra = match_centres(cells.select("x", "y").rows(), truth, radius=40)
         assert (hits, multi, extra) == (len(truth), 0, 0)
@@ -47,7 +61,9 @@ def test_run_on_field_and_slide(tmp_path: Path, tiny_bundle: Path, field_2452: t
 def test_mpp_option_used_when_file_has_none(tmp_path: Path, tiny_bundle: Path) -> None:
     img = np.full((400, 500, 3), 235, np.uint8)
     cv2.imwrite(str(tmp_path / "blank.png"), img)
-    res = run_cli(str(tmp_path / "blank.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_bundle), "--mpp", "0.25")
+    res = run_cli(
+        str(tmp_path / "blank.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_bundle), "--mpp", "0.25"
+    )
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "o" / "blank" / "report.json").read_text())
     assert (report["input"]["mpp"], report["input"]["mpp_source"]) == (0.25, "user")
@@ -55,7 +71,9 @@ def test_mpp_option_used_when_file_has_none(tmp_path: Path, tiny_bundle: Path) -
     assert pl.read_parquet(tmp_path / "o" / "blank" / "cells.parquet").height == 0
 
 
-def test_bad_inputs_fail_alone_with_a_named_one_line_error(tmp_path: Path, tiny_bundle: Path, field_2452: tuple) -> None:
+def test_bad_inputs_fail_alone_with_a_named_one_line_error(
+    tmp_path: Path, tiny_bundle: Path, field_2452: tuple
+) -> None:
     good, _ = field_2452
     data = good.read_bytes()
     (tmp_path / "trunc.png").write_bytes(data[: len(data) // 3])
@@ -65,8 +83,13 @@ def test_bad_inputs_fail_alone_with_a_named_one_line_error(tmp_path: Path, tiny_
     cv2.imwrite(str(gray), np.full((300, 300), 60000, np.uint16))
     rgba = tmp_path / "rgba.png"
     cv2.imwrite(str(rgba), np.dstack([cv2.imread(str(good))[:600, :600], np.full((600, 600), 255, np.uint8)]))
-    args = [str(p) for p in (tmp_path / "trunc.png", tmp_path / "zero.png", tmp_path / "text.tiff", good, gray, rgba)]
-    res = CliRunner().invoke(main, ["--log-level", "error", "run", *args, "-o", str(tmp_path / "o"), "--model", str(tiny_bundle)])
+    args = [
+        str(p)
+        for p in (tmp_path / "trunc.png", tmp_path / "zero.png", tmp_path / "text.tiff", good, gray, rgba)
+    ]
+    res = CliRunner().invoke(
+        main, ["--log-level", "error", "run", *args, "-o", str(tmp_path / "o"), "--model", str(tiny_bundle)]
+    )
     assert res.exit_code == 1
     assert "Traceback" not in res.output
     failed = [line for line in res.output.splitlines() if line.startswith("FAILED")]
@@ -81,13 +104,19 @@ def test_bad_inputs_fail_alone_with_a_named_one_line_error(tmp_path: Path, tiny_
 
 def test_usage_errors_exit_2(tmp_path: Path, tiny_bundle: Path, field_2452: tuple) -> None:
     field, _ = field_2452
-    res = CliRunner().invoke(main, ["run", str(field), "-o", str(tmp_path), "--model", str(tmp_path / "nope")])
+    res = CliRunner().invoke(
+        main, ["run", str(field), "-o", str(tmp_path), "--model", str(tmp_path / "nope")]
+    )
     assert res.exit_code == 2 and "not a bundle folder" in res.output
-    res = CliRunner().invoke(main, ["run", str(field), "-o", str(tmp_path), "--model", str(tiny_bundle), "--detector", "nope"])
+    res = CliRunner().invoke(
+        main, ["run", str(field), "-o", str(tmp_path), "--model", str(tiny_bundle), "--detector", "nope"]
+    )
     assert res.exit_code == 2 and "unknown detector" in res.output
     bad = tmp_path / "c.toml"
     bad.write_text("[aggregate]\nmin_cells = 0\n")
-    res = CliRunner().invoke(main, ["run", str(field), "-o", str(tmp_path), "--model", str(tiny_bundle), "--config", str(bad)])
+    res = CliRunner().invoke(
+        main, ["run", str(field), "-o", str(tmp_path), "--model", str(tiny_bundle), "--config", str(bad)]
+    )
     assert res.exit_code == 2 and "aggregate.min_cells" in res.output
 
 

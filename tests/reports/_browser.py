@@ -25,6 +25,8 @@ def run_chromium(binary: str, page: Path, profile: Path, *, screenshot: Path | N
         f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--window-size=1400,1800",
     ]  # fmt: skip
     args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
-    proc = subprocess.run([*args, page.resolve().as_uri()], capture_output=True, text=True, timeout=90, check=False)
+    proc = subprocess.run(
+        [*args, page.resolve().as_uri()], capture_output=True, text=True, timeout=90, check=False
+    )
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     return PageRun(proc.stdout, console)

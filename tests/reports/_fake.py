@@ -28,7 +28,9 @@ MIX = {"NGS": 0.2, "NGB": 0.08, "MMZ": 0.05, "MYB": 0.07, "PMO": 0.07, "BLA": 0.
 class ProceduralSource:
     """An ImageSource whose pixels are drawn on demand (violet discs on a pale background)."""
 
-    def __init__(self, width: int, height: int, centres: np.ndarray, *, mpp: float = 0.0862, radius: float = 60) -> None:
+    def __init__(
+        self, width: int, height: int, centres: np.ndarray, *, mpp: float = 0.0862, radius: float = 60
+    ) -> None:
         self.width, self.height, self.centres, self.mpp, self.radius = width, height, centres, mpp, radius
         self.source_id = "procedural"
 
@@ -51,7 +53,9 @@ class ProceduralSource:
         for k in np.flatnonzero(near):
             cx, cy = self.centres[k] * scale - (x0, y0)
             cv2.circle(img, (round(cx), round(cy)), max(1, round(r * 1.3)), (205, 190, 225), -1)
-            cv2.circle(img, (round(cx), round(cy)), max(1, round(r * (0.6 + 0.3 * (k % 3) / 2))), (95, 45, 150), -1)
+            cv2.circle(
+                img, (round(cx), round(cy)), max(1, round(r * (0.6 + 0.3 * (k % 3) / 2))), (95, 45, 150), -1
+            )
         return img
 
     def read_region(self, x: int, y: int, width: int, height: int, *, level: int = 0) -> np.ndarray:
@@ -65,7 +69,9 @@ class ProceduralSource:
         return None
 
 
-def fake_calls(n: int, width: int, height: int, *, seed: int = 0, classes: tuple[str, ...] = CLASSES) -> tuple[CellCalls, np.ndarray]:
+def fake_calls(
+    n: int, width: int, height: int, *, seed: int = 0, classes: tuple[str, ...] = CLASSES
+) -> tuple[CellCalls, np.ndarray]:
     """``n`` cells at random positions with plausible probabilities (some near the blast boundary)."""
     rng = np.random.default_rng(seed)
     centres = np.column_stack([rng.uniform(80, width - 80, n), rng.uniform(80, height - 80, n)])
@@ -80,7 +86,15 @@ def fake_calls(n: int, width: int, height: int, *, seed: int = 0, classes: tuple
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
     cells = tuple(
-        Cell(i, "procedural", float(x), float(y), (int(x) - 60, int(y) - 60, int(x) + 60, int(y) + 60), 0.9, "fake")
+        Cell(
+            i,
+            "procedural",
+            float(x),
+            float(y),
+            (int(x) - 60, int(y) - 60, int(x) + 60, int(y) + 60),
+            0.9,
+            "fake",
+        )
         for i, (x, y) in enumerate(centres)
     )
     return CellCalls(cells, probs, classes, "fake"), centres

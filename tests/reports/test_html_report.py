@@ -17,7 +17,17 @@ from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.assets import read_assets
 from wsi_screen.reports.html_report import render_report_html
 
-SECTIONS = ("header", "toolbar", "flags", "review-queue", "differential", "histogram", "galleries", "qc", "overview")
+SECTIONS = (
+    "header",
+    "toolbar",
+    "flags",
+    "review-queue",
+    "differential",
+    "histogram",
+    "galleries",
+    "qc",
+    "overview",
+)
 EVIL = "<img src=x onerror=alert(1)>"
 
 
@@ -46,7 +56,9 @@ def test_metadata_cannot_break_out(fake_out):
     bad["input"]["path"] = "/x/</script><script>alert(1)</script>.png"
     bad["detector"]["name"] = "<b onmouseover=alert(2)>det</b>"
     bad["warnings"] = ["<script>alert(3)</script>"]
-    html = render_report_html(bad, pl.read_parquet(out / "cells.parquet"), read_assets(out / "report_assets.json"))
+    html = render_report_html(
+        bad, pl.read_parquet(out / "cells.parquet"), read_assets(out / "report_assets.json")
+    )
     assert html.count("<script") == 2  # the JSON data block and the page script only
     assert "<b onmouseover" not in html
     data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S).group(1)
@@ -161,7 +173,9 @@ def test_review_keyboard_export_and_locate(fake_out, chromium, tmp_path):
 
     out, report = fake_out
     page = tmp_path / "probe.html"
-    page.write_text((out / "report.html").read_text(encoding="utf-8").replace("</body>", PROBE), encoding="utf-8")
+    page.write_text(
+        (out / "report.html").read_text(encoding="utf-8").replace("</body>", PROBE), encoding="utf-8"
+    )
     run = run_chromium(chromium, page, tmp_path / "profile")
     assert run.console == [], run.console
     probe = json.loads(htmllib.unescape(re.search(r'data-probe="([^"]*)"', run.dom).group(1)))
@@ -169,7 +183,9 @@ def test_review_keyboard_export_and_locate(fake_out, chromium, tmp_path):
     assert probe["afterDigit"] == classes[1]
     assert probe["count1"] == "1 correction"
     assert probe["afterCode"] == "NGS"
-    assert probe["exported"] == [{"cell_id": probe["id"], "class": "NGS", "predicted": probe["exported"][0]["predicted"]}]
+    assert probe["exported"] == [
+        {"cell_id": probe["id"], "class": "NGS", "predicted": probe["exported"][0]["predicted"]}
+    ]
     assert probe["count0"] == "0 corrections"
     assert probe["download"] == "corrections.json"
     assert probe["highlight"]

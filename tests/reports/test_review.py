@@ -26,7 +26,10 @@ def hand_made(tmp_path):
     labels = ["BLA", "BLA"] + ["LYT"] * 18
     for i, lab in enumerate(labels):
         probs[i, CLASSES.index(lab)] = 0.9
-    cells = tuple(Cell(i, "f", 100.0 + 90 * i, 300.0, (60 + 90 * i, 260, 140 + 90 * i, 340), 1.0, "fake") for i in range(20))
+    cells = tuple(
+        Cell(i, "f", 100.0 + 90 * i, 300.0, (60 + 90 * i, 260, 140 + 90 * i, 340), 1.0, "fake")
+        for i in range(20)
+    )
     src = tmp_path / "field.png"
     src.write_bytes(b"fake input")
     out = tmp_path / "OUT" / "field"
@@ -52,7 +55,9 @@ def test_apply_recomputes_counts_and_flags(hand_made, tmp_path):
     assert new["differential"]["LYT"]["count"] == 18
     assert new["excluded"]["ART"]["count"] == 1
     assert new["blast"]["percent"] == pytest.approx(100 / 19, abs=1e-3)
-    assert new["blast"]["percent_prob"] == pytest.approx(100 * (0.9 + 17 * 0.005) / (1 + 18 * 0.98), abs=2e-3)  # reviewed cells one-hot
+    assert new["blast"]["percent_prob"] == pytest.approx(
+        100 * (0.9 + 17 * 0.005) / (1 + 18 * 0.98), abs=2e-3
+    )  # reviewed cells one-hot
     assert _status(new, "blasts_ge_5pct") == "raised"
     assert _status(new, "blasts_ge_10pct") == "not_raised"
     rv = new["review"]
@@ -74,7 +79,9 @@ def test_apply_recomputes_counts_and_flags(hand_made, tmp_path):
 
 def test_reapply_merges_and_reverts(hand_made, tmp_path):
     out, _ = hand_made
-    apply_review(out, _write(tmp_path / "a.json", [{"cell_id": 0, "class": "LYT"}, {"cell_id": 5, "class": "ART"}]))
+    apply_review(
+        out, _write(tmp_path / "a.json", [{"cell_id": 0, "class": "LYT"}, {"cell_id": 5, "class": "ART"}])
+    )
     new = apply_review(out, _write(tmp_path / "b.json", [{"cell_id": 0, "class": "BLA"}]), reviewer="CD")
     assert new["review"]["n_corrections"] == 1
     assert new["review"]["corrections"][0]["cell_id"] == 5

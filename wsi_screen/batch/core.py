@@ -345,7 +345,9 @@ def _absolute_paths(kw: dict[str, Any]) -> dict[str, Any]:
     for key in ("model", "detector_weights", "config_path"):
         value = out.get(key)
         if value is not None and Path(str(value)).exists():
-            out[key] = Path(str(value)).absolute() if key == "config_path" else str(Path(str(value)).absolute())
+            out[key] = (
+                Path(str(value)).absolute() if key == "config_path" else str(Path(str(value)).absolute())
+            )
     return out
 
 

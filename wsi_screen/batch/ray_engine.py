@@ -66,7 +66,9 @@ class ScreenWorker:
         """Screen one input into ``out/<stem>/``; return its failure, report and seconds."""
         from wsi_screen.runner import screen_to_folder
 
-        outcome = next(iter(screen_to_folder(self.screener, self.info, [Path(path)], Path(out), stems=[stem])))
+        outcome = next(
+            iter(screen_to_folder(self.screener, self.info, [Path(path)], Path(out), stems=[stem]))
+        )
         return {
             "failure": asdict(outcome.failure) if outcome.failure else None,
             "report": outcome.report,
@@ -184,8 +186,9 @@ def screen_ray(
     from wsi_screen.device import default_threads
 
     # a local Ray gets this machine's cores (at least one per worker asked for)
-    local_cpus = max(workers or DEFAULT_CPU_WORKERS, default_threads(),
-                     0 if address else _local_gpu_count(device))
+    local_cpus = max(
+        workers or DEFAULT_CPU_WORKERS, default_threads(), 0 if address else _local_gpu_count(device)
+    )
     with ray_session(address=address, num_cpus=local_cpus) as ray:
         n, use_gpu = plan_workers(ray, device=device, workers=workers)
         node_cpus = [float(nd.get("Resources", {}).get("CPU", 0)) for nd in ray.nodes() if nd.get("Alive")]
@@ -251,7 +254,9 @@ def _schedule(
             ray.kill(actor)
             actor = start()
             clean_temp_files(out / item.stem, depth=1)
-            failure = Failure(str(item.path), "worker", type(e).__name__, f"{item.path}: worker died: {_cause(e)}")
+            failure = Failure(
+                str(item.path), "worker", type(e).__name__, f"{item.path}: worker died: {_cause(e)}"
+            )
             outcome = InputOutcome(item.path, out / item.stem, failure, None, 0.0)
         except Exception as e:  # an error that escaped the pipeline's own per-input isolation
             log.exception("%s: unexpected error in the Ray worker", item.name)

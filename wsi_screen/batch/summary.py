@@ -72,7 +72,9 @@ def ok_row(item: BatchInput, report: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def failed_row(item: BatchInput, failure: Failure, seconds: float | None, input_sha256: str | None) -> dict[str, Any]:
+def failed_row(
+    item: BatchInput, failure: Failure, seconds: float | None, input_sha256: str | None
+) -> dict[str, Any]:
     """Summary row of an input that failed, naming the stage and the error."""
     row = _empty_row(item, STATUS_FAILED)
     row.update(

@@ -23,9 +23,7 @@ if TYPE_CHECKING:
     import torch
 
 # Ruifrok & Johnston stain vectors (rows: haematoxylin, eosin, DAB/residual), as in scikit-image.
-RGB_FROM_HED = np.array(
-    [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=np.float64
-)
+RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=np.float64)
 HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED)
 _EPS = 1e-6
 

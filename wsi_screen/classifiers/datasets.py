@@ -119,8 +119,10 @@ def scan_folder(root: Path | str, scheme: ClassScheme | None = None) -> PatchSet
         raise InputError(msg)
     # hidden files and folders (.DS_Store debris, ._* resource forks) are not images
     files = sorted(
-        p for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
     if not files:
@@ -142,21 +144,16 @@ def scan_folder(root: Path | str, scheme: ClassScheme | None = None) -> PatchSet
         else:
             unmapped.setdefault(lab, []).append(p)
     for lab, paths in unmapped.items():
-        log.warning("%s: %d image(s) labelled %s are not in scheme %s",
-                    root, len(paths), lab, scheme.name)
+        log.warning("%s: %d image(s) labelled %s are not in scheme %s", root, len(paths), lab, scheme.name)
     return PatchSet(root, tuple(items), dict(dropped), unmapped, scheme.class_names)
 
 
-def stratified_split(
-    labels: np.ndarray, *, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: np.ndarray, *, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (train, test) keeping class proportions (scikit-learn, fixed seed)."""
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(labels))
-    train, test = train_test_split(
-        idx, test_size=test_fraction, stratify=labels, random_state=seed
-    )
+    train, test = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)
     return np.sort(train), np.sort(test)
 
 
@@ -211,7 +208,11 @@ def fit_patch(rgb: np.ndarray, patch_size_px: int, *, scale: float | None = 1.0)
     pad_x = max(0, patch_size_px - w)
     if pad_y or pad_x:
         rgb = cv2.copyMakeBorder(
-            rgb, pad_y // 2, pad_y - pad_y // 2, pad_x // 2, pad_x - pad_x // 2,
+            rgb,
+            pad_y // 2,
+            pad_y - pad_y // 2,
+            pad_x // 2,
+            pad_x - pad_x // 2,
             cv2.BORDER_REFLECT_101,
         )
         h, w = rgb.shape[:2]
@@ -237,9 +238,13 @@ def resize_to_input(patches: np.ndarray, size: int, interpolation: str) -> np.nd
 
 
 def load_patches(
-    paths: list[Path], *, patch_size_px: int, scale: float | None = 1.0,
+    paths: list[Path],
+    *,
+    patch_size_px: int,
+    scale: float | None = 1.0,
     input_size: int | None = None,
-    interpolation: str = "bilinear", preprocess: str | None = None,
+    interpolation: str = "bilinear",
+    preprocess: str | None = None,
 ) -> np.ndarray:
     """Load images as uint8 Nx S x S x3, S = ``input_size`` when given else ``patch_size_px``.
 

@@ -52,16 +52,23 @@ def select_files(ps: PatchSet, only: Path) -> PatchSet:
         msg = f"{only}: {len(missing)} listed file(s) not found under {ps.root}, e.g. {missing[0]}"
         raise InputError(msg)
     keep = set(wanted)
-    unmapped = {lab: [p for p in paths if str(p.relative_to(ps.root)) in keep]
-                for lab, paths in ps.unmapped.items()}
+    unmapped = {
+        lab: [p for p in paths if str(p.relative_to(ps.root)) in keep] for lab, paths in ps.unmapped.items()
+    }
     sub = ps.subset(sorted(rel[w] for w in wanted if w in rel))
-    return PatchSet(sub.root, sub.items, sub.dropped, {k: v for k, v in unmapped.items() if v},
-                    sub.class_names)
+    return PatchSet(
+        sub.root, sub.items, sub.dropped, {k: v for k, v in unmapped.items() if v}, sub.class_names
+    )
 
 
 def predict_folder(
-    bundle: ModelBundle, ps: PatchSet, *, mpp: float | None = None, device: str = "auto",
-    batch_size: int = 64, chunk: int = 512,
+    bundle: ModelBundle,
+    ps: PatchSet,
+    *,
+    mpp: float | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    chunk: int = 512,
 ) -> np.ndarray:
     """Class probabilities (N x C) of every item of ``ps``."""
     from wsi_screen.classifiers.timm_classifier import TimmClassifier
@@ -85,8 +92,9 @@ def _save_fig(fig: Any, path: Path) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
-def plot_confusion(cm: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
-                   path: Path, title: str) -> None:
+def plot_confusion(
+    cm: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], path: Path, title: str
+) -> None:
     """Write a row-normalised confusion matrix (rows true, columns predicted) as PNG."""
     from matplotlib.figure import Figure
 
@@ -98,11 +106,19 @@ def plot_confusion(cm: np.ndarray, row_labels: Sequence[str], col_labels: Sequen
     for i in range(norm.shape[0]):
         for j in range(norm.shape[1]):
             if cm[i, j]:
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{norm[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=90)
-    ax.set_yticks(range(len(row_labels)), [f"{r} (n={int(n)})" for r, n in
-                                            zip(row_labels, rows[:, 0], strict=True)])
+    ax.set_yticks(
+        range(len(row_labels)), [f"{r} (n={int(n)})" for r, n in zip(row_labels, rows[:, 0], strict=True)]
+    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
@@ -110,8 +126,7 @@ def plot_confusion(cm: np.ndarray, row_labels: Sequence[str], col_labels: Sequen
     _save_fig(fig, path)
 
 
-def plot_pr_curves(y_codes: Sequence[str], probs: np.ndarray, names: Sequence[str],
-                   path: Path) -> None:
+def plot_pr_curves(y_codes: Sequence[str], probs: np.ndarray, names: Sequence[str], path: Path) -> None:
     """Write one-vs-rest precision-recall curves of the classes with images."""
     from matplotlib.figure import Figure
     from sklearn.metrics import precision_recall_curve
@@ -133,8 +148,9 @@ def plot_pr_curves(y_codes: Sequence[str], probs: np.ndarray, names: Sequence[st
     _save_fig(fig, path)
 
 
-def plot_blast_roc(y_codes: Sequence[str], probs: np.ndarray, names: Sequence[str],
-                   blast: Sequence[str], path: Path) -> None:
+def plot_blast_roc(
+    y_codes: Sequence[str], probs: np.ndarray, names: Sequence[str], blast: Sequence[str], path: Path
+) -> None:
     """Write the blast-vs-non-blast ROC curve from summed blast-class probabilities."""
     from matplotlib.figure import Figure
     from sklearn.metrics import roc_auc_score
@@ -158,9 +174,16 @@ def plot_blast_roc(y_codes: Sequence[str], probs: np.ndarray, names: Sequence[st
 
 
 def evaluate_bundle(
-    bundle: ModelBundle, data: Path, out: Path, *, scheme: ClassScheme | None = None,
-    tolerance: Sequence[tuple[str, str]] = (), mpp: float | None = None,
-    only: Path | None = None, blast_classes: Sequence[str] = ("BLA",), device: str = "auto",
+    bundle: ModelBundle,
+    data: Path,
+    out: Path,
+    *,
+    scheme: ClassScheme | None = None,
+    tolerance: Sequence[tuple[str, str]] = (),
+    mpp: float | None = None,
+    only: Path | None = None,
+    blast_classes: Sequence[str] = ("BLA",),
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Evaluate ``bundle`` on the labelled folder ``data``; write results into ``out``.
 
@@ -180,18 +203,27 @@ def evaluate_bundle(
     all_paths = full.paths
     probs = predict_folder(bundle, full, mpp=mpp, device=device)
     names = list(bundle.class_names)
-    m = classification_metrics(codes, probs, names, tolerance=tolerance,
-                               blast_classes=blast_classes)
-    m["model"] = {"name": bundle.name, "architecture": bundle.architecture,
-                  "path": str(bundle.path) if bundle.path else None,
-                  "sha256": bundle.sha256() if bundle.path else None}
-    m["data"] = {"root": str(data), "scheme": scheme.to_json() if scheme else "class folders",
-                 "dropped_by_scheme": ps.dropped, "selected_by": str(only) if only else None}
+    m = classification_metrics(codes, probs, names, tolerance=tolerance, blast_classes=blast_classes)
+    m["model"] = {
+        "name": bundle.name,
+        "architecture": bundle.architecture,
+        "path": str(bundle.path) if bundle.path else None,
+        "sha256": bundle.sha256() if bundle.path else None,
+    }
+    m["data"] = {
+        "root": str(data),
+        "scheme": scheme.to_json() if scheme else "class folders",
+        "dropped_by_scheme": ps.dropped,
+        "selected_by": str(only) if only else None,
+    }
     m["scale_handling"] = (
         {"mode": "rescaled", "source_mpp": mpp, "model_mpp": bundle.mpp, "factor": mpp / bundle.mpp}
-        if mpp is not None else
-        {"mode": "resized_whole_image_to_patch", "model_mpp": bundle.mpp,
-         "note": "no --mpp given: images of another size were resized to the patch size"}
+        if mpp is not None
+        else {
+            "mode": "resized_whole_image_to_patch",
+            "model_mpp": bundle.mpp,
+            "note": "no --mpp given: images of another size were resized to the patch size",
+        }
     )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(m, indent=2) + "\n")
@@ -199,15 +231,21 @@ def evaluate_bundle(
     w = csv.writer(buf)
     w.writerow(["path", "true", "predicted", "confidence", *[f"prob_{c}" for c in names]])
     for p, c, pr in zip(all_paths, codes, probs, strict=True):
-        w.writerow([str(p.relative_to(ps.root)), c, names[int(pr.argmax())], f"{pr.max():.4f}",
-                    *[f"{v:.4f}" for v in pr]])
+        w.writerow(
+            [
+                str(p.relative_to(ps.root)),
+                c,
+                names[int(pr.argmax())],
+                f"{pr.max():.4f}",
+                *[f"{v:.4f}" for v in pr],
+            ]
+        )
     atomic_write_text(out / "predictions.csv", buf.getvalue())
     _plots(codes, probs, names, blast_classes, out)
     return m
 
 
-def _plots(codes: list[str], probs: np.ndarray, names: list[str], blast: Sequence[str],
-           out: Path) -> None:
+def _plots(codes: list[str], probs: np.ndarray, names: list[str], blast: Sequence[str], out: Path) -> None:
     from sklearn.metrics import confusion_matrix
 
     rows = names + sorted({c for c in codes if c not in names})
@@ -217,10 +255,14 @@ def _plots(codes: list[str], probs: np.ndarray, names: list[str], blast: Sequenc
     keep = [rows.index(r) for r in present_rows]
     cm = cm_full[np.ix_(keep, list(range(len(names))))] if keep else np.zeros((0, len(names)))
     if keep:
-        plot_confusion(cm, present_rows, names, out / "confusion_matrix.png",
-                       "row-normalised; rows without a model class are not assessable")
+        plot_confusion(
+            cm,
+            present_rows,
+            names,
+            out / "confusion_matrix.png",
+            "row-normalised; rows without a model class are not assessable",
+        )
     known = [i for i, c in enumerate(codes) if c in names]
     if known:
         plot_pr_curves([codes[i] for i in known], probs[known], names, out / "pr_curves.png")
-        plot_blast_roc([codes[i] for i in known], probs[known], names, list(blast),
-                       out / "blast_roc.png")
+        plot_blast_roc([codes[i] for i in known], probs[known], names, list(blast), out / "blast_roc.png")

@@ -67,8 +67,10 @@ def gradcam(model: Any, x: torch.Tensor, target: int) -> np.ndarray:
 
     feats = model.forward_features(x)
     if feats.ndim != 4:
-        msg = f"Grad-CAM needs a B x C x h x w feature map; {type(model).__name__} gives " \
-              f"{tuple(feats.shape)}; use --method smoothgrad"
+        msg = (
+            f"Grad-CAM needs a B x C x h x w feature map; {type(model).__name__} gives "
+            f"{tuple(feats.shape)}; use --method smoothgrad"
+        )
         raise ConfigError(msg)
     feats.retain_grad()
     logits = model.forward_head(feats)
@@ -81,8 +83,13 @@ def gradcam(model: Any, x: torch.Tensor, target: int) -> np.ndarray:
 
 
 def smoothgrad(
-    model: torch.nn.Module, x: torch.Tensor, target: int, *, samples: int = 16,
-    noise: float = 0.15, seed: int = 0,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    target: int,
+    *,
+    samples: int = 16,
+    noise: float = 0.15,
+    seed: int = 0,
 ) -> np.ndarray:
     """SmoothGrad: mean absolute input gradient over noisy copies (max over colour channels)."""
     import torch
@@ -100,8 +107,12 @@ def smoothgrad(
 
 
 def explain_patches(
-    clf: TimmClassifier, patches: np.ndarray, *, method: str = "gradcam",
-    target: str | None = None, samples: int = 16,
+    clf: TimmClassifier,
+    patches: np.ndarray,
+    *,
+    method: str = "gradcam",
+    target: str | None = None,
+    samples: int = 16,
 ) -> list[Explanation]:
     """Explain the classification of uint8 N x S x S x 3 patches (S = the bundle's patch size).
 
@@ -135,10 +146,8 @@ def explain_patches(
         t = names.index(target) if target else pred
         x = clf.to_tensor(patch[None]).float().contiguous()
         with torch.enable_grad():
-            m = (gradcam(model, x, t) if method == "gradcam"
-                 else smoothgrad(model, x, t, samples=samples))
-        out.append(Explanation(_normalise(_upsample(m, patch.shape[0])), names[pred], names[t],
-                               probs[i]))
+            m = gradcam(model, x, t) if method == "gradcam" else smoothgrad(model, x, t, samples=samples)
+        out.append(Explanation(_normalise(_upsample(m, patch.shape[0])), names[pred], names[t], probs[i]))
     return out
 
 
@@ -163,8 +172,7 @@ def overlay_figure(patch: np.ndarray, exp: Explanation, path: Path, *, title: st
         tmp.write_bytes(buf.getvalue())
 
 
-def penultimate_features(clf: TimmClassifier, patches: np.ndarray, *,
-                         batch_size: int = 64) -> np.ndarray:
+def penultimate_features(clf: TimmClassifier, patches: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
     """Pooled pre-logit features (N x D, float32) of uint8 patches."""
     import torch
 

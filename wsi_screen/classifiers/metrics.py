@@ -57,8 +57,7 @@ def tolerant_scores(
         rec = cm[i, ok[i]].sum() / support if support else float("nan")
         prec = cm[ok[:, i], i].sum() / predicted if predicted else float("nan")
         f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
-        out[c] = {"precision_tolerant": float(prec), "recall_tolerant": float(rec),
-                  "f1_tolerant": float(f1)}
+        out[c] = {"precision_tolerant": float(prec), "recall_tolerant": float(rec), "f1_tolerant": float(f1)}
     return out
 
 
@@ -109,13 +108,20 @@ def classification_metrics(
     for code in sorted({c for c in true_codes if c not in idx}):
         m = np.array([c == code for c in true_codes])
         cnt = Counter(names[p] for p in pred_all[m])
-        unknown[code] = {"n": int(m.sum()), "predicted_as": dict(cnt.most_common()),
-                         "note": "class not in the model: not assessable"}
+        unknown[code] = {
+            "n": int(m.sum()),
+            "predicted_as": dict(cnt.most_common()),
+            "note": "class not in the model: not assessable",
+        }
     y = np.array([idx[c] for c, k in zip(true_codes, known, strict=True) if k], dtype=int)
     p = probs[known]
     pred = pred_all[known]
-    out: dict[str, Any] = {"n_images": len(true_codes), "n_evaluated": int(known.sum()),
-                           "class_names": names, "unknown_classes": unknown}
+    out: dict[str, Any] = {
+        "n_images": len(true_codes),
+        "n_evaluated": int(known.sum()),
+        "class_names": names,
+        "unknown_classes": unknown,
+    }
     if len(y) == 0:
         out["note"] = "no image of a class the model knows"
         cleaned: dict[str, Any] = _nan_to_none(out)
@@ -126,9 +132,16 @@ def classification_metrics(
         return _with_known(out, y, p, pred, names, idx, tolerance, blast_classes)
 
 
-def _with_known(out: dict[str, Any], y: np.ndarray, p: np.ndarray, pred: np.ndarray,
-                names: list[str], idx: dict[str, int], tolerance: Iterable[tuple[str, str]],
-                blast_classes: Sequence[str]) -> dict[str, Any]:
+def _with_known(
+    out: dict[str, Any],
+    y: np.ndarray,
+    p: np.ndarray,
+    pred: np.ndarray,
+    names: list[str],
+    idx: dict[str, int],
+    tolerance: Iterable[tuple[str, str]],
+    blast_classes: Sequence[str],
+) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score
     from sklearn.metrics import average_precision_score
     from sklearn.metrics import balanced_accuracy_score
@@ -140,17 +153,21 @@ def _with_known(out: dict[str, Any], y: np.ndarray, p: np.ndarray, pred: np.ndar
 
     labels = list(range(len(names)))
     tolerance = list(tolerance)
-    prec, rec, f1, sup = precision_recall_fscore_support(
-        y, pred, labels=labels, zero_division=np.nan
-    )
+    prec, rec, f1, sup = precision_recall_fscore_support(y, pred, labels=labels, zero_division=np.nan)
     cm = confusion_matrix(y, pred, labels=labels)
     tol = tolerant_scores(cm, names, tolerance)
     per_class: dict[str, dict[str, Any]] = {}
     for i, c in enumerate(names):
         ap = float(average_precision_score(y == i, p[:, i])) if sup[i] else float("nan")
-        per_class[c] = {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
-                        "support": int(sup[i]), "n_predicted": int(cm[:, i].sum()),
-                        "average_precision": ap, **tol[c]}
+        per_class[c] = {
+            "precision": float(prec[i]),
+            "recall": float(rec[i]),
+            "f1": float(f1[i]),
+            "support": int(sup[i]),
+            "n_predicted": int(cm[:, i].sum()),
+            "average_precision": ap,
+            **tol[c],
+        }
     present = [i for i in labels if sup[i] > 0]
 
     def macro(key: str) -> float:
@@ -158,28 +175,39 @@ def _with_known(out: dict[str, Any], y: np.ndarray, p: np.ndarray, pred: np.ndar
         vals = [0.0 if v is None or np.isnan(v) else v for v in vals]
         return float(np.mean(vals))
 
-    out.update({
-        "per_class": per_class,
-        "macro": {"precision": macro("precision"), "recall": macro("recall"), "f1": macro("f1"),
-                  "precision_tolerant": macro("precision_tolerant"),
-                  "recall_tolerant": macro("recall_tolerant"),
-                  "classes": [names[i] for i in present]},
-        "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-        "mcc": float(matthews_corrcoef(y, pred)),
-        "weighted_recall": float(recall_score(y, pred, labels=present, average="weighted",
-                                              zero_division=0)),
-        "ece": expected_calibration_error(p, y),
-        "confusion_matrix": {"labels": names, "counts": cm.tolist()},
-        "tolerance_pairs": [list(t) for t in tolerance],
-    })
+    out.update(
+        {
+            "per_class": per_class,
+            "macro": {
+                "precision": macro("precision"),
+                "recall": macro("recall"),
+                "f1": macro("f1"),
+                "precision_tolerant": macro("precision_tolerant"),
+                "recall_tolerant": macro("recall_tolerant"),
+                "classes": [names[i] for i in present],
+            },
+            "accuracy": float(accuracy_score(y, pred)),
+            "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+            "mcc": float(matthews_corrcoef(y, pred)),
+            "weighted_recall": float(
+                recall_score(y, pred, labels=present, average="weighted", zero_division=0)
+            ),
+            "ece": expected_calibration_error(p, y),
+            "confusion_matrix": {"labels": names, "counts": cm.tolist()},
+            "tolerance_pairs": [list(t) for t in tolerance],
+        }
+    )
     bidx = [idx[b] for b in blast_classes if b in idx]
     if bidx:
         yb = np.isin(y, bidx)
         score = p[:, bidx].sum(1)
         auc = float(roc_auc_score(yb, score)) if 0 < yb.sum() < len(yb) else float("nan")
-        out["blast_vs_nonblast"] = {"classes": [names[i] for i in bidx], "roc_auc": auc,
-                                    "n_blast": int(yb.sum()), "n_other": int((~yb).sum())}
+        out["blast_vs_nonblast"] = {
+            "classes": [names[i] for i in bidx],
+            "roc_auc": auc,
+            "n_blast": int(yb.sum()),
+            "n_other": int((~yb).sum()),
+        }
     result: dict[str, Any] = _nan_to_none(out)
     return result
 
@@ -191,6 +219,7 @@ def mean_sd(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         >>> mean_sd([{"accuracy": 0.8}, {"accuracy": 0.9}])["accuracy"]["mean"]
         0.85
     """
+
     def agg(vals: list[Any]) -> dict[str, float] | None:
         v = [float(x) for x in vals if isinstance(x, int | float) and not isinstance(x, bool)]
         if not v:
@@ -203,12 +232,15 @@ def mean_sd(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         r = agg([run.get(key) for run in runs])
         if r:
             out[key] = r
-    out["macro"] = {k: agg([run.get("macro", {}).get(k) for run in runs])
-                    for k in ("precision", "recall", "f1")}
+    out["macro"] = {
+        k: agg([run.get("macro", {}).get(k) for run in runs]) for k in ("precision", "recall", "f1")
+    }
     classes = sorted({c for run in runs for c in run.get("per_class", {})})
     out["per_class"] = {
-        c: {k: agg([run.get("per_class", {}).get(c, {}).get(k) for run in runs])
-            for k in ("precision", "recall", "f1", "recall_tolerant", "precision_tolerant")}
+        c: {
+            k: agg([run.get("per_class", {}).get(c, {}).get(k) for run in runs])
+            for k in ("precision", "recall", "f1", "recall_tolerant", "precision_tolerant")
+        }
         for c in classes
     }
     return out

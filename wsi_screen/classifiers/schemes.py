@@ -59,10 +59,7 @@ class ClassScheme:
             for src in sources:
                 key = src.upper()
                 if key in lookup and lookup[key] != target:
-                    msg = (
-                        f"scheme {self.name}: source label {src!r} maps to both "
-                        f"{lookup[key]} and {target}"
-                    )
+                    msg = f"scheme {self.name}: source label {src!r} maps to both {lookup[key]} and {target}"
                     raise ConfigError(msg)
                 lookup[key] = target
         both = sorted(set(lookup) & {d.upper() for d in self.drop})

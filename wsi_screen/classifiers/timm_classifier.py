@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 _INTERP = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
 
 
-def resize_patches(patches: NDArray[np.uint8], size: int, interpolation: str = "bilinear") -> NDArray[np.uint8]:
+def resize_patches(
+    patches: NDArray[np.uint8], size: int, interpolation: str = "bilinear"
+) -> NDArray[np.uint8]:
     """Resize N x H x W x 3 uint8 patches to N x size x size x 3 (no-op when already that size)."""
     if patches.shape[1] == size and patches.shape[2] == size:
         return patches

@@ -159,10 +159,13 @@ def train_split(
     dtype = autocast_dtype(device)
     n_classes = len(train_set.class_names)
     torch.manual_seed(cfg.seed)
-    kw: dict[str, Any] = {"patch_size_px": cfg.patch_size_px, "input_size": cfg.image_size,
-          "interpolation": cfg.interpolation, "preprocess": cfg.preprocess}
-    log.info("loading %d training and %d validation patches", len(train_set.items),
-             len(val_set.items))
+    kw: dict[str, Any] = {
+        "patch_size_px": cfg.patch_size_px,
+        "input_size": cfg.image_size,
+        "interpolation": cfg.interpolation,
+        "preprocess": cfg.preprocess,
+    }
+    log.info("loading %d training and %d validation patches", len(train_set.items), len(val_set.items))
     x_train = to_chw_tensor(load_patches(train_set.paths, **kw))
     x_val = to_chw_tensor(load_patches(val_set.paths, **kw))
     y_train, y_val = train_set.labels, val_set.labels
@@ -172,8 +175,7 @@ def train_split(
         raise ConfigError(msg)
 
     try:
-        model = timm.create_model(cfg.arch, pretrained=False, num_classes=n_classes,
-                                  **cfg.model_kwargs)
+        model = timm.create_model(cfg.arch, pretrained=False, num_classes=n_classes, **cfg.model_kwargs)
     except RuntimeError as e:
         msg = f"--arch {cfg.arch!r}: not a timm architecture ({e})"
         raise ConfigError(msg) from e
@@ -188,8 +190,7 @@ def train_split(
     counts = np.bincount(y_train, minlength=n_classes)
     class_w = None
     if cfg.balance == "loss":
-        class_w = torch.tensor(len(y_train) / (n_classes * counts), dtype=torch.float32,
-                               device=device)
+        class_w = torch.tensor(len(y_train) / (n_classes * counts), dtype=torch.float32, device=device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_w, label_smoothing=cfg.label_smoothing)
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
@@ -209,8 +210,7 @@ def train_split(
         opt.load_state_dict(ck["optimizer"])
         if ema is not None and "ema" in ck:
             ema.module.load_state_dict(ck["ema"])
-        start_epoch, history, best = int(ck["epoch"]) + 1, json.loads(ck["history"]), \
-            json.loads(ck["best"])
+        start_epoch, history, best = int(ck["epoch"]) + 1, json.loads(ck["history"]), json.loads(ck["best"])
         log.info("resumed %s at epoch %d/%d", ckpt_path, start_epoch + 1, cfg.epochs)
     elif resume:
         log.warning("%s: no checkpoint to resume from; starting fresh", ckpt_path)
@@ -225,8 +225,7 @@ def train_split(
         order = sample_epoch(y_train, cfg.balance, rng)
         model.train()
         losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=None)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
         for i in bar:
             step = epoch * steps_per_epoch + i
             for g in opt.param_groups:
@@ -248,22 +247,38 @@ def train_split(
                 ema.update(model, step=step)
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        eval_model = recalibrate_batchnorm(ema.module if ema is not None else model, x_calib,
-                                           (mean, std), dtype=dtype)
-        vm = quick_metrics(y_val, predict_logits(eval_model, x_val, (mean, std), dtype=dtype),
-                            n_classes)
-        rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
-               "seconds": round(time.perf_counter() - t0, 1), **vm}
+        eval_model = recalibrate_batchnorm(
+            ema.module if ema is not None else model, x_calib, (mean, std), dtype=dtype
+        )
+        vm = quick_metrics(y_val, predict_logits(eval_model, x_val, (mean, std), dtype=dtype), n_classes)
+        rec = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)),
+            "seconds": round(time.perf_counter() - t0, 1),
+            **vm,
+        }
         history.append(rec)
-        log.info("epoch %d/%d loss %.4f val acc %.4f macro recall %.4f (%.0f s)", epoch + 1,
-                 cfg.epochs, rec["loss"], vm["accuracy"], vm["macro_recall"], rec["seconds"])
+        log.info(
+            "epoch %d/%d loss %.4f val acc %.4f macro recall %.4f (%.0f s)",
+            epoch + 1,
+            cfg.epochs,
+            rec["loss"],
+            vm["accuracy"],
+            vm["macro_recall"],
+            rec["seconds"],
+        )
         state = {k: v.detach().cpu().contiguous() for k, v in eval_model.state_dict().items()}
         if vm["macro_recall"] >= best["macro_recall"]:
             best = {"epoch": epoch + 1, **vm}
             with atomic_path(best_path) as tmp:
                 save_file(state, str(tmp))
-        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-              "history": json.dumps(history), "best": json.dumps(best)}
+        ck = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "epoch": epoch,
+            "history": json.dumps(history),
+            "best": json.dumps(best),
+        }
         if ema is not None:
             ck["ema"] = ema.module.state_dict()
         with atomic_path(ckpt_path) as tmp:
@@ -275,9 +290,16 @@ def train_split(
     eval_model.load_state_dict(load_file(str(best_path)))
     eval_model.eval()
     bundle = ModelBundle(
-        architecture=cfg.arch, class_names=train_set.class_names, input_size=cfg.image_size,
-        mean=IMAGENET_MEAN, std=IMAGENET_STD, patch_size_px=cfg.patch_size_px, mpp=cfg.mpp,
-        name=cfg.name or out_dir.name, interpolation=cfg.interpolation, preprocess=cfg.preprocess,
+        architecture=cfg.arch,
+        class_names=train_set.class_names,
+        input_size=cfg.image_size,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        patch_size_px=cfg.patch_size_px,
+        mpp=cfg.mpp,
+        name=cfg.name or out_dir.name,
+        interpolation=cfg.interpolation,
+        preprocess=cfg.preprocess,
         model_kwargs=dict(cfg.model_kwargs),
         provenance={
             "recipe": cfg.to_json(),
@@ -293,8 +315,12 @@ def train_split(
 
 
 def train_model(
-    data: Path | str, out_dir: Path | str, cfg: TrainConfig, *,
-    scheme: ClassScheme | None = None, resume: bool = False,
+    data: Path | str,
+    out_dir: Path | str,
+    cfg: TrainConfig,
+    *,
+    scheme: ClassScheme | None = None,
+    resume: bool = False,
 ) -> ModelBundle:
     """Split ``data``, train (one split or k folds) and write the bundle to ``out_dir``.
 
@@ -316,15 +342,16 @@ def train_model(
         msg = f"{data}: every class needs at least {max(2, cfg.folds)} images; got {ps.counts()}"
         raise ConfigError(msg)
     pool = np.arange(len(labels))
-    split: dict[str, Any] = {"seed": cfg.seed, "test_fraction": cfg.test_fraction,
-                             "rule": "sklearn train_test_split(stratify=labels, random_state=seed)"
-                             " over sorted file paths"}
+    split: dict[str, Any] = {
+        "seed": cfg.seed,
+        "test_fraction": cfg.test_fraction,
+        "rule": "sklearn train_test_split(stratify=labels, random_state=seed) over sorted file paths",
+    }
     if cfg.test_fraction > 0:
         pool, test = stratified_split(labels, test_fraction=cfg.test_fraction, seed=cfg.seed)
         split["test"] = [str(ps.items[i].path.relative_to(data)) for i in test]
     if cfg.folds > 1:
-        pairs = [(pool[a], pool[b]) for a, b in kfold_splits(labels[pool], folds=cfg.folds,
-                                                             seed=cfg.seed)]
+        pairs = [(pool[a], pool[b]) for a, b in kfold_splits(labels[pool], folds=cfg.folds, seed=cfg.seed)]
     else:
         a, b = stratified_split(labels[pool], test_fraction=cfg.val_fraction, seed=cfg.seed)
         pairs = [(pool[a], pool[b])]
@@ -332,33 +359,45 @@ def train_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / SPLIT_FILE, json.dumps(split, indent=1) + "\n")
     if len(pairs) == 1:
-        bundle, _ = train_split(ps.subset(pairs[0][0]), ps.subset(pairs[0][1]), out_dir, cfg,
-                                resume=resume)
+        bundle, _ = train_split(ps.subset(pairs[0][0]), ps.subset(pairs[0][1]), out_dir, cfg, resume=resume)
         return _finish(bundle, out_dir, ps, split, None)
     results = []
     for k, (tr, va) in enumerate(pairs):
         log.info("fold %d/%d", k + 1, len(pairs))
         fold_cfg = replace(cfg, name=f"{cfg.name or out_dir.name}-fold{k + 1}")
-        results.append(train_split(ps.subset(tr), ps.subset(va), out_dir / f"fold{k + 1}",
-                                   fold_cfg, resume=resume))
+        results.append(
+            train_split(ps.subset(tr), ps.subset(va), out_dir / f"fold{k + 1}", fold_cfg, resume=resume)
+        )
     keys = ("accuracy", "macro_recall", "macro_f1")
-    cv = {k: {"mean": float(np.mean([r[1]["best"][k] for r in results])),
-              "sd": float(np.std([r[1]["best"][k] for r in results], ddof=1))} for k in keys}
+    cv = {
+        k: {
+            "mean": float(np.mean([r[1]["best"][k] for r in results])),
+            "sd": float(np.std([r[1]["best"][k] for r in results], ddof=1)),
+        }
+        for k in keys
+    }
     best_k = int(np.argmax([r[1]["best"]["macro_recall"] for r in results]))
     src = results[best_k][0]
     model = src.create_model()
-    bundle = replace(src, name=cfg.name or out_dir.name,
-                     metrics={**src.metrics, "cross_validation": cv, "selected_fold": best_k + 1})
+    bundle = replace(
+        src,
+        name=cfg.name or out_dir.name,
+        metrics={**src.metrics, "cross_validation": cv, "selected_fold": best_k + 1},
+    )
     saved = bundle.save(out_dir, model)
     return _finish(saved, out_dir, ps, split, cv)
 
 
-def _finish(bundle: ModelBundle, out_dir: Path, ps: PatchSet, split: dict[str, Any],
-            cv: dict[str, Any] | None) -> ModelBundle:
+def _finish(
+    bundle: ModelBundle, out_dir: Path, ps: PatchSet, split: dict[str, Any], cv: dict[str, Any] | None
+) -> ModelBundle:
     prov = dict(bundle.provenance)
-    prov["data"] = {**prov.get("data", {}), "all": ps.summary(),
-                    "split": {k: v for k, v in split.items() if k not in ("test", "validation")},
-                    "n_test": len(split.get("test", []))}
+    prov["data"] = {
+        **prov.get("data", {}),
+        "all": ps.summary(),
+        "split": {k: v for k, v in split.items() if k not in ("test", "validation")},
+        "n_test": len(split.get("test", [])),
+    }
     model = bundle.create_model()
     metrics = dict(bundle.metrics)
     if cv is not None:

@@ -82,8 +82,12 @@ def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
 
 
 def predict_logits(
-    model: torch.nn.Module, images: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor],
-    *, dtype: torch.dtype | None, batch_size: int = 128,
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    norm: tuple[torch.Tensor, torch.Tensor],
+    *,
+    dtype: torch.dtype | None,
+    batch_size: int = 128,
 ) -> torch.Tensor:
     """Logits (float32) of uint8 NCHW images on the model's device, without augmentation."""
     import torch
@@ -104,8 +108,12 @@ def predict_logits(
 
 
 def recalibrate_batchnorm(
-    model: torch.nn.Module, images: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor],
-    *, dtype: torch.dtype | None, batch_size: int = 64,
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    norm: tuple[torch.Tensor, torch.Tensor],
+    *,
+    dtype: torch.dtype | None,
+    batch_size: int = 64,
 ) -> torch.nn.Module:
     """Return a copy of ``model`` whose BatchNorm statistics are re-estimated on clean images.
 

@@ -27,7 +27,9 @@ PROGRESS_LOGGER = "wsi_screen.batch.progress"
 
 @click.command()
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option(
+    "-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
 @click.option("--recursive", is_flag=True, help="Also screen files in sub-folders.")
 @click.option(
     "--pattern",
@@ -42,7 +44,9 @@ PROGRESS_LOGGER = "wsi_screen.batch.progress"
     show_default=True,
     help="Skip inputs already screened into OUT with the same input content, model and config.",
 )
-@click.option("--fail-fast", is_flag=True, help="Stop at the first failed input (default: record it and go on).")
+@click.option(
+    "--fail-fast", is_flag=True, help="Stop at the first failed input (default: record it and go on)."
+)
 @click.option(
     "--engine",
     type=click.Choice(["local", "ray"]),

@@ -10,24 +10,61 @@ import click
 @click.command()
 @click.argument("model")
 @click.argument("data", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True,
-              help="Folder for metrics.json, predictions.csv and plots.")
-@click.option("--scheme", default=None,
-              help="Label mapping: a TOML file or shipped name (e.g. pbc_matek for the PBC set). "
-                   "Default: class folder names are the codes.")
-@click.option("--tolerance", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              default=None, help="TOML file of tolerated confusion pairs (default: DOMAIN pairs).")
-@click.option("--mpp", "mpp", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Microns per pixel of DATA: images are rescaled to the model's scale and "
-                   "centre-cropped. Without it, images of another size are resized whole.")
-@click.option("--only", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              default=None, help="Evaluate only the files listed (paths relative to DATA, one per "
-                                 "line, or a training split.json: its held-out test list).")
-@click.option("--blast-class", "blast", multiple=True, default=("BLA",), show_default=True,
-              help="Class(es) whose summed probability is the blast score (repeatable).")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for metrics.json, predictions.csv and plots.",
+)
+@click.option(
+    "--scheme",
+    default=None,
+    help="Label mapping: a TOML file or shipped name (e.g. pbc_matek for the PBC set). "
+    "Default: class folder names are the codes.",
+)
+@click.option(
+    "--tolerance",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="TOML file of tolerated confusion pairs (default: DOMAIN pairs).",
+)
+@click.option(
+    "--mpp",
+    "mpp",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Microns per pixel of DATA: images are rescaled to the model's scale and "
+    "centre-cropped. Without it, images of another size are resized whole.",
+)
+@click.option(
+    "--only",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Evaluate only the files listed (paths relative to DATA, one per "
+    "line, or a training split.json: its held-out test list).",
+)
+@click.option(
+    "--blast-class",
+    "blast",
+    multiple=True,
+    default=("BLA",),
+    show_default=True,
+    help="Class(es) whose summed probability is the blast score (repeatable).",
+)
 @click.option("--device", default="auto", show_default=True)
-def evaluate(model: str, data: Path, out: Path, scheme: str | None, tolerance: Path | None,
-             mpp: float | None, only: Path | None, blast: tuple[str, ...], device: str) -> None:
+def evaluate(
+    model: str,
+    data: Path,
+    out: Path,
+    scheme: str | None,
+    tolerance: Path | None,
+    mpp: float | None,
+    only: Path | None,
+    blast: tuple[str, ...],
+    device: str,
+) -> None:
     """Evaluate MODEL (bundle folder or shipped name) on DATA (class folders) into -o.
 
     Example: wsi-screen evaluate default ../shared/data/pbc --scheme pbc_matek --mpp 0.2155 -o out
@@ -41,16 +78,24 @@ def evaluate(model: str, data: Path, out: Path, scheme: str | None, tolerance: P
     try:
         bundle = resolve_model(model)
         m = evaluate_bundle(
-            bundle, data, out, scheme=load_scheme(scheme) if scheme else None,
-            tolerance=load_tolerance(tolerance), mpp=mpp, only=only, blast_classes=blast,
+            bundle,
+            data,
+            out,
+            scheme=load_scheme(scheme) if scheme else None,
+            tolerance=load_tolerance(tolerance),
+            mpp=mpp,
+            only=only,
+            blast_classes=blast,
             device=device,
         )
     except WsiScreenError as e:
         raise click.ClickException(str(e)) from e
     macro = m.get("macro", {})
-    click.echo(f"{m['n_evaluated']}/{m['n_images']} images of known classes; "
-               f"accuracy {m.get('accuracy', float('nan')):.4f}, macro recall "
-               f"{macro.get('recall', float('nan')):.4f}, macro F1 {macro.get('f1', float('nan')):.4f}")
+    click.echo(
+        f"{m['n_evaluated']}/{m['n_images']} images of known classes; "
+        f"accuracy {m.get('accuracy', float('nan')):.4f}, macro recall "
+        f"{macro.get('recall', float('nan')):.4f}, macro F1 {macro.get('f1', float('nan')):.4f}"
+    )
     for code, u in m.get("unknown_classes", {}).items():
         click.echo(f"  {code}: {u['n']} image(s) of a class the model does not have (not assessable)")
     click.echo(f"wrote {out / 'metrics.json'}")

@@ -12,25 +12,52 @@ import click
 @click.argument("model")
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True)
-@click.option("--method", type=click.Choice(["gradcam", "smoothgrad"]), default="gradcam",
-              show_default=True)
+@click.option("--method", type=click.Choice(["gradcam", "smoothgrad"]), default="gradcam", show_default=True)
 @click.option("--target", default=None, help="Class code to explain (default: the predicted one).")
-@click.option("--mpp", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Microns per pixel of the images (rescaled to the model's scale); without "
-                   "it, images of another size are resized whole to the patch size.")
-@click.option("--embedding", "embed_data",
-              type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
-              help="Also embed the penultimate features of this labelled folder (class "
-                   "folders) in 2-D, coloured by class: embedding.png and embedding.csv.")
-@click.option("--embed", "embed_method", type=click.Choice(["auto", "umap", "pca"]),
-              default="auto", show_default=True, help="auto: UMAP when installed, else PCA.")
+@click.option(
+    "--mpp",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Microns per pixel of the images (rescaled to the model's scale); without "
+    "it, images of another size are resized whole to the patch size.",
+)
+@click.option(
+    "--embedding",
+    "embed_data",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Also embed the penultimate features of this labelled folder (class "
+    "folders) in 2-D, coloured by class: embedding.png and embedding.csv.",
+)
+@click.option(
+    "--embed",
+    "embed_method",
+    type=click.Choice(["auto", "umap", "pca"]),
+    default="auto",
+    show_default=True,
+    help="auto: UMAP when installed, else PCA.",
+)
 @click.option("--scheme", default=None, help="Label mapping of the --embedding folder.")
-@click.option("--only", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              default=None, help="Embed only the listed files of the --embedding folder.")
+@click.option(
+    "--only",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Embed only the listed files of the --embedding folder.",
+)
 @click.option("--device", default="auto", show_default=True)
-def explain(model: str, images: tuple[Path, ...], out: Path, method: str, target: str | None,
-            mpp: float | None, embed_data: Path | None, embed_method: str, scheme: str | None,
-            only: Path | None, device: str) -> None:
+def explain(
+    model: str,
+    images: tuple[Path, ...],
+    out: Path,
+    method: str,
+    target: str | None,
+    mpp: float | None,
+    embed_data: Path | None,
+    embed_method: str,
+    scheme: str | None,
+    only: Path | None,
+    device: str,
+) -> None:
     r"""Explain MODEL's decisions on IMAGE files (maps written to -o); optionally embed a folder.
 
     \b
@@ -59,30 +86,44 @@ def explain(model: str, images: tuple[Path, ...], out: Path, method: str, target
         records = []
         if images:
             patches = load_patches(list(images), patch_size_px=bundle.patch_size_px, scale=scale)
-            for img, patch, exp in zip(images, patches,
-                                       explain_patches(clf, patches, method=method, target=target),
-                                       strict=True):
+            for img, patch, exp in zip(
+                images, patches, explain_patches(clf, patches, method=method, target=target), strict=True
+            ):
                 stem = f"{img.stem}_{method}"
                 overlay_figure(patch, exp, out / f"{stem}.png", title=img.name)
                 with (out / f"{stem}.npy").open("wb") as f:
                     np.save(f, exp.map)
-                records.append({"image": str(img), "predicted": exp.predicted,
-                                "target": exp.target, "method": method,
-                                "probs": dict(zip(bundle.class_names,
-                                                  [round(float(p), 5) for p in exp.probs],
-                                                  strict=True)),
-                                "map": f"{stem}.npy", "figure": f"{stem}.png"})
+                records.append(
+                    {
+                        "image": str(img),
+                        "predicted": exp.predicted,
+                        "target": exp.target,
+                        "method": method,
+                        "probs": dict(
+                            zip(bundle.class_names, [round(float(p), 5) for p in exp.probs], strict=True)
+                        ),
+                        "map": f"{stem}.npy",
+                        "figure": f"{stem}.png",
+                    }
+                )
                 click.echo(f"{img.name}: {exp.predicted} ({exp.probs.max():.3f}) -> {stem}.png")
             atomic_write_text(out / "explanations.json", json.dumps(records, indent=2) + "\n")
         if embed_data is not None:
-            _embed(clf, embed_data, out, scheme=scheme, only=only, scale=scale,
-                   method=embed_method)
+            _embed(clf, embed_data, out, scheme=scheme, only=only, scale=scale, method=embed_method)
     except WsiScreenError as e:
         raise click.ClickException(str(e)) from e
 
 
-def _embed(clf: object, data: Path, out: Path, *, scheme: str | None, only: Path | None,
-           scale: float | None, method: str) -> None:
+def _embed(
+    clf: object,
+    data: Path,
+    out: Path,
+    *,
+    scheme: str | None,
+    only: Path | None,
+    scale: float | None,
+    method: str,
+) -> None:
     import csv
     import io
 
@@ -107,8 +148,12 @@ def _embed(clf: object, data: Path, out: Path, *, scheme: str | None, only: Path
 
     xy, used = embed_2d(np.concatenate(feats), method=method)
     labels = [str(it.target) for it in ps.items]
-    plot_embedding(xy, labels, out / "embedding.png",
-                   title=f"{used.upper()} of penultimate features, {bundle.name or 'model'}")
+    plot_embedding(
+        xy,
+        labels,
+        out / "embedding.png",
+        title=f"{used.upper()} of penultimate features, {bundle.name or 'model'}",
+    )
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["path", "class", "x", "y"])

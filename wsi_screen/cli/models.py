@@ -9,8 +9,13 @@ import click
 
 
 @click.command()
-@click.option("--card", "show_card", default=None, metavar="NAME",
-              help="Print the full MODEL_CARD.md of this shipped model.")
+@click.option(
+    "--card",
+    "show_card",
+    default=None,
+    metavar="NAME",
+    help="Print the full MODEL_CARD.md of this shipped model.",
+)
 def models(show_card: str | None) -> None:
     """List shipped models: name, architecture, classes, physical scale and model card."""
     from wsi_screen.classifiers import models_dir
@@ -45,8 +50,10 @@ def models(show_card: str | None) -> None:
         which = "heldout_test" if "heldout_test" in b.metrics else "validation"
         val = b.metrics.get(which, {})
         rec = val.get("macro_recall") if isinstance(val, dict) else None
-        click.echo(f"{name}: {b.architecture}, input {b.input_size} px from "
-                   f"{b.patch_size_px} px at {b.mpp} um/px ({b.patch_size_um:.1f} um)")
+        click.echo(
+            f"{name}: {b.architecture}, input {b.input_size} px from "
+            f"{b.patch_size_px} px at {b.mpp} um/px ({b.patch_size_um:.1f} um)"
+        )
         click.echo(f"  classes ({len(b.class_names)}): {' '.join(b.class_names)}")
         if rec is not None:
             click.echo(f"  macro recall ({which.replace('_', ' ')}): {rec:.3f}")
@@ -64,7 +71,9 @@ def _list_detectors(root: Path) -> None:
             click.echo(f"{folder.name}: invalid detector.json ({e})")
             continue
         card = folder / "MODEL_CARD.md"
-        click.echo(f"{folder.name} (detector, --detector yolo): {cfg.get('architecture', '?')}, "
-                   f"imgsz {cfg.get('imgsz', '?')} px at {cfg.get('mpp', '?')} um/px")
+        click.echo(
+            f"{folder.name} (detector, --detector yolo): {cfg.get('architecture', '?')}, "
+            f"imgsz {cfg.get('imgsz', '?')} px at {cfg.get('mpp', '?')} um/px"
+        )
         click.echo(f"  classes: {' '.join(cfg.get('class_names', []))}")
         click.echo(f"  card: {card if card.is_file() else 'none'}")

@@ -48,7 +48,9 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
     def fmt(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.1f} %"
 
-    click.echo(f"{rv['n_corrections']} correction(s) applied to {report_dir}: blasts {fmt(before)} -> {fmt(after)}")
+    click.echo(
+        f"{rv['n_corrections']} correction(s) applied to {report_dir}: blasts {fmt(before)} -> {fmt(after)}"
+    )
     for f in rv["flags_changed"]:
         click.echo(f"  flag {f['name']}: {f['from']} -> {f['to']}")
     if (report_dir.parent / INDEX_HTML).exists():

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option(
+    "-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
 @model_option
 @click.option("--detector", default=None, help="Cell localiser: foreground (default) or yolo.")
 @click.option("--detector-weights", default=None, help="YOLO weights file or shipped name (yolo-wbc).")
@@ -71,7 +73,9 @@ def run(
     for result in screen_to_folder(screener, info, list(inputs), out):
         if result.failure is None:
             done.append((result.out_dir, result.report or {}))
-            click.echo(f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir / 'report.json'}")
+            click.echo(
+                f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir / 'report.json'}"
+            )
         else:
             failed += 1
             f = result.failure

@@ -27,53 +27,141 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
 
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Bundle folder to write (model.json, model.safetensors, checkpoint, history).")
-@click.option("--arch", default="resnet10t", show_default=True,
-              help="timm architecture name; built with pretrained=False (nothing is downloaded).")
-@click.option("--scheme", default=None,
-              help="Class scheme: a TOML file or a shipped name (matek21, lineage5, hairy7, ...). "
-                   "Default: every class folder is a class.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Bundle folder to write (model.json, model.safetensors, checkpoint, history).",
+)
+@click.option(
+    "--arch",
+    default="resnet10t",
+    show_default=True,
+    help="timm architecture name; built with pretrained=False (nothing is downloaded).",
+)
+@click.option(
+    "--scheme",
+    default=None,
+    help="Class scheme: a TOML file or a shipped name (matek21, lineage5, hairy7, ...). "
+    "Default: every class folder is a class.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--image-size", type=click.IntRange(min=16), default=128, show_default=True,
-              help="Network input side in px; 250 px patches are resized to it.")
-@click.option("--folds", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Stratified k-fold cross-validation (1: a single validation split).")
-@click.option("--init", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="Local checkpoint (.safetensors or torch state dict) to initialise from.")
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=16),
+    default=128,
+    show_default=True,
+    help="Network input side in px; 250 px patches are resized to it.",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Stratified k-fold cross-validation (1: a single validation split).",
+)
+@click.option(
+    "--init",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Local checkpoint (.safetensors or torch state dict) to initialise from.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.05, show_default=True)
-@click.option("--balance", type=click.Choice(["sampler", "loss", "none"]), default="sampler",
-              show_default=True, help="Class balancing: equal-probability sampling or loss weights.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.15, show_default=True)
-@click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0,
-              show_default=True, help="Stratified share held out from training (in split.json).")
+@click.option(
+    "--balance",
+    type=click.Choice(["sampler", "loss", "none"]),
+    default="sampler",
+    show_default=True,
+    help="Class balancing: equal-probability sampling or loss weights.",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.15,
+    show_default=True,
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Stratified share held out from training (in split.json).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--interpolation", type=click.Choice(["area", "bilinear", "bicubic"]),
-              default="area", show_default=True)
-@click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=0.0,
-              show_default=True, help="Weight EMA decay (0: off).")
-@click.option("--stain-sigma", type=click.FloatRange(0, 1, max_open=True), default=0.05,
-              show_default=True, help="HED stain-colour augmentation strength (0: off).")
-@click.option("--shift", type=click.FloatRange(0, 1, max_open=True), default=0.1,
-              show_default=True, help="Maximum random shift as a fraction of the patch.")
-@click.option("--preprocess", type=click.Choice(["shah"]), default=None,
-              help="Shah et al. preprocessing: NLM denoise + 3x3 sharpen.")
-@click.option("--model-kwarg", "model_kwargs", multiple=True, metavar="KEY=VALUE",
-              help="Extra timm.create_model argument, e.g. drop_rate=0.2 (repeatable).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads (default: all available).")
+@click.option(
+    "--interpolation", type=click.Choice(["area", "bilinear", "bicubic"]), default="area", show_default=True
+)
+@click.option(
+    "--ema-decay",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Weight EMA decay (0: off).",
+)
+@click.option(
+    "--stain-sigma",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="HED stain-colour augmentation strength (0: off).",
+)
+@click.option(
+    "--shift",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Maximum random shift as a fraction of the patch.",
+)
+@click.option(
+    "--preprocess",
+    type=click.Choice(["shah"]),
+    default=None,
+    help="Shah et al. preprocessing: NLM denoise + 3x3 sharpen.",
+)
+@click.option(
+    "--model-kwarg",
+    "model_kwargs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra timm.create_model argument, e.g. drop_rate=0.2 (repeatable).",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all available)."
+)
 @click.option("--name", default="", help="Bundle name (default: the output folder name).")
-def train(data: Path, out_dir: Path, arch: str, scheme: str | None, epochs: int, image_size: int,
-          folds: int, init: Path | None, device: str, resume: bool, batch_size: int, lr: float,
-          weight_decay: float, balance: str, val_fraction: float, test_fraction: float, seed: int,
-          interpolation: str, ema_decay: float, stain_sigma: float, shift: float,
-          preprocess: str | None, model_kwargs: tuple[str, ...], threads: int | None,
-          name: str) -> None:
+def train(
+    data: Path,
+    out_dir: Path,
+    arch: str,
+    scheme: str | None,
+    epochs: int,
+    image_size: int,
+    folds: int,
+    init: Path | None,
+    device: str,
+    resume: bool,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    balance: str,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    interpolation: str,
+    ema_decay: float,
+    stain_sigma: float,
+    shift: float,
+    preprocess: str | None,
+    model_kwargs: tuple[str, ...],
+    threads: int | None,
+    name: str,
+) -> None:
     """Train a classifier on DATA (class folders CODE/.../*.jpg) and write a bundle to -o.
 
     Example: wsi-screen train ../shared/data/matek_bm -o runs/m --arch resnet10t --epochs 40
@@ -86,17 +174,33 @@ def train(data: Path, out_dir: Path, arch: str, scheme: str | None, epochs: int,
 
     try:
         cfg = TrainConfig(
-            arch=arch, image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
-            weight_decay=weight_decay, balance=balance, val_fraction=val_fraction,
-            test_fraction=test_fraction, folds=folds, seed=seed, interpolation=interpolation,
-            device=device, threads=threads, init=init, ema_decay=ema_decay,
-            preprocess=preprocess, model_kwargs=_parse_kwargs(model_kwargs),
-            augment=AugmentConfig(stain_sigma=stain_sigma, shift=shift), name=name,
+            arch=arch,
+            image_size=image_size,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            balance=balance,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            folds=folds,
+            seed=seed,
+            interpolation=interpolation,
+            device=device,
+            threads=threads,
+            init=init,
+            ema_decay=ema_decay,
+            preprocess=preprocess,
+            model_kwargs=_parse_kwargs(model_kwargs),
+            augment=AugmentConfig(stain_sigma=stain_sigma, shift=shift),
+            name=name,
         )
         sch = load_scheme(scheme) if scheme else None
         bundle = train_model(data, out_dir, cfg, scheme=sch, resume=resume)
     except WsiScreenError as e:
         raise click.ClickException(str(e)) from e
     val = bundle.metrics.get("validation", {})
-    click.echo(f"wrote {out_dir} ({bundle.architecture}, {len(bundle.class_names)} classes); "
-               f"validation macro recall {val.get('macro_recall', float('nan')):.4f}")
+    click.echo(
+        f"wrote {out_dir} ({bundle.architecture}, {len(bundle.class_names)} classes); "
+        f"validation macro recall {val.get('macro_recall', float('nan')):.4f}"
+    )

@@ -156,8 +156,6 @@ class ForegroundDetector(BaseDetector):
             y = tile.y + py * tile.scale
             if not tile.owns(x, y):
                 continue
-            bbox = (
-                math.floor(x - half), math.floor(y - half), math.ceil(x + half), math.ceil(y + half)
-            )
+            bbox = (math.floor(x - half), math.floor(y - half), math.ceil(x + half), math.ceil(y + half))
             cells.append(Cell(-1, tile.source_id, x, y, bbox, score, self.name, tile.index))
         return cells

@@ -97,7 +97,9 @@ def build_assets(
     )
     crop_mpp = model_mpp * patch_size_px / options.crop_px
     for cell in cells:
-        img = crop_patch(source, cell, patch_size_px=options.crop_px, source_mpp=source_mpp, model_mpp=crop_mpp)
+        img = crop_patch(
+            source, cell, patch_size_px=options.crop_px, source_mpp=source_mpp, model_mpp=crop_mpp
+        )
         assets.crops[cell.cell_id] = jpeg_data_uri(img, options.jpeg_quality)
     log.debug("report assets: overview %dx%d, %d crops (image %dx%d)", tw, th, len(assets.crops), w, h)
     return assets

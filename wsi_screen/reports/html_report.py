@@ -112,7 +112,9 @@ def report_context(
     galleries = []
     per_class = gallery_ids(frame, labels, per_class=max(options.gallery_max_per_class, 1) * 4)
     for code in names:
-        shown = [tile(c) for c in per_class.get(code, []) if c in assets.crops][: options.gallery_max_per_class]
+        shown = [tile(c) for c in per_class.get(code, []) if c in assets.crops][
+            : options.gallery_max_per_class
+        ]
         galleries.append({"code": code, "total": totals.get(code, 0), "cells": shown})
     classes = [
         {"code": c, "name": class_label(c), "color": hex_color(c),

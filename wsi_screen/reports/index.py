@@ -88,14 +88,18 @@ def write_index_html(
     out_dir = Path(out_dir)
     pairs = _scan(out_dir) if reports is None else list(reports)
     rows = [index_row(Path(folder), rep, out_dir) for folder, rep in pairs]
-    html = template_env().get_template("index.html.j2").render(
-        rows=rows,
-        failures=list(failures),
-        generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        disclaimer=DISCLAIMER,
-        css=static_text("report.css"),
-        js=static_text("index.js"),
-        out_name=out_dir.resolve().name,
+    html = (
+        template_env()
+        .get_template("index.html.j2")
+        .render(
+            rows=rows,
+            failures=list(failures),
+            generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            disclaimer=DISCLAIMER,
+            css=static_text("report.css"),
+            js=static_text("index.js"),
+            out_name=out_dir.resolve().name,
+        )
     )
     path = out_dir / INDEX_HTML
     atomic_write_text(path, html)

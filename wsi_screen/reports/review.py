@@ -34,7 +34,17 @@ from wsi_screen.reports.selection import prob_matrix
 log = logging.getLogger(__name__)
 
 CORRECTIONS_FORMAT = "wsi-screen-corrections"
-_FIGURES = ("cells_detected", "cells_counted", "differential", "excluded", "blast", "me_ratio", "histogram", "flags", "qc")
+_FIGURES = (
+    "cells_detected",
+    "cells_counted",
+    "differential",
+    "excluded",
+    "blast",
+    "me_ratio",
+    "histogram",
+    "flags",
+    "qc",
+)
 
 
 class ReviewError(WsiScreenError):
@@ -63,7 +73,9 @@ def _read_json(path: Path, what: str) -> Any:
         raise ReviewError(msg) from e
 
 
-def load_corrections(path: Path, *, cell_ids: set[int], class_names: list[str], input_sha256: str | None) -> Corrections:
+def load_corrections(
+    path: Path, *, cell_ids: set[int], class_names: list[str], input_sha256: str | None
+) -> Corrections:
     """Read and validate a corrections file exported from report.html.
 
     Accepts ``{"corrections": [{"cell_id": 3, "class": "BLA"}, ...], "reviewer": ...}`` or a bare list.
@@ -88,7 +100,9 @@ def load_corrections(path: Path, *, cell_ids: set[int], class_names: list[str], 
     bad_classes: set[str] = set()
     for k, item in enumerate(items):
         if not isinstance(item, dict) or "cell_id" not in item or "class" not in item:
-            msg = f"{path}: correction #{k + 1} must be an object with 'cell_id' and 'class', got {item!r:.80}"
+            msg = (
+                f"{path}: correction #{k + 1} must be an object with 'cell_id' and 'class', got {item!r:.80}"
+            )
             raise ReviewError(msg)
         cid, code = item["cell_id"], item["class"]
         if isinstance(cid, bool) or not isinstance(cid, int) or cid not in cell_ids:
@@ -122,7 +136,11 @@ def reviewed_probs(frame: pl.DataFrame, class_names: list[str]) -> np.ndarray:
 
 
 def apply_review(
-    report_dir: Path, corrections_path: Path, *, reviewer: str | None = None, options: ReportOptions | None = None
+    report_dir: Path,
+    corrections_path: Path,
+    *,
+    reviewer: str | None = None,
+    options: ReportOptions | None = None,
 ) -> dict[str, Any]:
     """Apply corrections to OUT/<stem>/ and rewrite its cells table, GeoJSON, HTML and JSON reports.
 
@@ -160,9 +178,15 @@ def apply_review(
     )
     ids = frame["cell_id"].to_list()
     preds = frame["predicted_class"].to_list()
-    merged = dict(zip(ids, frame["reviewed_class"].to_list(), strict=True)) if "reviewed_class" in frame.columns else {}
+    merged = (
+        dict(zip(ids, frame["reviewed_class"].to_list(), strict=True))
+        if "reviewed_class" in frame.columns
+        else {}
+    )
     merged.update(corr.classes)
-    reviewed = [merged.get(cid) if merged.get(cid) != pred else None for cid, pred in zip(ids, preds, strict=True)]
+    reviewed = [
+        merged.get(cid) if merged.get(cid) != pred else None for cid, pred in zip(ids, preds, strict=True)
+    ]
     frame = frame.with_columns(pl.Series("reviewed_class", reviewed, dtype=pl.Utf8))
     cfg = aggregate_config(report)
     summary = summarize(final_labels(frame), reviewed_probs(frame, names), tuple(names), cfg)

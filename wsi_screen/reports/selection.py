@@ -67,7 +67,9 @@ def final_labels(frame: pl.DataFrame) -> list[str]:
     return frame.select(pl.coalesce("reviewed_class", "predicted_class")).to_series().to_list()
 
 
-def blast_probability(probs: NDArray[np.float32], class_names: list[str], cfg: AggregateConfig) -> NDArray[np.float32]:
+def blast_probability(
+    probs: NDArray[np.float32], class_names: list[str], cfg: AggregateConfig
+) -> NDArray[np.float32]:
     """Per-cell summed probability of the blast-equivalent classes (zeros if the model has none)."""
     idx = [class_names.index(c) for c in cfg.blast_classes if c in class_names]
     if not idx or len(probs) == 0:
@@ -118,7 +120,9 @@ def review_queue(
         lo, hi = max(0.0, hc.min_confidence - 0.25), min(1.0, hc.min_confidence + 0.25)
         for i in np.flatnonzero((ph >= lo) & (ph <= hi)):
             closeness = 1.0 - abs(float(ph[i]) - hc.min_confidence) / 0.25
-            offer(int(i), 1.5 + closeness, f"hairy-cell call near threshold: P({hc.hairy_class}) = {ph[i]:.2f}")
+            offer(
+                int(i), 1.5 + closeness, f"hairy-cell call near threshold: P({hc.hairy_class}) = {ph[i]:.2f}"
+            )
     for i in np.flatnonzero(conf < cfg.low_confidence):
         offer(int(i), 1.0 - float(conf[i]), f"low confidence: {conf[i]:.2f}")
     return sorted(best.values(), key=lambda q: (-q.priority, q.cell_id))[:limit]

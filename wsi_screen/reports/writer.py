@@ -37,7 +37,9 @@ CELLS_PARQUET = "cells.parquet"
 CELLS_GEOJSON = "cells.geojson"
 
 
-def cells_to_show(frame: pl.DataFrame, report: dict[str, Any], cfg: ScreenConfig, options: ReportOptions) -> list[int]:
+def cells_to_show(
+    frame: pl.DataFrame, report: dict[str, Any], cfg: ScreenConfig, options: ReportOptions
+) -> list[int]:
     """Cell ids that get an embedded crop: the review queue plus the capped per-class galleries."""
     ids = [q.cell_id for q in review_queue(frame, report, cfg.aggregate, limit=options.review_queue_max)]
     for gallery in gallery_ids(frame, final_labels(frame), per_class=options.gallery_max_per_class).values():

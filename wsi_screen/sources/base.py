@@ -91,9 +91,7 @@ def to_rgb8(arr: NDArray[np.generic], *, where: str) -> NDArray[np.uint8]:
     raise InputError(msg)
 
 
-def pad_read(
-    arr: NDArray[np.uint8], x: int, y: int, width: int, height: int
-) -> NDArray[np.uint8]:
+def pad_read(arr: NDArray[np.uint8], x: int, y: int, width: int, height: int) -> NDArray[np.uint8]:
     """Cut a (width x height) window at (x, y) from an in-memory RGB image, padding outside."""
     h, w = arr.shape[:2]
     out = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
