@@ -6,6 +6,7 @@ others still done); 2 usage or configuration error (bad option, config file, mod
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -70,18 +71,38 @@ def run(
     failed = 0
     done: list[tuple[Path, dict[str, Any]]] = []  # for OUT/index.html
     failures: list[Failure] = []
-    for result in screen_to_folder(screener, info, list(inputs), out):
-        if result.failure is None:
-            done.append((result.out_dir, result.report or {}))
-            click.echo(
-                f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir / 'report.json'}"
-            )
-        else:
-            failed += 1
-            f = result.failure
-            failures.append(f)
-            click.echo(f"FAILED  {result.path.name} [{f.stage}] {f.message}", err=True)
+    bar = _cells_bar()
+    try:
+        for result in screen_to_folder(
+            screener, info, list(inputs), out, on_batch=None if bar is None else bar.update
+        ):
+            if bar is not None:
+                bar.clear()
+            if result.failure is None:
+                done.append((result.out_dir, result.report or {}))
+                click.echo(
+                    f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir / 'report.json'}"
+                )
+            else:
+                failed += 1
+                f = result.failure
+                failures.append(f)
+                click.echo(f"FAILED  {result.path.name} [{f.stage}] {f.message}", err=True)
+            if bar is not None:
+                bar.refresh()
+    finally:
+        if bar is not None:
+            bar.close()
     click.echo(f"index   {write_index_html(out, done, failures=failures)}")
     if failed:
         click.echo(f"{failed} of {len(inputs)} input(s) failed", err=True)
         raise SystemExit(1)
+
+
+def _cells_bar() -> Any:
+    """A tqdm count of classified cells (with rate) on a terminal; None when stderr is not one."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(desc="cells classified", unit="cell", dynamic_ncols=True, leave=False)
