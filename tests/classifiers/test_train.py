@@ -72,6 +72,32 @@ def test_tiny_training_learns(tmp_path: Path) -> None:
     assert [h["epoch"] for h in hist] == [1, 2, 3]
 
 
+def test_final_fit_without_validation_keeps_the_last_epoch(tmp_path: Path) -> None:
+    from wsi_screen.classifiers.evaluate import evaluate_bundle
+
+    data = make_class_folders(tmp_path / "data")
+    bundle = train_model(data, tmp_path / "m", tiny_cfg(test_fraction=0.2, val_fraction=0.0))
+    assert bundle.metrics["validation"] is None
+    assert bundle.metrics["selected_epoch"] == 3
+    split = json.loads((tmp_path / "m" / "split.json").read_text())
+    assert split["validation"] == [[]]
+    assert bundle.provenance["data"]["train"]["n_images"] == 90 - 18  # everything but the test share
+    hist = json.loads((tmp_path / "m" / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert "macro_recall" not in hist[-1]
+    m = evaluate_bundle(bundle, data, tmp_path / "ev", only=tmp_path / "m" / "split.json", device="cpu")
+    assert m["n_evaluated"] == 18
+    assert m["accuracy"] > 0.6  # learned on the held-out share (chance 1/3)
+    with pytest.raises(ConfigError, match="val_fraction > 0 with folds > 1"):
+        tiny_cfg(val_fraction=0.0, folds=3)
+    from wsi_screen.cli import main
+
+    args = ["train", str(data), "-o", str(tmp_path / "cli"), "--arch", "test_resnet", "--image-size", "32"]
+    res = CliRunner().invoke(main, [*args, "--epochs", "1", "--val-fraction", "0", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "no validation split: epoch 1 kept" in res.output
+
+
 def test_resume_after_interruption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = make_class_folders(tmp_path / "data", n=12)
     cfg = tiny_cfg(epochs=3)

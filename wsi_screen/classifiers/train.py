@@ -66,7 +66,9 @@ class TrainConfig:
         warmup_epochs: epochs of linear warm-up.
         label_smoothing: cross-entropy label smoothing.
         balance: ``sampler`` (draw classes equally often), ``loss`` (class-weighted loss), ``none``.
-        val_fraction: stratified validation share when ``folds`` is 1.
+        val_fraction: stratified validation share when ``folds`` is 1; 0 trains on everything
+            outside the test share and keeps the last epoch (a final fit after the epoch count
+            has been chosen on a validation split).
         test_fraction: stratified share held out from all training (listed in split.json).
         folds: k for stratified k-fold cross-validation (1 = single split).
         seed: seed of splits, sampling, augmentation and initialisation.
@@ -117,7 +119,8 @@ class TrainConfig:
             (self.epochs >= 1, "epochs >= 1"),
             (self.batch_size >= 2, "batch_size >= 2"),
             (self.image_size >= 16, "image_size >= 16"),
-            (0 < self.val_fraction < 1, "0 < val_fraction < 1"),
+            (0 <= self.val_fraction < 1, "0 <= val_fraction < 1"),
+            (self.val_fraction > 0 or self.folds == 1, "val_fraction > 0 with folds > 1"),
             (0 <= self.test_fraction < 1, "0 <= test_fraction < 1"),
             (self.folds >= 1, "folds >= 1"),
             (self.balance in ("sampler", "loss", "none"), "balance in sampler, loss, none"),
@@ -140,6 +143,8 @@ def train_split(
     train_set: PatchSet, val_set: PatchSet, out_dir: Path, cfg: TrainConfig, *, resume: bool = False
 ) -> tuple[ModelBundle, dict[str, Any]]:
     """Train on ``train_set``, select the epoch with the best validation macro recall, save a bundle.
+
+    With an empty ``val_set`` nothing is validated and the last epoch is kept.
 
     Returns:
         The saved bundle and the training history (per-epoch loss and validation metrics).
@@ -250,7 +255,11 @@ def train_split(
         eval_model = recalibrate_batchnorm(
             ema.module if ema is not None else model, x_calib, (mean, std), dtype=dtype
         )
-        vm = quick_metrics(y_val, predict_logits(eval_model, x_val, (mean, std), dtype=dtype), n_classes)
+        vm = (
+            quick_metrics(y_val, predict_logits(eval_model, x_val, (mean, std), dtype=dtype), n_classes)
+            if len(y_val)
+            else {}
+        )
         rec = {
             "epoch": epoch + 1,
             "loss": float(np.mean(losses)),
@@ -258,17 +267,14 @@ def train_split(
             **vm,
         }
         history.append(rec)
+        val_text = (
+            f"val acc {vm['accuracy']:.4f} macro recall {vm['macro_recall']:.4f}" if vm else "no validation"
+        )
         log.info(
-            "epoch %d/%d loss %.4f val acc %.4f macro recall %.4f (%.0f s)",
-            epoch + 1,
-            cfg.epochs,
-            rec["loss"],
-            vm["accuracy"],
-            vm["macro_recall"],
-            rec["seconds"],
+            "epoch %d/%d loss %.4f %s (%.0f s)", epoch + 1, cfg.epochs, rec["loss"], val_text, rec["seconds"]
         )
         state = {k: v.detach().cpu().contiguous() for k, v in eval_model.state_dict().items()}
-        if vm["macro_recall"] >= best["macro_recall"]:
+        if not vm or vm["macro_recall"] >= best["macro_recall"]:  # no validation: the last epoch
             best = {"epoch": epoch + 1, **vm}
             with atomic_path(best_path) as tmp:
                 save_file(state, str(tmp))
@@ -307,7 +313,7 @@ def train_split(
             "init": init_info,
             "versions": {"torch": torch.__version__, "timm": timm.__version__},
         },
-        metrics={"validation": best, "selected_epoch": best["epoch"]},
+        metrics={"validation": best if len(y_val) else None, "selected_epoch": best["epoch"]},
     )
     saved = bundle.save(out_dir, eval_model)
     atomic_write_text(out_dir / "history.json", json.dumps(history, indent=2) + "\n")
@@ -352,6 +358,8 @@ def train_model(
         split["test"] = [str(ps.items[i].path.relative_to(data)) for i in test]
     if cfg.folds > 1:
         pairs = [(pool[a], pool[b]) for a, b in kfold_splits(labels[pool], folds=cfg.folds, seed=cfg.seed)]
+    elif cfg.val_fraction == 0:
+        pairs = [(pool, pool[:0])]
     else:
         a, b = stratified_split(labels[pool], test_fraction=cfg.val_fraction, seed=cfg.seed)
         pairs = [(pool[a], pool[b])]

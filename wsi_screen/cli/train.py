@@ -82,9 +82,11 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
 )
 @click.option(
     "--val-fraction",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=click.FloatRange(0, 1, max_open=True),
     default=0.15,
     show_default=True,
+    help="Stratified validation share (single split); 0: train on all but the test share and keep "
+    "the last epoch (a final fit once the epoch count is known).",
 )
 @click.option(
     "--test-fraction",
@@ -199,8 +201,10 @@ def train(
         bundle = train_model(data, out_dir, cfg, scheme=sch, resume=resume)
     except WsiScreenError as e:
         raise click.ClickException(str(e)) from e
-    val = bundle.metrics.get("validation", {})
-    click.echo(
-        f"wrote {out_dir} ({bundle.architecture}, {len(bundle.class_names)} classes); "
-        f"validation macro recall {val.get('macro_recall', float('nan')):.4f}"
+    val = bundle.metrics.get("validation") or {}
+    how = (
+        f"validation macro recall {val['macro_recall']:.4f}"
+        if "macro_recall" in val
+        else f"no validation split: epoch {bundle.metrics.get('selected_epoch')} kept"
     )
+    click.echo(f"wrote {out_dir} ({bundle.architecture}, {len(bundle.class_names)} classes); {how}")
