@@ -87,6 +87,16 @@ def test_blast_not_assessable_when_model_lacks_blast_classes() -> None:
     assert {f["status"] for f in s["flags"] if f["name"].startswith("blasts_")} == {"not_assessable"}
 
 
+def test_blast_by_probability_not_given_when_no_cell_is_counted() -> None:
+    labels = ["ART"] * 30 + ["NIF"] * 5  # every detection outside the differential
+    s = summarize(labels, one_hot(labels, conf=0.95), CLASSES, AggregateConfig())
+    assert s["cells_counted"] == 0
+    assert s["blast"]["status"] == "not_assessable"
+    assert s["blast"]["percent"] is None
+    assert s["blast"]["percent_prob"] is None  # not 0.05/7 of leftover probability mass
+    assert s["blast"]["expected_count_prob"] > 0
+
+
 def test_zero_cells_gives_a_valid_empty_summary() -> None:
     s = summarize([], np.zeros((0, len(CLASSES)), np.float32), CLASSES, AggregateConfig())
     assert s["cells_counted"] == 0

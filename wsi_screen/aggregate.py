@@ -156,7 +156,8 @@ def _blast(
         "count": k,
         "percent": _pct(k, counted),
         "ci95": proportion_ci(k, counted, cfg.ci_method),
-        "percent_prob": _pct(p_blast, p_counted),
+        # with no counted cell the ratio would be one of leftover probabilities (e.g. of artefacts)
+        "percent_prob": _pct(p_blast, p_counted) if counted else None,
         "expected_count_prob": round(p_blast, 3),
     }
 
