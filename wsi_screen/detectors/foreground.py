@@ -81,7 +81,8 @@ def _split_centres(component: NDArray[np.uint8], min_dist_px: float) -> list[tup
     markers = labels.astype(np.int32) + 1
     markers[component == 0] = 0
     markers[(component > 0) & (labels == 0)] = 0
-    scaled = cv2.normalize(dist, None, 0, 255, cv2.NORM_MINMAX)  # type: ignore[call-overload]
+    span = float(dist.max() - dist.min())  # > 0: there are at least two peaks
+    scaled = (dist - dist.min()) * (255.0 / span)  # min-max to 0..255, as cv2.NORM_MINMAX
     bgr = cv2.cvtColor(scaled.astype(np.uint8), cv2.COLOR_GRAY2BGR)
     markers[component == 0] = 1
     cv2.watershed(bgr, markers)
