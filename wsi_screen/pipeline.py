@@ -15,8 +15,11 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from wsi_screen.config import ScreenConfig
 from wsi_screen.config import TilingConfig
@@ -32,6 +35,7 @@ from wsi_screen.tiling import iter_tiles
 from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
 from wsi_screen.types import Failure
+from wsi_screen.types import PatchBatch
 from wsi_screen.types import StageTimer
 
 log = logging.getLogger(__name__)
@@ -92,6 +96,8 @@ class Screener:
         self.detector = detector
         self.classifier = classifier
         self.user_mpp = user_mpp
+        self.max_pending = 8
+        """Most inputs kept open while waiting for a batch to fill; more flush a part-filled batch."""
 
     def _prepare(self, path: Path, stem: str) -> ScreenedInput:
         item = ScreenedInput(path=path, stem=stem)
@@ -149,68 +155,106 @@ class Screener:
                 try:
                     yield done  # the consumer writes reports while the source is still open
                 finally:
-                    if done.source is not None:
-                        done.source.close()
-                        done.source = None
+                    _close(done)
 
-        for path, stem in zip(paths, stems, strict=True):
-            item = self._prepare(Path(path), stem)
-            pending.append(item)
-            remaining[id(item)] = 0 if not item.ok else len(item.cells)
-            if item.ok:
-                queue.extend((item, c) for c in item.cells)
-            yield from run_batches(flush=False)
-        yield from run_batches(flush=True)
+        try:
+            for path, stem in zip(paths, stems, strict=True):
+                item = self._prepare(Path(path), stem)
+                pending.append(item)
+                remaining[id(item)] = 0 if not item.ok else len(item.cells)
+                if item.ok:
+                    queue.extend((item, c) for c in item.cells)
+                # inputs waiting behind a part-filled batch hold open sources: bound how many
+                yield from run_batches(flush=len(pending) > self.max_pending)
+            yield from run_batches(flush=True)
+        finally:  # an interrupted run (or a consumer that stops early) leaves no file open
+            for it in pending:
+                _close(it)
 
     def _classify(self, take: list[tuple[ScreenedInput, Cell]]) -> None:
-        items = [(it.source, it.mpp.mpp, c) for it, c in take if it.ok and it.source and it.mpp]
-        owners = [it for it, _ in take if it.ok and it.source and it.mpp]
-        if not items:
-            return
+        """Crop and classify one batch; a failure costs only the inputs it concerns.
+
+        Patches are cut input by input, so a region that cannot be read fails its own input and the
+        rest of the batch is still classified; a classifier error fails the inputs of this batch.
+        """
         b = self.classifier.bundle
         t = time.perf_counter()
-        try:
-            batch = next(
-                iter_patch_batches(
-                    items, patch_size_px=b.patch_size_px, model_mpp=b.mpp, batch_size=len(items)
+        groups: list[tuple[ScreenedInput, list[Cell], Any]] = []
+        for owner, run in groupby(take, key=lambda pair: pair[0]):
+            cells = [c for _, c in run]
+            if not (owner.ok and owner.source and owner.mpp):
+                continue
+            items = [(owner.source, owner.mpp.mpp, c) for c in cells]
+            try:
+                batch = next(
+                    iter_patch_batches(
+                        items, patch_size_px=b.patch_size_px, model_mpp=b.mpp, batch_size=len(items)
+                    )
                 )
-            )
-        except WsiScreenError as e:  # a slide region that cannot be read fails its input only
-            self._fail_each(owners, "patch", e)
+            except Exception as e:  # noqa: BLE001 - a region that cannot be read fails its input only
+                self._fail(owner, "patch", e)
+                continue
+            groups.append((owner, cells, batch.pixels))
+        if not groups:
             return
         t_patch = time.perf_counter() - t
         t = time.perf_counter()
-        calls = self.classifier.classify(batch)
+        pixels = np.concatenate([px for _, _, px in groups])
+        cells_all = tuple(c for _, cells, _ in groups for c in cells)
+        try:
+            calls = self.classifier.classify(PatchBatch(pixels, cells_all))
+        except Exception as e:  # noqa: BLE001 - recorded per input; later batches may still succeed
+            for owner, _, _ in groups:
+                self._fail(owner, "classify", e)
+            return
         t_cls = time.perf_counter() - t
-        n = len(owners)
+        n = len(cells_all)
         start = 0
-        while start < n:
-            owner = owners[start]
-            end = start
-            while end < n and owners[end] is owner:
-                end += 1
+        for owner, cells, _ in groups:
+            end = start + len(cells)
             owner.calls.append(
                 CellCalls(calls.cells[start:end], calls.probs[start:end], calls.class_names, calls.classifier)
             )
-            share = (end - start) / n
+            share = len(cells) / n
             owner.timer.add("patch", t_patch * share)
             owner.timer.add("classify", t_cls * share)
             start = end
 
     @staticmethod
-    def _fail_each(owners: list[ScreenedInput], stage: str, e: Exception) -> None:
-        for it in {id(o): o for o in owners}.values():
-            if it.failure is None:
-                it.failure = Failure(str(it.path), stage, type(e).__name__, str(e))
+    def _fail(it: ScreenedInput, stage: str, e: Exception) -> None:
+        if it.failure is None:
+            if not isinstance(e, WsiScreenError):
+                log.error("%s: unexpected error in stage %s", it.path, stage, exc_info=e)
+            msg = str(e) if isinstance(e, WsiScreenError) else f"{it.path}: {e}"
+            it.failure = Failure(str(it.path), stage, type(e).__name__, msg)
+            it.calls.clear()
+
+
+def _close(it: ScreenedInput) -> None:
+    if it.source is not None:
+        it.source.close()
+        it.source = None
 
 
 def unique_stems(paths: Sequence[Path]) -> list[str]:
-    """Output folder names: the input stem, de-duplicated with ``-2``, ``-3``... when stems clash."""
-    seen: dict[str, int] = {}
-    out = []
-    for p in paths:
-        stem = input_stem(Path(p))
-        n = seen.get(stem, 0) + 1
-        seen[stem] = n
-        out.append(stem if n == 1 else f"{stem}-{n}")
+    """Output folder names: the input stem, de-duplicated with ``-2``, ``-3``... when stems clash.
+
+    A generated name never takes another input's own stem (``a.png``, ``a.tif``, ``a-2.png`` give
+    ``a``, ``a-3``, ``a-2``).
+
+    Example:
+        >>> unique_stems([Path("a.png"), Path("a.tif"), Path("a-2.png")])
+        ['a', 'a-3', 'a-2']
+    """
+    bases = [input_stem(Path(p)) for p in paths]
+    own = set(bases)
+    taken: set[str] = set()
+    out: list[str] = []
+    for base in bases:
+        stem, n = base, 1
+        while stem in taken or (n > 1 and stem in own):
+            n += 1
+            stem = f"{base}-{n}"
+        taken.add(stem)
+        out.append(stem)
     return out
