@@ -113,3 +113,23 @@ def test_configurable_blast_classes_and_cutoffs() -> None:
     s = summarize(labels, one_hot(labels, classes), classes, cfg)
     assert s["blast"]["percent"] == 30.0
     assert [f["name"] for f in s["flags"] if f["name"].startswith("blasts_")] == ["blasts_ge_25pct"]
+
+
+def test_blast_flag_below_cut_is_not_assessable_when_the_model_lacks_some_blast_classes() -> None:
+    classes = ("BLA", "LYT")  # the configured blast equivalents include FGC, which this model cannot call
+    labels = ["BLA"] * 3 + ["LYT"] * 97
+    cfg = AggregateConfig(blast_classes=("BLA", "FGC"), blast_cutoffs_percent=(2.0, 5.0), min_cells=100)
+    s = summarize(labels, one_hot(labels, classes), classes, cfg)
+    assert s["blast"]["classes_missing_from_model"] == ["FGC"]
+    ge2, ge5 = flag(s, "blasts_ge_2pct"), flag(s, "blasts_ge_5pct")
+    assert ge2["status"] == "raised"  # a lower bound above the cut-off still raises it
+    assert ge5["status"] == "not_assessable"  # never a false "not raised"
+    assert "lower bound" in ge5["message"] and "FGC" in ge5["message"]
+    full = summarize(labels, one_hot(labels, classes), classes, AggregateConfig(blast_cutoffs_percent=(5.0,)))
+    assert flag(full, "blasts_ge_5pct")["status"] == "not_raised"
+
+
+def test_blast_flag_message_names_a_count_below_the_minimum() -> None:
+    labels = ["BLA"] * 1 + ["LYT"] * 49
+    s = summarize(labels, one_hot(labels), CLASSES, AggregateConfig(min_cells=500))
+    assert "only 50 cells counted (minimum 500)" in flag(s, "blasts_ge_5pct")["message"]

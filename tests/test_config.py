@@ -45,3 +45,39 @@ def test_overrides_and_dotted_errors(tmp_path: Path) -> None:
 def test_round_trip_through_report_dict() -> None:
     cfg = ScreenConfig().replace("aggregate", min_cells=321)
     assert ScreenConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("toml", "match"),
+    [
+        ("[aggregate]\nmin_cells = 500.5\n", r"aggregate\.min_cells must be a whole number"),
+        ("[aggregate]\nmin_cells = true\n", r"aggregate\.min_cells must be a whole number"),
+        ("[aggregate]\nlow_confidence = nan\n", r"aggregate\.low_confidence must be a finite number"),
+        ("[aggregate]\nlow_confidence = 1.5\n", r"aggregate\.low_confidence must be in \[0, 1\]"),
+        ("[aggregate]\nblast_classes = ['BLA', 3]\n", r"aggregate\.blast_classes\[1\] must be a string"),
+        ("[aggregate]\nblast_cutoffs_percent = [5, 120]\n", r"blast_cutoffs_percent must be a percentage"),
+        ("[aggregate]\nmax_artefact_percent = -1\n", r"max_artefact_percent must be a percentage"),
+        ("[aggregate.hairy_cell]\nmin_percent = 200\n", r"hairy_cell\.min_percent must be a percentage"),
+        ("[aggregate.hairy_cell]\nmin_confidence = 2\n", r"hairy_cell\.min_confidence must be in \[0, 1\]"),
+        ("[aggregate.hairy_cell]\nmin_count = -3\n", r"hairy_cell\.min_count must be >= 0"),
+        ("[aggregate]\nexcluded_classes = ['ART', 'HAC']\n", r"hairy_class 'HAC' is in excluded_classes"),
+        ("[classify]\nthreads = -2\n", r"classify\.threads must be >= 0"),
+        ("[classify]\nreduced_precision = 1\n", r"classify\.reduced_precision must be true or false"),
+        ("[detector]\noptions = 3\n", r"detector\.options must be a table"),
+        ("[tiling]\noverlap_um = inf\n", r"tiling\.overlap_um must be a finite number"),
+    ],
+)
+def test_bad_values_are_named_errors(tmp_path: Path, toml: str, match: str) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(toml)
+    with pytest.raises(ConfigError, match=match) as info:
+        ScreenConfig.from_file(p)
+    assert str(p) in str(info.value)
+
+
+def test_integers_are_accepted_where_numbers_are_expected(tmp_path: Path) -> None:
+    p = tmp_path / "ok.toml"
+    p.write_text("[aggregate]\nlow_confidence = 1\nblast_cutoffs_percent = [5, 10.5]\n")
+    cfg = ScreenConfig.from_file(p)
+    assert cfg.aggregate.low_confidence == 1.0 and isinstance(cfg.aggregate.low_confidence, float)
+    assert cfg.aggregate.blast_cutoffs_percent == (5.0, 10.5)

@@ -194,10 +194,19 @@ def _blast_flags(blast: dict[str, Any], counted: int, cfg: AggregateConfig) -> l
             flags.append(Flag(name, NOT_ASSESSABLE, None, cut, f"blast % not assessable: {why}"))
             continue
         pct, ci = blast["percent"], blast["ci95"]
+        missing = blast.get("classes_missing_from_model") or []
         status = RAISED if pct >= cut else NOT_RAISED
         note = ""
         if ci and ci[0] < cut <= ci[1]:
             note = "; the 95 % interval spans the cut-off, review the blast calls"
+        if missing and status == NOT_RAISED:
+            # the model cannot call some blast-equivalent classes: the % is only a lower bound
+            status = NOT_ASSESSABLE
+            note += f"; a lower bound only: the model has no {', '.join(missing)} class"
+        elif missing:
+            note += f"; the model has no {', '.join(missing)} class, so the true % may be higher"
+        if counted < cfg.min_cells:
+            note += f"; only {counted} cells counted (minimum {cfg.min_cells})"
         flags.append(
             Flag(
                 name,

@@ -8,6 +8,7 @@ resolved configuration is echoed into every report.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass
 from dataclasses import field
@@ -34,8 +35,8 @@ class TilingConfig:
         if self.tile_size_px < 64:
             msg = f"tiling.tile_size_px must be >= 64, got {self.tile_size_px}"
             raise ConfigError(msg)
-        if self.overlap_um <= 0:
-            msg = f"tiling.overlap_um must be > 0, got {self.overlap_um}"
+        if not self.overlap_um > 0 or not math.isfinite(self.overlap_um):
+            msg = f"tiling.overlap_um must be a positive number, got {self.overlap_um}"
             raise ConfigError(msg)
 
 
@@ -55,6 +56,16 @@ class HairyCellConfig:
     min_count: int = 5
     min_percent: float = 2.0
     min_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.hairy_class:
+            msg = "aggregate.hairy_cell.hairy_class must name a class"
+            raise ConfigError(msg)
+        if self.min_count < 0:
+            msg = f"aggregate.hairy_cell.min_count must be >= 0, got {self.min_count}"
+            raise ConfigError(msg)
+        _check_percent("aggregate.hairy_cell.min_percent", self.min_percent)
+        _check_unit("aggregate.hairy_cell.min_confidence", self.min_confidence)
 
 
 @dataclass(frozen=True)
@@ -94,15 +105,22 @@ class AggregateConfig:
         if self.min_cells < 1:
             msg = f"aggregate.min_cells must be >= 1, got {self.min_cells}"
             raise ConfigError(msg)
-        if not 0.0 <= self.low_confidence <= 1.0:
-            msg = f"aggregate.low_confidence must be in [0, 1], got {self.low_confidence}"
-            raise ConfigError(msg)
+        _check_unit("aggregate.low_confidence", self.low_confidence)
+        _check_percent("aggregate.max_artefact_percent", self.max_artefact_percent)
+        for cut in self.blast_cutoffs_percent:
+            _check_percent("aggregate.blast_cutoffs_percent", cut)
         if not self.blast_classes:
             msg = "aggregate.blast_classes must name at least one class"
             raise ConfigError(msg)
         overlap = set(self.blast_classes) & set(self.excluded_classes)
         if overlap:
             msg = f"aggregate.blast_classes and excluded_classes overlap: {sorted(overlap)}"
+            raise ConfigError(msg)
+        if self.hairy_cell.hairy_class in self.excluded_classes:
+            msg = (
+                f"aggregate.hairy_cell.hairy_class {self.hairy_cell.hairy_class!r} is in excluded_classes: "
+                "the flag is a share of counted cells"
+            )
             raise ConfigError(msg)
 
 
@@ -118,6 +136,9 @@ class ClassifyConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             msg = f"classify.batch_size must be >= 1, got {self.batch_size}"
+            raise ConfigError(msg)
+        if self.threads < 0:
+            msg = f"classify.threads must be >= 0 (0: all cores), got {self.threads}"
             raise ConfigError(msg)
 
 
@@ -194,6 +215,18 @@ class ScreenConfig:
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
 
 
+def _check_unit(key: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        msg = f"{key} must be in [0, 1], got {value}"
+        raise ConfigError(msg)
+
+
+def _check_percent(key: str, value: float) -> None:
+    if not 0.0 <= value <= 100.0:  # also false for NaN
+        msg = f"{key} must be a percentage in [0, 100], got {value}"
+        raise ConfigError(msg)
+
+
 def _plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
@@ -222,24 +255,42 @@ def _build(cls: type, data: dict[str, Any], where: str, prefix: str = "") -> Any
             if not isinstance(value, list):
                 msg = f"{where}: {key} must be a list, got {type(value).__name__}"
                 raise ConfigError(msg)
-            kwargs[name] = tuple(value)
+            kwargs[name] = tuple(_scalar(default[0], v, where, f"{key}[{i}]") for i, v in enumerate(value))
         elif isinstance(default, dict):
-            kwargs[name] = dict(value)
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                msg = f"{where}: {key} must be true or false, got {value!r}"
+            if not isinstance(value, dict):
+                msg = f"{where}: {key} must be a table, got {type(value).__name__}"
                 raise ConfigError(msg)
-            kwargs[name] = value
-        elif isinstance(default, int | float) and not isinstance(value, int | float):
-            msg = f"{where}: {key} must be a number, got {value!r}"
-            raise ConfigError(msg)
-        elif isinstance(default, str) and not isinstance(value, str):
-            msg = f"{where}: {key} must be a string, got {value!r}"
-            raise ConfigError(msg)
+            kwargs[name] = dict(value)
         else:
-            kwargs[name] = type(default)(value) if isinstance(default, float) else value
+            kwargs[name] = _scalar(default, value, where, key)
     try:
         return cls(**kwargs)
     except TypeError as e:
         msg = f"{where}: {e}"
         raise ConfigError(msg) from e
+    except ConfigError as e:
+        msg = f"{where}: {e}"
+        raise ConfigError(msg) from e
+
+
+def _scalar(default: Any, value: Any, where: str, key: str) -> Any:
+    """Check one TOML value against the type of its default (bool, int, float or str)."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            msg = f"{where}: {key} must be true or false, got {value!r}"
+            raise ConfigError(msg)
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            msg = f"{where}: {key} must be a whole number, got {value!r}"
+            raise ConfigError(msg)
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            msg = f"{where}: {key} must be a finite number, got {value!r}"
+            raise ConfigError(msg)
+        return float(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        msg = f"{where}: {key} must be a string, got {value!r}"
+        raise ConfigError(msg)
+    return value
