@@ -42,6 +42,34 @@ def test_bundle_errors_name_the_problem(tmp_path: Path, tiny_bundle: Path) -> No
         resolve_model("no-such-model")
 
 
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"mpp": None}, "invalid value"),
+        ({"mpp": 0}, "mpp must be"),
+        ({"mpp": float("nan")}, "mpp must be"),
+        ({"std": [0.2, 0.0, 0.2]}, "std finite and > 0"),
+        ({"mean": [0.5, float("inf"), 0.5]}, "mean must be finite"),
+        ({"interpolation": "lanczos9"}, "interpolation must be one of"),
+    ],
+)
+def test_bundle_scale_and_normalisation_are_checked(
+    tmp_path: Path, tiny_bundle: Path, change: dict, match: str
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes((tiny_bundle / "model.safetensors").read_bytes())
+    meta = {**json.loads((tiny_bundle / "model.json").read_text()), **change}
+    (bad / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelBundleError, match=match) as info:
+        ModelBundle.load(bad)
+    assert str(bad / "model.json") in str(info.value)
+    del meta["mpp"]  # the training scale is never guessed
+    (bad / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelBundleError, match="missing key.*mpp"):
+        ModelBundle.load(bad)
+
+
 def test_weights_are_safetensors_not_pickle(tiny_bundle: Path) -> None:
     head = (tiny_bundle / "model.safetensors").read_bytes()[:16]
     assert not head.startswith(b"PK") and not head.startswith(b"\x80")  # neither zip nor pickle

@@ -8,6 +8,7 @@ training patches. Weights are loaded with safetensors, so loading a bundle never
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from wsi_screen.classifiers.datasets import INTERPOLATIONS
 from wsi_screen.errors import ModelBundleError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import sha256_file
@@ -26,8 +28,25 @@ FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
 MATEK_MPP = 0.0862  # documented scale of the Matek 2021 patches (3.45 um camera pixel / 40x)
-_REQUIRED = ("architecture", "class_names", "input_size", "mean", "std", "patch_size_px")
+_REQUIRED = ("architecture", "class_names", "input_size", "mean", "std", "patch_size_px", "mpp")
 PREPROCESSING: frozenset[str | None] = frozenset({None, "shah"})
+
+
+def _check_numbers(bundle: ModelBundle, where: str) -> None:
+    """The scale, normalisation and resize method must make sense: they decide what the model sees."""
+    if not (math.isfinite(bundle.mpp) and 0.01 <= bundle.mpp <= 100.0):
+        msg = f"{where}: mpp must be the training patches' microns per pixel (0.01-100), got {bundle.mpp}"
+        raise ModelBundleError(msg)
+    if not all(math.isfinite(v) for v in bundle.mean) or not all(
+        math.isfinite(v) and v > 0 for v in bundle.std
+    ):
+        msg = f"{where}: mean must be finite and std finite and > 0, got {bundle.mean} / {bundle.std}"
+        raise ModelBundleError(msg)
+    if bundle.interpolation not in INTERPOLATIONS:
+        msg = (
+            f"{where}: interpolation must be one of {', '.join(INTERPOLATIONS)}, got {bundle.interpolation!r}"
+        )
+        raise ModelBundleError(msg)
 
 
 @dataclass(frozen=True)
@@ -103,7 +122,7 @@ class ModelBundle:
                 mean=(mean[0], mean[1], mean[2]),
                 std=(std[0], std[1], std[2]),
                 patch_size_px=int(data.get("patch_size_px", 250)),
-                mpp=float(data.get("mpp") or MATEK_MPP),
+                mpp=float(data["mpp"]),
                 name=str(data.get("name", path.name if path else "")),
                 interpolation=str(data.get("interpolation", "bilinear")),
                 preprocess=data.get("preprocess"),
@@ -125,6 +144,7 @@ class ModelBundle:
         if bundle.input_size < 8 or bundle.patch_size_px < 8:
             msg = f"{where}: input_size and patch_size_px must be >= 8"
             raise ModelBundleError(msg)
+        _check_numbers(bundle, where)
         return bundle
 
     @classmethod
