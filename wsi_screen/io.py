@@ -1,11 +1,15 @@
-"""Atomic file writes: a temp file in the same folder, then rename, so no half-written outputs."""
+"""Atomic file writes: a temp file in the same folder, then rename, so no half-written outputs.
+
+Outputs get the permissions a plain ``open()`` would give them (``0o666`` less the umask), not
+the private ``0o600`` of :func:`tempfile.mkstemp`, so a lab's other users can read the reports.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,17 +18,39 @@ from pathlib import Path
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
+
+    The temp file (``.<name>.<random>.tmp``) is created with mode ``0o666`` so the kernel applies
+    the umask (and any default ACL) exactly as for ``open(path, "w")``; that mode is set again
+    before the rename in case the writer replaced the file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp, mode = _create_temp(path)
     try:
         yield tmp
+        tmp.chmod(mode)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _create_temp(path: Path) -> tuple[Path, int]:
+    """Create a new, empty temp file beside ``path``; return it and the mode it was created with."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode & 0o777
+        finally:
+            os.close(fd)
+        return tmp, mode
+    msg = f"{path.parent}: cannot create a temporary file for {path.name}"  # pragma: no cover
+    raise FileExistsError(msg)  # pragma: no cover
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
