@@ -148,3 +148,33 @@ def test_resolve_mpp_order(tmp_path: Path) -> None:
 def test_input_stem() -> None:
     assert input_stem(Path("a/b.ome.tiff")) == "b"
     assert input_stem(Path("x.PNG")) == "x"
+
+
+def test_12_bit_samples_in_a_16_bit_file_keep_their_brightness(tmp_path: Path) -> None:
+    twelve = tmp_path / "camera12.png"
+    cv2.imwrite(str(twelve), (RGB[:, :, ::-1].astype(np.uint32) * 4095 // 255).astype(np.uint16))
+    with open_source(twelve) as src:
+        px = src.read_region(0, 0, 160, 120).astype(int)
+    assert np.abs(px - RGB.astype(int)).max() <= 1  # not scaled by 1/257 into near-black
+
+
+def test_planar_rgb_tiff_field_opens_with_its_pixel_size(tmp_path: Path) -> None:
+    import tifffile
+
+    planar = tmp_path / "planar.tif"
+    tifffile.imwrite(
+        planar,
+        np.moveaxis(RGB, -1, 0),
+        planarconfig="separate",
+        photometric="rgb",
+        resolution=(1e4 / 0.1, 1e4 / 0.1),
+        resolutionunit="CENTIMETER",
+    )
+    with open_source(planar) as src:
+        assert src.dimensions == (160, 120)
+        np.testing.assert_array_equal(src.read_region(0, 0, 160, 120), RGB)
+        assert src.mpp == pytest.approx(0.1)
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.stack([RGB, RGB]))  # a 2-image stack is not one field
+    with pytest.raises(InputError, match="stack.tif"):
+        open_source(stack)

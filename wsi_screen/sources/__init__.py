@@ -11,6 +11,7 @@ from wsi_screen.errors import UnsupportedInputError
 from wsi_screen.sources.base import ImageSource
 from wsi_screen.sources.field import FieldSource
 from wsi_screen.sources.field import read_image_file
+from wsi_screen.sources.field import read_tiff_field
 from wsi_screen.sources.slide import SlideSource
 
 __all__ = [
@@ -82,7 +83,14 @@ def open_source(path: str | Path) -> ImageSource:
     if path.name.lower().endswith(FIELD_SUFFIXES):
         arr, mpp = read_image_file(path)
         return FieldSource(arr, source_id=stem, path=path, mpp=mpp)
-    slide = SlideSource(path, source_id=stem)
+    try:
+        slide = SlideSource(path, source_id=stem)
+    except InputError as e:  # e.g. a planar RGB TIFF field, which tiffslide does not open
+        try:
+            arr, mpp = read_tiff_field(path, max_pixels=MAX_FIELD_PIXELS)
+        except InputError:
+            raise e from None
+        return FieldSource(arr, source_id=stem, path=path, mpp=_plausible(mpp, path))
     slide.mpp = _plausible(slide.mpp, path)
     w, h = slide.dimensions
     if slide.level_count == 1 and w * h <= MAX_FIELD_PIXELS:

@@ -54,10 +54,27 @@ class ImageSource(Protocol):
         ...
 
 
-def to_rgb8(arr: NDArray[np.generic], *, where: str) -> NDArray[np.uint8]:
+def significant_bits(arr: NDArray[np.generic]) -> int:
+    """Bit depth a 16-bit image really uses: 10, 12, 14 or 16 (from its maximum).
+
+    Cameras store 10-, 12- or 14-bit samples in 16-bit files; scaling those by 1/257 would leave
+    the image nearly black. A dim 12-bit image (maximum 1,800, say) still counts as 12-bit.
+
+    Example:
+        >>> significant_bits(np.array([[0, 4095]], np.uint16))
+        12
+    """
+    if np.asarray(arr).dtype != np.uint16:
+        return 8
+    top = int(np.max(arr, initial=0)).bit_length()
+    return next(b for b in (10, 12, 14, 16) if top <= b)
+
+
+def to_rgb8(arr: NDArray[np.generic], *, where: str, bits: int = 16) -> NDArray[np.uint8]:
     """Convert grayscale, RGBA, 16-bit or float images to RGB uint8.
 
-    RGBA is composited onto white; 16-bit is scaled by 1/257; floats in [0, 1] are scaled by 255.
+    RGBA is composited onto white; 16-bit samples are scaled from ``bits`` significant bits
+    (:func:`significant_bits`) to 8; floats in [0, 1] are scaled by 255.
     """
     from wsi_screen.errors import InputError
 
@@ -65,7 +82,8 @@ def to_rgb8(arr: NDArray[np.generic], *, where: str) -> NDArray[np.uint8]:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.dtype == np.uint16:
-        a = (a.astype(np.uint32) // 257).astype(np.uint8)
+        full = (1 << bits) - 1
+        a = ((np.minimum(a, full).astype(np.uint32) * 255 + full // 2) // full).astype(np.uint8)
     elif a.dtype.kind == "f":
         scale = 255.0 if float(np.nanmax(a, initial=0.0)) <= 1.0 else 1.0
         a = np.clip(np.nan_to_num(a) * scale, 0, 255).astype(np.uint8)
@@ -86,7 +104,7 @@ def to_rgb8(arr: NDArray[np.generic], *, where: str) -> NDArray[np.uint8]:
     if a.ndim == 3 and a.shape[2] == 3:
         return np.ascontiguousarray(a)
     if a.ndim == 3 and a.shape[2] == 2:  # grey + alpha
-        return to_rgb8(np.dstack([a[..., 0]] * 3 + [a[..., 1]]), where=where)
+        return to_rgb8(np.dstack([a[..., 0]] * 3 + [a[..., 1]]), where=where, bits=bits)
     msg = f"{where}: unsupported image shape {a.shape}"
     raise InputError(msg)
 

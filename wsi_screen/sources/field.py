@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from wsi_screen.errors import InputError
 from wsi_screen.sources.base import pad_read
+from wsi_screen.sources.base import significant_bits
 from wsi_screen.sources.base import to_rgb8
 
 
@@ -32,7 +33,7 @@ class FieldSource:
         mpp: float | None = None,
     ) -> None:
         where = str(path) if path else source_id
-        rgb = to_rgb8(pixels, where=where)
+        rgb = to_rgb8(pixels, where=where, bits=significant_bits(pixels))
         if rgb.shape[0] == 0 or rgb.shape[1] == 0:
             msg = f"{where}: image has zero size ({rgb.shape[1]} x {rgb.shape[0]})"
             raise InputError(msg)
@@ -97,6 +98,8 @@ def read_image_file(path: Path) -> tuple[NDArray[np.generic], float | None]:
             elif im.mode == "CMYK":
                 im = im.convert("RGB")
             arr = np.asarray(im)
+            if opened.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
+                arr = _read_16bit_png(path, arr)  # Pillow keeps only the high byte of 16-bit RGB
     except (UnidentifiedImageError, ImportError) as e:
         # ImportError: ultralytics, once imported, wraps Image.open and tries optional format
         # plug-ins on unidentified files; either way the file is not an image we can read.
@@ -109,3 +112,66 @@ def read_image_file(path: Path) -> tuple[NDArray[np.generic], float | None]:
         msg = f"{path}: corrupt or truncated image ({e})"
         raise InputError(msg) from e
     return arr, None
+
+
+def _png_bit_depth(path: Path) -> int:
+    """Bit depth from the PNG header (IHDR byte 24)."""
+    with path.open("rb") as f:
+        head = f.read(25)
+    return head[24] if len(head) == 25 else 8
+
+
+def _read_16bit_png(path: Path, decoded: NDArray[np.generic]) -> NDArray[np.generic]:
+    """Re-read a 16-bit RGB(A) PNG that Pillow has verified, keeping all 16 bits (RGB order)."""
+    import cv2
+
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype != np.uint16 or raw.shape[:2] != decoded.shape[:2]:
+        return decoded
+    order = [2, 1, 0, 3][: raw.shape[2]] if raw.ndim == 3 else None
+    return np.ascontiguousarray(raw[..., order]) if order else raw
+
+
+_UM_PER_UNIT = {2: 25_400.0, 3: 10_000.0, 4: 1_000.0, 5: 1.0}  # TIFF ResolutionUnit: inch, cm, mm, um
+
+
+def _check_field_size(path: Path, axes: str, shape: tuple[int, ...], max_pixels: int) -> None:
+    if "Y" not in axes or "X" not in axes or shape[axes.index("Y")] * shape[axes.index("X")] > max_pixels:
+        msg = f"{path}: TIFF image {shape} ({axes}) is not a field that fits in memory"
+        raise InputError(msg)
+
+
+def read_tiff_field(path: Path, *, max_pixels: int) -> tuple[NDArray[np.generic], float | None]:
+    """Decode a single-image TIFF that tiffslide does not open (planar RGB, say) with tifffile.
+
+    Returns:
+        The image as (H, W[, C]) and the pixel size in microns from the resolution tags, if any.
+
+    Raises:
+        InputError: unreadable, too large for memory, or a layout other than one 2-D image.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, shape = series.axes, series.shape
+            _check_field_size(path, axes, shape, max_pixels)
+            arr = series.asarray()
+            page = tif.pages.first
+            unit = int(page.tags["ResolutionUnit"].value) if "ResolutionUnit" in page.tags else 2
+            xres = page.tags["XResolution"].value if "XResolution" in page.tags else None
+    except InputError:
+        raise
+    except Exception as e:  # tifffile raises many types on corrupt data
+        msg = f"{path}: corrupt or unsupported TIFF ({type(e).__name__}: {e})"
+        raise InputError(msg) from e
+    if axes in ("SYX", "CYX"):  # planar configuration: channels first
+        arr = np.moveaxis(arr, 0, -1)
+    elif axes not in ("YX", "YXS", "YXC"):
+        msg = f"{path}: TIFF layout {axes} {shape} is not a single 2-D image"
+        raise InputError(msg)
+    mpp = None
+    if xres and unit in _UM_PER_UNIT and xres[0] > 0 and xres[1] > 0:
+        mpp = _UM_PER_UNIT[unit] * xres[1] / xres[0]
+    return arr, mpp

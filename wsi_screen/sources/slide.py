@@ -27,9 +27,12 @@ class SlideSource:
             self._dims = tuple(int(v) for v in self._slide.dimensions)
             self._downs = tuple(float(d) for d in self._slide.level_downsamples)
         except Exception as e:  # tifffile raises many types for corrupt files
+            if hasattr(self, "_slide"):
+                self._slide.close()
             msg = f"{path}: cannot open as a slide ({type(e).__name__}: {e})"
             raise InputError(msg) from e
         if self._dims[0] <= 0 or self._dims[1] <= 0:
+            self._slide.close()
             msg = f"{path}: slide has zero size"
             raise InputError(msg)
         mpp = props.get("tiffslide.mpp-x")
