@@ -139,3 +139,35 @@ def test_usage_errors_exit_2(
     res = run_batch_cli(str(mixed_folder), "-o", str(tmp_path / "o3"), "--config", str(bad_cfg))
     assert res.exit_code == 2
     assert "aggregate.min_cells" in res.output
+
+
+def test_folder_rewritten_under_other_settings_is_not_done_for_the_old_ones(
+    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    cfg = tmp_path / "screen.toml"
+    cfg.write_text("[aggregate]\nmin_cells = 3\n")
+    only_good = ("--pattern", "*_field.*")
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--config", str(cfg), *only_good)
+    assert "3 screened, 0 done earlier" in res.output
+    # back to the first settings: their ledger lines are ok, but the folders hold the other results
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), *only_good)
+    assert res.exit_code == 0, res.output
+    assert "3 screened, 0 done earlier" in res.output
+    assert read_summary(out) == [r for r in read_summary(first_run[0]) if r["input"] in GOOD]
+
+
+def test_unstamped_report_is_redone(
+    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    path = out / "a_field" / "report.json"
+    report = json.loads(path.read_text())
+    assert len(report["batch"]["run_key"]) == 64
+    del report["batch"]  # as a redo killed between report.json and its ledger line leaves it
+    path.write_text(json.dumps(report))
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "*_field.*")
+    assert "1 screened, 2 done earlier" in res.output
+    assert "batch" in json.loads(path.read_text())

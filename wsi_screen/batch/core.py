@@ -1,9 +1,12 @@
 """Run a batch: discover, skip what the ledger says is done, screen the rest, summarise.
 
 Outputs in OUT: <stem>/ per input (as ``run`` writes them), ledger.jsonl, summary.csv,
-summary.parquet, index.html and run_metadata.json. Every file is written atomically and the
-ledger line of an input is appended only after its report.json is in place, so a batch killed
-at any moment resumes with the interrupted input redone from scratch.
+summary.parquet, index.html and run_metadata.json. Every file is written atomically; a redo
+removes the input's old report.json before writing anything else, and the batch then stamps the
+run key into the new report.json (``batch.run_key``) before appending the input's ledger line.
+An input is done only when its ledger line and its report.json carry the same run key, so a
+batch killed at any moment resumes with the interrupted input redone from scratch, and a folder
+rewritten under other settings is never taken for the results of the settings it replaced.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ from wsi_screen.batch.discover import discover_inputs
 from wsi_screen.batch.outdir import batch_lock
 from wsi_screen.batch.outdir import clean_temp_files
 from wsi_screen.batch.progress import Progress
+from wsi_screen.batch.summary import REPORT_JSON
 from wsi_screen.batch.summary import STATUS_FAILED
 from wsi_screen.batch.summary import STATUS_OK
 from wsi_screen.batch.summary import failed_row
 from wsi_screen.batch.summary import not_run_row
 from wsi_screen.batch.summary import ok_row
 from wsi_screen.batch.summary import read_report
+from wsi_screen.batch.summary import report_run_key
 from wsi_screen.batch.summary import run_metadata
+from wsi_screen.batch.summary import stamp_run_key
 from wsi_screen.batch.summary import write_index
 from wsi_screen.batch.summary import write_run_metadata
 from wsi_screen.batch.summary import write_summary
@@ -246,11 +252,16 @@ def _plan(
     key = run_key(sha, model_sha, settings)
     entry = ledger.done(item.name, item.stem, key) if ledger else None
     if entry is not None:
-        report = read_report(out / item.stem / "report.json")
-        if report is not None and report.get("input", {}).get("sha256") == sha:
+        report = read_report(out / item.stem / REPORT_JSON)
+        if report is not None and report_run_key(report) == key and _input_sha(report) == sha:
             log.debug("%s: done in an earlier run with the same model and config; skipped", item.name)
             return ok_row(item, report)
     return _Planned(item, sha, key)
+
+
+def _input_sha(report: dict[str, Any]) -> object:
+    section = report.get("input")
+    return section.get("sha256") if isinstance(section, dict) else None
 
 
 def _screen(
@@ -313,13 +324,25 @@ def _screen(
 
 
 def _record(planned: _Planned, outcome: InputOutcome, ledger: Ledger) -> dict[str, Any]:
-    """Turn an engine outcome into a summary row and append it to the ledger."""
+    """Turn an engine outcome into a summary row and append it to the ledger.
+
+    A screened input's report.json is first stamped with the run key: only then does the ledger
+    line make it count as done.
+    """
     item = planned.item
-    if outcome.failure is None and outcome.report is not None:
-        row = ok_row(item, outcome.report)
+    report, failure = outcome.report, outcome.failure
+    if failure is None and report is not None:
+        path = outcome.out_dir / REPORT_JSON
+        try:
+            report = stamp_run_key(report, path, planned.key or "")
+        except (OSError, WsiScreenError) as e:
+            reason = e.strerror if isinstance(e, OSError) else str(e)
+            failure = Failure(str(item.path), "report", type(e).__name__, f"{path}: {reason}")
+    if failure is None and report is not None:
+        row = ok_row(item, report)
         status = STATUS_OK
     else:
-        failure = outcome.failure or Failure(str(item.path), "report", "WsiScreenError", "no report written")
+        failure = failure or Failure(str(item.path), "report", "WsiScreenError", "no report written")
         row = failed_row(item, failure, outcome.seconds, planned.sha256)
         status = STATUS_FAILED
         log.warning("%s failed [%s] %s", item.name, failure.stage, failure.message)

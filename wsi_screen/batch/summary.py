@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REPORT_JSON = "report.json"
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_NOT_RUN = "not_run"  # --fail-fast (or Ctrl-C) stopped the batch before this input
@@ -126,6 +127,27 @@ def read_report(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def report_run_key(report: dict[str, Any]) -> str | None:
+    """The batch run key stamped in a report.json (None: not stamped, e.g. a redo interrupted before)."""
+    batch = report.get("batch")
+    key = batch.get("run_key") if isinstance(batch, dict) else None
+    return key if isinstance(key, str) else None
+
+
+def stamp_run_key(report: dict[str, Any], path: Path, key: str) -> dict[str, Any]:
+    """Rewrite ``path`` (the input's report.json) with ``batch.run_key`` set; return the new content.
+
+    Raises:
+        OSError: the file cannot be written.
+        WsiScreenError: the report does not match its schema.
+    """
+    from wsi_screen.reports.json_report import write_report_json
+
+    stamped = {**report, "batch": {"run_key": key}}
+    write_report_json(stamped, path)
+    return stamped
+
+
 def write_index(out: Path, items: list[BatchInput], rows: list[dict[str, Any]]) -> None:
     """Write OUT/index.html from the reports of the inputs that are done, and the failures."""
     try:
@@ -137,7 +159,7 @@ def write_index(out: Path, items: list[BatchInput], rows: list[dict[str, Any]]) 
     failures = []
     for item, row in zip(items, rows, strict=True):
         if row["status"] == STATUS_OK:
-            report = read_report(out / item.stem / "report.json")
+            report = read_report(out / item.stem / REPORT_JSON)
             if report is not None:
                 reports.append((out / item.stem, report))
         elif row["status"] == STATUS_FAILED:

@@ -1,5 +1,8 @@
 """Write all per-input outputs into OUT/<stem>/; report.json is written last and marks completion.
 
+A report.json left by an earlier run is removed before anything else is written, so a folder
+whose rewrite is interrupted never pairs new files with the old report (it reads as unfinished).
+
 Files: cells.parquet, cells.geojson (QuPath detections), report_assets.json (embedded images, kept
 for re-rendering after review), report.html and report.json.
 """
@@ -73,6 +76,7 @@ def write_input_reports(
     """
     options = options or cfg.report
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT_JSON).unlink(missing_ok=True)  # the completion marker goes first, comes back last
     t = time.perf_counter()
     labels = calls.labels
     summary = summarize(labels, calls.probs, calls.class_names, cfg.aggregate)
