@@ -59,13 +59,13 @@ def plan_tiles(dimensions: tuple[int, int], cfg: TilingConfig, *, mpp: float, sc
     """
     extent = round(cfg.tile_size_px * scale)
     overlap = math.ceil(cfg.overlap_um / mpp)
-    if overlap * 2 >= extent:
+    w, h = dimensions
+    if overlap * 2 >= extent and max(w, h) > extent:  # one tile needs no overlap
         msg = (
             f"tiling.overlap_um={cfg.overlap_um} is {overlap} px at {mpp:.4g} um/px, too large for "
             f"tiles of {extent} px; raise tiling.tile_size_px"
         )
         raise ConfigError(msg)
-    w, h = dimensions
     xs, x_cuts = _axis(w, extent, overlap)
     ys, y_cuts = _axis(h, extent, overlap)
     return TileGrid(xs, ys, extent, x_cuts, y_cuts)
@@ -110,6 +110,8 @@ def iter_tiles(
                     cv2.resize(pixels, (tile_px, tile_px), interpolation=interp), dtype=np.uint8
                 )
             core = (grid.x_cuts[i], grid.y_cuts[j], grid.x_cuts[i + 1], grid.y_cuts[j + 1])
+            # a level read starts on that level's pixel grid (see read_region) and spans read * ds
+            offset = (math.floor(x / ds) * ds - x, math.floor(y / ds) * ds - y)
             yield Tile(
                 source_id=source.source_id,
                 index=index,
@@ -119,7 +121,8 @@ def iter_tiles(
                 height=grid.extent,
                 core=core,
                 pixels=pixels,
-                mpp=mpp * (grid.extent / pixels.shape[1]),
-                scale=grid.extent / pixels.shape[1],
+                mpp=mpp * (read * ds / pixels.shape[1]),
+                scale=read * ds / pixels.shape[1],
+                offset=offset,
             )
             index += 1

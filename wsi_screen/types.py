@@ -37,6 +37,27 @@ class Tile:
     pixels: NDArray[np.uint8]
     mpp: float
     scale: float = 1.0
+    offset: tuple[float, float] = (0.0, 0.0)
+    """Level-0 position of the tile's first pixel minus (x, y): a pyramid level read starts on
+    that level's pixel grid, which may lie a few level-0 pixels before (x, y)."""
+
+    def to_level0(self, px: float, py: float) -> tuple[float, float]:
+        """Level-0 (x, y) of a point given in tile pixel indices (pixel centres at integers).
+
+        Example:
+            >>> t = Tile("s", 0, 100, 0, 40, 40, (0, 0, 200, 200), np.zeros((10, 10, 3), np.uint8), 0.4, 4.0)
+            >>> t.to_level0(0, 0)  # tile pixel 0 covers level-0 pixels 100..103
+            (101.5, 1.5)
+        """
+        s = self.scale
+        return (
+            self.x + self.offset[0] + (px + 0.5) * s - 0.5,
+            self.y + self.offset[1] + (py + 0.5) * s - 0.5,
+        )
+
+    def edge_to_level0(self, ex: float, ey: float) -> tuple[float, float]:
+        """Level-0 (x, y) of a point given in continuous tile coordinates (box edges: pixel i spans [i, i+1))."""
+        return self.x + self.offset[0] + ex * self.scale, self.y + self.offset[1] + ey * self.scale
 
     def owns(self, x: float, y: float) -> bool:
         """Return whether level-0 point (x, y) lies in this tile's core."""

@@ -153,8 +153,7 @@ class ForegroundDetector(BaseDetector):
         half = 0.5 * self.options.cell_diameter_um / tile.mpp * tile.scale
         cells = []
         for px, py, score in self.find_centres(tile.pixels, tile.mpp):
-            x = tile.x + px * tile.scale
-            y = tile.y + py * tile.scale
+            x, y = tile.to_level0(px, py)
             if not tile.owns(x, y):
                 continue
             bbox = (math.floor(x - half), math.floor(y - half), math.ceil(x + half), math.ceil(y + half))

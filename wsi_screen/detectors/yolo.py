@@ -331,12 +331,9 @@ class YoloDetector(BaseDetector):
         xyxy[:, [0, 2]] += x_off
         xyxy[:, [1, 3]] += y_off
         cells: list[Cell] = []
-        s = tile.scale
         for box, score in zip(xyxy, scores, strict=True):
-            x0 = tile.x + float(box[0]) * s
-            y0 = tile.y + float(box[1]) * s
-            x1 = tile.x + float(box[2]) * s
-            y1 = tile.y + float(box[3]) * s
+            x0, y0 = tile.edge_to_level0(float(box[0]), float(box[1]))
+            x1, y1 = tile.edge_to_level0(float(box[2]), float(box[3]))
             cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
             if not tile.owns(cx, cy):
                 continue
