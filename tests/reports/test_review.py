@@ -9,6 +9,7 @@ from _fake import CLASSES
 from _fake import write_fake_report
 from click.testing import CliRunner
 
+from wsi_screen.errors import WsiScreenError
 from wsi_screen.reports.review import ReviewError
 from wsi_screen.reports.review import apply_review
 from wsi_screen.types import Cell
@@ -134,3 +135,34 @@ def test_cli_review_apply(hand_made, tmp_path):
     res = CliRunner().invoke(main, ["review", "apply", str(out), str(bad)])
     assert res.exit_code == 2
     assert "x.json" in res.output
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_failure_after_building_leaves_the_folder_unchanged(hand_made, tmp_path):
+    out, report = hand_made
+    (out / "report_assets.json").write_text("{not json")  # read only after the cells were rebuilt
+    before = _snapshot(out)
+    corr = _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}])
+    with pytest.raises(WsiScreenError, match="report_assets.json"):
+        apply_review(out, corr)
+    assert _snapshot(out) == before  # nothing half-applied, no temp file left
+
+
+def test_interrupted_write_never_leaves_reviewed_cells_beside_the_old_report(
+    hand_made, tmp_path, monkeypatch
+):
+    import wsi_screen.reports.review as review
+
+    out, _ = hand_made
+    before = _snapshot(out)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(review, "write_report_html", killed)  # after cells.parquet and cells.geojson
+    with pytest.raises(KeyboardInterrupt):
+        apply_review(out, _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}]))
+    assert _snapshot(out) == before

@@ -8,6 +8,7 @@ reviewed class, so the probabilistic blast % and the hairy-cell flag follow the 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -20,7 +21,9 @@ import polars as pl
 
 from wsi_screen.aggregate import summarize
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import atomic_path
 from wsi_screen.reports.assets import ASSETS_JSON
+from wsi_screen.reports.assets import ReportAssets
 from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.assets import read_assets
 from wsi_screen.reports.cells_table import write_cells_parquet
@@ -30,6 +33,10 @@ from wsi_screen.reports.html_report import write_report_html
 from wsi_screen.reports.json_report import write_report_json
 from wsi_screen.reports.selection import final_labels
 from wsi_screen.reports.selection import prob_matrix
+from wsi_screen.reports.writer import CELLS_GEOJSON
+from wsi_screen.reports.writer import CELLS_PARQUET
+from wsi_screen.reports.writer import REPORT_HTML
+from wsi_screen.reports.writer import REPORT_JSON
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +131,41 @@ def load_corrections(
     return Corrections(out, reviewer if isinstance(reviewer, str) and reviewer else None, path)
 
 
+def _write_reviewed(
+    report_dir: Path,
+    report: dict[str, Any],
+    frame: pl.DataFrame,
+    names: list[str],
+    assets: ReportAssets,
+    options: ReportOptions | None,
+) -> None:
+    """Write the reviewed files all or nothing, report.json (the completion marker) last.
+
+    Every file is first rendered and validated into a temp file; nothing in the folder changes
+    until all of them are complete. Then the old report.json is removed and the temp files are
+    renamed into place, report.json last, so a kill in that short window leaves a folder without
+    report.json (unfinished), never a reviewed cells table beside an unreviewed report.
+
+    Raises:
+        ReviewError: a file cannot be written; the folder is then unchanged.
+    """
+    try:
+        with contextlib.ExitStack() as stack:
+            # exit order is the reverse of entry: report.json is renamed into place last
+            tmp_json = stack.enter_context(atomic_path(report_dir / REPORT_JSON))
+            tmp_html = stack.enter_context(atomic_path(report_dir / REPORT_HTML))
+            tmp_geojson = stack.enter_context(atomic_path(report_dir / CELLS_GEOJSON))
+            tmp_parquet = stack.enter_context(atomic_path(report_dir / CELLS_PARQUET))
+            write_cells_parquet(frame, tmp_parquet)
+            write_cells_geojson(frame, names, tmp_geojson)
+            write_report_html(report, tmp_html, frame=frame, assets=assets, options=options)
+            write_report_json(report, tmp_json)
+            (report_dir / REPORT_JSON).unlink(missing_ok=True)
+    except OSError as e:
+        msg = f"{report_dir}: cannot write the reviewed report: {e}"
+        raise ReviewError(msg) from e
+
+
 def reviewed_probs(frame: pl.DataFrame, class_names: list[str]) -> np.ndarray:
     """Model probabilities with reviewed cells replaced by a one-hot row of their reviewed class."""
     probs = prob_matrix(frame, class_names).copy()
@@ -163,11 +205,11 @@ def apply_review(
         >>> apply_review(Path("OUT/field_a"), Path("corrections.json"), reviewer="AB")  # doctest: +SKIP
     """
     report_dir = Path(report_dir)
-    report = _read_json(report_dir / "report.json", "report.json")
+    report = _read_json(report_dir / REPORT_JSON, "report.json")
     try:
-        frame = pl.read_parquet(report_dir / "cells.parquet")
+        frame = pl.read_parquet(report_dir / CELLS_PARQUET)
     except (OSError, pl.exceptions.PolarsError) as e:
-        msg = f"{report_dir / 'cells.parquet'}: cannot read the cells table: {e}"
+        msg = f"{report_dir / CELLS_PARQUET}: cannot read the cells table: {e}"
         raise ReviewError(msg) from e
     names = list(report["model"]["classes"])
     corr = load_corrections(
@@ -213,10 +255,7 @@ def apply_review(
         "flags_changed": changed,
         "original": original,
     }
-    write_cells_parquet(frame, report_dir / "cells.parquet")
-    write_cells_geojson(frame, names, report_dir / "cells.geojson")
     assets = read_assets(report_dir / ASSETS_JSON)
-    write_report_html(new, report_dir / "report.html", frame=frame, assets=assets, options=options)
-    write_report_json(new, report_dir / "report.json")
+    _write_reviewed(report_dir, new, frame, names, assets, options)
     log.info("%s: %d correction(s) applied", report_dir, new["review"]["n_corrections"])
     return new
