@@ -133,3 +133,19 @@ def test_blast_flag_message_names_a_count_below_the_minimum() -> None:
     labels = ["BLA"] * 1 + ["LYT"] * 49
     s = summarize(labels, one_hot(labels), CLASSES, AggregateConfig(min_cells=500))
     assert "only 50 cells counted (minimum 500)" in flag(s, "blasts_ge_5pct")["message"]
+
+
+def test_artefact_classes_come_from_the_configuration() -> None:
+    classes = ("BLA", "JUNK", "LYT", "UNK")
+    labels = ["JUNK"] * 40 + ["UNK"] * 10 + ["LYT"] * 50
+    cfg = AggregateConfig(
+        excluded_classes=("JUNK", "UNK"), artefact_class="JUNK", not_identifiable_class="UNK"
+    )
+    s = summarize(labels, one_hot(labels, classes), classes, cfg)
+    assert flag(s, "many_artefacts")["status"] == "raised" and flag(s, "many_artefacts")["value"] == 40.0
+    assert s["qc"]["artefact_fraction"] == 0.4 and s["qc"]["not_identifiable_fraction"] == 0.1
+    default = summarize(
+        labels, one_hot(labels, classes), classes, AggregateConfig(excluded_classes=("JUNK", "UNK"))
+    )
+    assert flag(default, "many_artefacts")["status"] == "not_assessable"  # no ART class: never "not raised"
+    assert default["qc"]["artefact_fraction"] is None

@@ -93,17 +93,15 @@ def summarize(
             f"{counted} cells counted; at least {cfg.min_cells} needed for an adequate differential",
         )
     )
-    art_pct = _pct(counts.get("ART", 0), n)
-    if "ART" in names:
-        flags.append(
-            Flag(
-                "many_artefacts",
-                RAISED if (art_pct or 0.0) > cfg.max_artefact_percent else NOT_RAISED,
-                art_pct,
-                cfg.max_artefact_percent,
-                "share of detections classified as artefact (ART); check the smear and focus",
-            )
-        )
+    art, nif = cfg.artefact_class, cfg.not_identifiable_class
+    art_pct = _pct(counts.get(art, 0), n)
+    if art in names:
+        art_status = RAISED if (art_pct or 0.0) > cfg.max_artefact_percent else NOT_RAISED
+        art_msg = f"share of detections classified as artefact ({art}); check the smear and focus"
+    else:
+        art_status, art_pct = NOT_ASSESSABLE, None
+        art_msg = f"the model has no {art} class: artefacts cannot be assessed"
+    flags.append(Flag("many_artefacts", art_status, art_pct, cfg.max_artefact_percent, art_msg))
     qc = {
         "cells_detected": n,
         "cells_counted": counted,
@@ -112,8 +110,8 @@ def summarize(
         "low_confidence_threshold": cfg.low_confidence,
         "low_confidence_fraction": round(low_conf, 4),
         "mean_confidence": round(float(conf.mean()), 4) if n else None,
-        "artefact_fraction": None if "ART" not in names or not n else round(counts["ART"] / n, 4),
-        "not_identifiable_fraction": None if "NIF" not in names or not n else round(counts["NIF"] / n, 4),
+        "artefact_fraction": None if art not in names or not n else round(counts[art] / n, 4),
+        "not_identifiable_fraction": None if nif not in names or not n else round(counts[nif] / n, 4),
         "classes_not_covered": sorted(set(MATEK_CLASSES) - set(names)),
     }
     return {

@@ -83,6 +83,8 @@ class AggregateConfig:
         ci_method: ``wilson`` or ``exact`` (Clopper-Pearson) 95 % intervals.
         hairy_cell: the hairy-cell flag settings.
         max_artefact_percent: QC warning when artefacts exceed this share of all detections.
+        artefact_class: the class of artefacts (QC artefact fraction and warning).
+        not_identifiable_class: the class of cells that cannot be identified (QC fraction).
     """
 
     excluded_classes: tuple[str, ...] = ("ART", "NIF", "OTH", "KSC")
@@ -97,6 +99,8 @@ class AggregateConfig:
     ci_method: str = "wilson"
     hairy_cell: HairyCellConfig = field(default_factory=HairyCellConfig)
     max_artefact_percent: float = 25.0
+    artefact_class: str = "ART"
+    not_identifiable_class: str = "NIF"
 
     def __post_init__(self) -> None:
         if self.ci_method not in ("wilson", "exact"):
