@@ -178,3 +178,20 @@ def test_planar_rgb_tiff_field_opens_with_its_pixel_size(tmp_path: Path) -> None
     tifffile.imwrite(stack, np.stack([RGB, RGB]))  # a 2-image stack is not one field
     with pytest.raises(InputError, match="stack.tif"):
         open_source(stack)
+
+
+def test_non_square_pixels_are_warned(tmp_path: Path) -> None:
+    path = tmp_path / "aniso.tiff"
+    img = np.full((600, 800, 3), 230, np.uint8)
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(
+            img,
+            tile=(256, 256),
+            photometric="rgb",
+            resolution=(1e4 / 0.25, 1e4 / 0.30),
+            resolutionunit="CENTIMETER",
+        )
+    with SlideSource(path) as src:
+        resolved = resolve_mpp(src, user_mpp=None, model_mpp=0.0862)
+    assert resolved.mpp == pytest.approx(0.25) and resolved.source == "file"
+    assert resolved.warning is not None and "not square" in resolved.warning

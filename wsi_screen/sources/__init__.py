@@ -118,12 +118,24 @@ class ResolvedMpp:
 
 
 def resolve_mpp(src: ImageSource, *, user_mpp: float | None, model_mpp: float) -> ResolvedMpp:
-    """Pick the microns per pixel: file metadata, else ``--mpp``, else the model's training scale."""
+    """Pick the microns per pixel: file metadata, else ``--mpp``, else the model's training scale.
+
+    Pixels are taken as square (the x size is used); a file whose y size differs by more than 2 %
+    gets a warning, since cells then look stretched to the detector and the classifier.
+    """
     if src.mpp is not None:
+        warns = []
+        mpp_y = getattr(src, "mpp_y", None)
+        if mpp_y is not None and abs(mpp_y - src.mpp) / src.mpp > 0.02:
+            warns.append(
+                f"pixels are not square ({src.mpp:.4g} x {mpp_y:.4g} um/px): the x size is used and cells "
+                "look stretched; review the calls"
+            )
         if user_mpp is not None and abs(user_mpp - src.mpp) / src.mpp > 0.01:
-            warn = f"file records {src.mpp:.4g} um/px; --mpp {user_mpp:.4g} ignored (file metadata wins)"
-            return ResolvedMpp(src.mpp, "file", warn)
-        return ResolvedMpp(src.mpp, "file")
+            warns.append(
+                f"file records {src.mpp:.4g} um/px; --mpp {user_mpp:.4g} ignored (file metadata wins)"
+            )
+        return ResolvedMpp(src.mpp, "file", "; ".join(warns) or None)
     if user_mpp is not None:
         if user_mpp <= 0:
             msg = f"--mpp must be > 0, got {user_mpp}"

@@ -37,6 +37,8 @@ class SlideSource:
             raise InputError(msg)
         mpp = props.get("tiffslide.mpp-x")
         self.mpp: float | None = float(mpp) if mpp and float(mpp) > 0 else None
+        mpp_y = props.get("tiffslide.mpp-y")
+        self.mpp_y: float | None = float(mpp_y) if mpp_y and float(mpp_y) > 0 else None
         self.level_count = len(self._downs)
 
     @property
