@@ -166,3 +166,66 @@ def test_interrupted_write_never_leaves_reviewed_cells_beside_the_old_report(
     with pytest.raises(KeyboardInterrupt):
         apply_review(out, _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}]))
     assert _snapshot(out) == before
+
+
+def _edit_report(out, edit):
+    path = out / "report.json"
+    report = json.loads(path.read_text())
+    path.write_text(json.dumps(edit(report)))
+
+
+def _edit_cells(out, edit):
+    path = out / "cells.parquet"
+    edit(pl.read_parquet(path)).write_parquet(path)
+
+
+@pytest.mark.parametrize(
+    ("edit_report", "edit_cells", "message"),
+    [
+        (lambda r: [r], None, "expected a JSON object"),
+        (lambda r: {k: v for k, v in r.items() if k != "model"}, None, "'model' is a required property"),
+        (lambda r: {**r, "model": {**r["model"], "classes": "BLA"}}, None, "at model/classes"),
+        (lambda r: {**r, "flags": "none"}, None, "at flags"),
+        (lambda r: {**r, "input": []}, None, "at input"),
+        (lambda r: {**r, "config": {**r["config"], "aggregate": 5}}, None, "aggregate must be a table"),
+        (None, lambda f: f.drop("predicted_class"), "column(s) predicted_class missing"),
+        (None, lambda f: f.drop("prob_LYT"), "column(s) prob_LYT missing"),
+        (None, lambda f: f.with_columns(pl.col("cell_id").cast(pl.String)), "cell_id must be integer"),
+        (None, lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("x")), "column x has empty values"),
+        (None, lambda f: f.with_columns(pl.lit("1").alias("y")), "column y must be numeric"),
+        (None, lambda f: f.with_columns(pl.lit(0, pl.Int64).alias("cell_id")), "cell ids are not unique"),
+        (None, lambda f: f.with_columns(pl.lit("ZZZ").alias("reviewed_class")), "class(es) ZZZ"),
+    ],
+)
+def test_malformed_report_folder_is_a_review_error(hand_made, tmp_path, edit_report, edit_cells, message):
+    out, _ = hand_made
+    if edit_report:
+        _edit_report(out, edit_report)
+    if edit_cells:
+        _edit_cells(out, edit_cells)
+    before = _snapshot(out)
+    corr = _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}])
+    with pytest.raises(ReviewError, match="report.json" if edit_report else "cells.parquet") as e:
+        apply_review(out, corr)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+    assert _snapshot(out) == before
+
+
+def test_malformed_corrections_sha_is_a_review_error(hand_made, tmp_path):
+    out, _ = hand_made
+    with pytest.raises(ReviewError, match=r"c.json: 'input_sha256' must be a string"):
+        apply_review(out, _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}], input_sha256=123))
+
+
+def test_cli_malformed_report_exits_2_without_traceback(hand_made, tmp_path):
+    from wsi_screen.cli import main
+
+    out, _ = hand_made
+    _edit_report(out, lambda r: {**r, "blast": None})
+    res = CliRunner().invoke(main, ["review", "apply", str(out), str(_write(tmp_path / "c.json", []))])
+    assert res.exit_code == 2, res.output
+    assert isinstance(res.exception, SystemExit)
+    assert "report.json" in res.output
+    assert "at blast" in res.output
+    assert "Traceback" not in res.output

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from wsi_screen.aggregate import summarize
+from wsi_screen.config import AggregateConfig
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_path
 from wsi_screen.reports.assets import ASSETS_JSON
@@ -30,6 +31,7 @@ from wsi_screen.reports.cells_table import write_cells_parquet
 from wsi_screen.reports.geojson import write_cells_geojson
 from wsi_screen.reports.html_report import aggregate_config
 from wsi_screen.reports.html_report import write_report_html
+from wsi_screen.reports.json_report import validate_report
 from wsi_screen.reports.json_report import write_report_json
 from wsi_screen.reports.selection import final_labels
 from wsi_screen.reports.selection import prob_matrix
@@ -99,6 +101,9 @@ def load_corrections(
         raise ReviewError(msg)
     if isinstance(doc, dict):
         sha = doc.get("input_sha256")
+        if sha is not None and not isinstance(sha, str):
+            msg = f"{path}: 'input_sha256' must be a string, got {sha!r:.80}"
+            raise ReviewError(msg)
         if sha and input_sha256 and sha != input_sha256:
             msg = f"{path}: corrections were made for another input (sha256 {sha[:12]}…, this report {input_sha256[:12]}…)"
             raise ReviewError(msg)
@@ -129,6 +134,76 @@ def load_corrections(
         raise ReviewError(msg)
     reviewer = doc.get("reviewer") if isinstance(doc, dict) else None
     return Corrections(out, reviewer if isinstance(reviewer, str) and reviewer else None, path)
+
+
+def _load_report(path: Path) -> tuple[dict[str, Any], AggregateConfig]:
+    """Read report.json and check it is a wsi-screen report (its schema and its echoed config).
+
+    Raises:
+        ReviewError: missing, unreadable or of another structure; the message names the file.
+    """
+    report = _read_json(path, "report.json")
+    if not isinstance(report, dict):
+        msg = f"{path}: expected a JSON object (a wsi-screen report.json), got {type(report).__name__}"
+        raise ReviewError(msg)
+    try:
+        validate_report(report)
+        cfg = aggregate_config(report)
+    except WsiScreenError as e:
+        msg = f"{path}: {e}"
+        raise ReviewError(msg) from e
+    return report, cfg
+
+
+def _load_cells(path: Path, names: list[str]) -> pl.DataFrame:
+    """Read cells.parquet and check the columns and values a review uses.
+
+    Raises:
+        ReviewError: unreadable, a column missing, of the wrong type or with values this report's
+            model does not have; the message names the file.
+    """
+    try:
+        frame = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        msg = f"{path}: cannot read the cells table: {e}"
+        raise ReviewError(msg) from e
+    kinds = {"cell_id": "integer", "predicted_class": "string"}
+    numeric = [
+        "x",
+        "y",
+        "bbox_x0",
+        "bbox_y0",
+        "bbox_x1",
+        "bbox_y1",
+        "confidence",
+        *(f"prob_{c}" for c in names),
+    ]
+    kinds.update(dict.fromkeys(numeric, "numeric"))
+    if "reviewed_class" in frame.columns:
+        kinds["reviewed_class"] = "string"
+    missing = [c for c in kinds if c not in frame.columns]
+    if missing:
+        msg = f"{path}: column(s) {', '.join(missing)} missing; not the cells table of this report"
+        raise ReviewError(msg)
+    for col, kind in kinds.items():
+        dtype = frame.schema[col]
+        ok = {"integer": dtype.is_integer(), "numeric": dtype.is_numeric(), "string": dtype == pl.String}
+        if not ok[kind]:
+            msg = f"{path}: column {col} must be {kind}, found {dtype}"
+            raise ReviewError(msg)
+        if col != "reviewed_class" and frame[col].null_count():
+            msg = f"{path}: column {col} has empty values"
+            raise ReviewError(msg)
+    if frame["cell_id"].n_unique() != frame.height:
+        msg = f"{path}: cell ids are not unique"
+        raise ReviewError(msg)
+    for col in ("predicted_class", "reviewed_class"):
+        if col in frame.columns:
+            unknown = sorted(set(frame[col].drop_nulls().to_list()) - set(names))
+            if unknown:
+                msg = f"{path}: {col} has class(es) {', '.join(unknown[:10])} that this report's model does not have"
+                raise ReviewError(msg)
+    return frame
 
 
 def _write_reviewed(
@@ -199,19 +274,17 @@ def apply_review(
         The new report dict.
 
     Raises:
-        ReviewError: missing report files or invalid corrections.
+        ReviewError: a report file missing, unreadable or of unexpected structure (the message
+            names it), invalid corrections, or an output that cannot be written; the folder is
+            then unchanged.
 
     Example:
         >>> apply_review(Path("OUT/field_a"), Path("corrections.json"), reviewer="AB")  # doctest: +SKIP
     """
     report_dir = Path(report_dir)
-    report = _read_json(report_dir / REPORT_JSON, "report.json")
-    try:
-        frame = pl.read_parquet(report_dir / CELLS_PARQUET)
-    except (OSError, pl.exceptions.PolarsError) as e:
-        msg = f"{report_dir / CELLS_PARQUET}: cannot read the cells table: {e}"
-        raise ReviewError(msg) from e
+    report, cfg = _load_report(report_dir / REPORT_JSON)
     names = list(report["model"]["classes"])
+    frame = _load_cells(report_dir / CELLS_PARQUET, names)
     corr = load_corrections(
         corrections_path,
         cell_ids=set(frame["cell_id"].to_list()),
@@ -230,7 +303,6 @@ def apply_review(
         merged.get(cid) if merged.get(cid) != pred else None for cid, pred in zip(ids, preds, strict=True)
     ]
     frame = frame.with_columns(pl.Series("reviewed_class", reviewed, dtype=pl.Utf8))
-    cfg = aggregate_config(report)
     summary = summarize(final_labels(frame), reviewed_probs(frame, names), tuple(names), cfg)
     previous = report.get("review") or {}
     original = previous.get("original") or {k: report[k] for k in _FIGURES if k in report}
@@ -255,7 +327,15 @@ def apply_review(
         "flags_changed": changed,
         "original": original,
     }
-    assets = read_assets(report_dir / ASSETS_JSON)
+    try:
+        validate_report(new)
+    except WsiScreenError as e:
+        msg = f"{report_dir / REPORT_JSON}: the reviewed report would be invalid: {e}"
+        raise ReviewError(msg) from e
+    try:
+        assets = read_assets(report_dir / ASSETS_JSON)
+    except WsiScreenError as e:  # the message names the file
+        raise ReviewError(str(e)) from e
     _write_reviewed(report_dir, new, frame, names, assets, options)
     log.info("%s: %d correction(s) applied", report_dir, new["review"]["n_corrections"])
     return new
