@@ -171,3 +171,29 @@ def test_unstamped_report_is_redone(
     res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "*_field.*")
     assert "1 screened, 2 done earlier" in res.output
     assert "batch" in json.loads(path.read_text())
+
+
+def test_review_apply_keeps_the_batch_failures_in_the_index(
+    first_run: tuple[Path, Result], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from wsi_screen.cli import main
+
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    stale = out / "old_input"  # a folder the batch did not list stays out of its index
+    shutil.copytree(out / "a_field", stale)
+    before = (out / "index.html").read_text()
+    assert all(name in before for name in BAD)
+    folder = out / "a_field"
+    report = json.loads((folder / "report.json").read_text())
+    corr = tmp_path / "c.json"
+    corr.write_text(json.dumps({"input_sha256": report["input"]["sha256"], "corrections": []}))
+    res = CliRunner().invoke(main, ["review", "apply", str(folder), str(corr), "--reviewer", "QA"])
+    assert res.exit_code == 0, res.output
+    after = (out / "index.html").read_text()
+    assert all(name in after for name in BAD)  # the failed inputs are still listed
+    assert all(f'href="{Path(name).stem}/report.html"' in after for name in GOOD)
+    assert "old_input/" not in after
+    assert ">yes<" in after  # the reviewed report is re-read

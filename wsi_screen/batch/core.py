@@ -195,7 +195,7 @@ def run_batch(
                 result.n_not_run += 1
         result.rows = [rows[i] for i in range(len(items))]
         write_summary(result.rows, out)
-        write_index(out, items, result.rows)
+        write_index(out, result.rows)
         metadata.update(
             failures=[
                 {k: r[k] for k in ("input", "status", "error_stage", "error_type", "error_message")}

@@ -148,8 +148,8 @@ def stamp_run_key(report: dict[str, Any], path: Path, key: str) -> dict[str, Any
     return stamped
 
 
-def write_index(out: Path, items: list[BatchInput], rows: list[dict[str, Any]]) -> None:
-    """Write OUT/index.html from the reports of the inputs that are done, and the failures."""
+def write_index(out: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write OUT/index.html from the summary rows: the reports of the inputs done, and the failures."""
     try:
         from wsi_screen.reports.index import write_index_html
     except ImportError:  # the index writer ships with the HTML reports
@@ -157,17 +157,50 @@ def write_index(out: Path, items: list[BatchInput], rows: list[dict[str, Any]]) 
         return
     reports = []
     failures = []
-    for item, row in zip(items, rows, strict=True):
-        if row["status"] == STATUS_OK:
-            report = read_report(out / item.stem / REPORT_JSON)
+    for row in rows:
+        if row["status"] == STATUS_OK and row.get("output"):
+            folder = out / str(row["output"]).rsplit("/", 1)[0]  # output is <stem>/report.json
+            report = read_report(folder / REPORT_JSON)
             if report is not None:
-                reports.append((out / item.stem, report))
+                reports.append((folder, report))
         elif row["status"] == STATUS_FAILED:
-            failures.append(Failure(item.name, row["error_stage"], row["error_type"], row["error_message"]))
+            failures.append(
+                Failure(row["input"], row["error_stage"], row["error_type"], row["error_message"])
+            )
     try:
         write_index_html(out, reports, failures=failures)
     except Exception:  # noqa: BLE001 - the index is a convenience; summary.csv is already written
         log.exception("%s: index.html not written", out)
+
+
+def read_summary(out: Path) -> list[dict[str, Any]] | None:
+    """The rows of OUT/summary.parquet, or None when there is none (or it cannot be read)."""
+    import polars as pl
+
+    path = out / "summary.parquet"
+    if not path.is_file():
+        return None
+    try:
+        frame = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        log.warning("%s: cannot read the batch summary: %s", path, e)
+        return None
+    if not {"input", "status", "output", "error_stage", "error_type", "error_message"} <= set(frame.columns):
+        log.warning("%s: not a batch summary", path)
+        return None
+    return frame.to_dicts()
+
+
+def refresh_index(out: Path) -> bool:
+    """Rewrite OUT/index.html as the batch wrote it (same inputs, failures listed), reports re-read.
+
+    Used after ``review apply`` changed a report. Returns False when OUT holds no batch summary.
+    """
+    rows = read_summary(out)
+    if rows is None:
+        return False
+    write_index(out, rows)
+    return True
 
 
 def run_metadata(

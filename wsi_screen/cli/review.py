@@ -31,8 +31,10 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
     Recomputes the differential, blast %, M:E ratio and flags with the reviewer's classes,
     re-renders report.html and report.json, and keeps the model's predictions beside the
     corrections (cells.parquet column ``reviewed_class``; report.json ``review`` block). The
-    batch index (REPORT_DIR/../index.html) is refreshed when present.
+    index (REPORT_DIR/../index.html) is refreshed when present; a batch's index keeps the inputs
+    and failures of the batch summary.
     """
+    from wsi_screen.batch.summary import refresh_index
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.reports.index import INDEX_HTML
     from wsi_screen.reports.index import write_index_html
@@ -53,5 +55,10 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
     )
     for f in rv["flags_changed"]:
         click.echo(f"  flag {f['name']}: {f['from']} -> {f['to']}")
-    if (report_dir.parent / INDEX_HTML).exists():
-        write_index_html(report_dir.parent)
+    out = report_dir.parent
+    if (out / INDEX_HTML).exists():
+        try:  # a batch's index keeps its inputs and failures; any other is rebuilt from OUT/*/
+            if not refresh_index(out):
+                write_index_html(out)
+        except OSError as e:
+            click.echo(f"warning: {out / INDEX_HTML} not refreshed: {e}", err=True)
