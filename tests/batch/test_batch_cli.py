@@ -197,3 +197,20 @@ def test_review_apply_keeps_the_batch_failures_in_the_index(
     assert all(f'href="{Path(name).stem}/report.html"' in after for name in GOOD)
     assert "old_input/" not in after
     assert ">yes<" in after  # the reviewed report is re-read
+
+
+def test_added_clashing_input_does_not_move_an_existing_folder(
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(mixed_folder / "c_field.tif", folder / "a.tif")
+    assert run_batch_cli(str(folder), "-o", str(out)).exit_code == 0
+    assert [(r["input"], r["output"]) for r in read_summary(out)] == [("a.tif", "a/report.json")]
+    shutil.copy(mixed_folder / "a_field.png", folder / "a.png")  # sorts before a.tif, same stem
+    res = run_batch_cli(str(folder), "-o", str(out))
+    assert res.exit_code == 0, res.output
+    assert "1 screened, 1 done earlier" in res.output
+    rows = [(r["input"], r["output"]) for r in read_summary(out)]
+    assert rows == [("a.png", "a-2/report.json"), ("a.tif", "a/report.json")]
+    assert json.loads((out / "a" / "report.json").read_text())["input"]["path"].endswith("a.tif")

@@ -6,6 +6,7 @@ import pytest
 
 from wsi_screen.batch.discover import batch_stems
 from wsi_screen.batch.discover import discover_inputs
+from wsi_screen.batch.discover import recorded_stems
 from wsi_screen.batch.outdir import batch_lock
 from wsi_screen.batch.outdir import clean_temp_files
 from wsi_screen.errors import InputError
@@ -44,6 +45,30 @@ def test_missing_location_is_an_input_error(tmp_path: Path) -> None:
 
 def test_batch_stems_unique_and_safe() -> None:
     assert batch_stems(["a.png", "a.tif", "a-2.png", "d/e f.ome.tiff"]) == ["a", "a-2", "a-2-2", "d__e_f"]
+
+
+def test_known_inputs_keep_their_recorded_folders() -> None:
+    # a.tif was screened into "a"; a.png, added later, sorts first but must not take "a"
+    assert batch_stems(["a.png", "a.tif"], {"a.tif": ["a"]}) == ["a-2", "a"]
+    # recorded folders of inputs no longer present are never given to new inputs
+    assert batch_stems(["b.png"], {"gone/b.png": ["b"]}) == ["b-2"]
+    # the same name in two folders: each occurrence takes the next recorded folder
+    assert batch_stems(["x.png", "x.png", "x.png"], {"x.png": ["x", "x-2"]}) == ["x", "x-2", "x-3"]
+    # a recorded name that is not a plain folder name is ignored
+    assert batch_stems(["c.png"], {"c.png": ["../elsewhere"]}) == ["c"]
+
+
+def test_recorded_stems_read_the_ledger(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    assert recorded_stems(ledger) == {}
+    ledger.write_text(
+        '{"input": "a.tif", "stem": "a", "status": "ok"}\n'
+        '{"input": "a.tif", "stem": "a", "status": "failed"}\n'
+        '{"input": "s/x.png", "stem": "s__x"}\n'
+        '{"input": "s/x.png", "stem": "s__x-2"}\n'
+        '{"input": "torn", "st'
+    )
+    assert recorded_stems(ledger) == {"a.tif": ["a"], "s/x.png": ["s__x", "s__x-2"]}
 
 
 def test_clean_temp_files_and_lock(tmp_path: Path) -> None:

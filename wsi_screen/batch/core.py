@@ -22,6 +22,7 @@ from typing import Any
 
 from wsi_screen.batch.discover import BatchInput
 from wsi_screen.batch.discover import discover_inputs
+from wsi_screen.batch.discover import recorded_stems
 from wsi_screen.batch.outdir import batch_lock
 from wsi_screen.batch.outdir import clean_temp_files
 from wsi_screen.batch.progress import Progress
@@ -140,10 +141,6 @@ def run_batch(
         report_schema=SCHEMA_VERSION,
     )
     model_sha = bundle.sha256()
-    items = discover_inputs(locations, recursive=options.recursive, pattern=options.pattern, exclude=[out])
-    if not items:
-        msg = f"no input found in {', '.join(str(p) for p in locations)} (pattern {options.pattern!r})"
-        raise WsiScreenError(msg)
     # workers rebuild the screener from the resolved config, so all of them run the same settings
     engine_kwargs = {
         "config": cfg,
@@ -154,6 +151,16 @@ def run_batch(
 
     with batch_lock(out):
         clean_temp_files(out)
+        items = discover_inputs(
+            locations,
+            recursive=options.recursive,
+            pattern=options.pattern,
+            exclude=[out],
+            known_stems=recorded_stems(out / LEDGER_NAME),  # inputs keep their folders across runs
+        )
+        if not items:
+            msg = f"no input found in {', '.join(str(p) for p in locations)} (pattern {options.pattern!r})"
+            raise WsiScreenError(msg)
         ledger = Ledger(out / LEDGER_NAME)
         if options.resume:
             ledger.load()

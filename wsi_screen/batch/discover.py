@@ -1,10 +1,17 @@
-"""Find a batch's inputs: sorted, deterministic, one output folder name per input."""
+"""Find a batch's inputs: sorted, deterministic, one output folder name per input.
+
+Output folder names are stable across runs into the same OUT: an input the ledger already names
+keeps the folder recorded there, and only new inputs get new names (never one the ledger holds),
+so adding a file whose name clashes never moves an existing input's results.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +46,7 @@ def discover_inputs(
     recursive: bool = False,
     pattern: str = "*",
     exclude: Iterable[Path] = (),
+    known_stems: Mapping[str, Sequence[str]] | None = None,
 ) -> list[BatchInput]:
     """List the files a batch screens, in a stable order.
 
@@ -52,6 +60,8 @@ def discover_inputs(
         recursive: also search sub-folders.
         pattern: a glob matched against file names (``*.svs``, ``case_*``).
         exclude: folders whose contents are never inputs.
+        known_stems: output folder names earlier runs gave each input name
+            (:func:`recorded_stems`); see :func:`batch_stems`.
 
     Returns:
         Inputs sorted by relative path within each location, locations in the order given;
@@ -95,23 +105,38 @@ def discover_inputs(
                 continue
             seen.add(resolved)
             found.append((resolved, name))
-    stems = batch_stems([name for _, name in found])
+    stems = batch_stems([name for _, name in found], known_stems)
     return [BatchInput(p, name, stem) for (p, name), stem in zip(found, stems, strict=True)]
 
 
-def batch_stems(names: Sequence[str]) -> list[str]:
+def batch_stems(names: Sequence[str], known: Mapping[str, Sequence[str]] | None = None) -> list[str]:
     """Output folder names for relative input names, unique and filesystem-safe.
 
     ``sub/a.ome.tiff`` becomes ``sub__a``; clashes (``a.png`` and ``a.tif``) get ``-2``, ``-3``...
-    in input order, so the same file list always maps to the same folders.
+    in input order, so the same file list always maps to the same folders. A name in ``known``
+    (folders recorded by earlier runs, first recorded first) keeps its recorded folder; the k-th
+    input of one name (the same relative name in several folders) takes its k-th recorded folder.
+    New inputs never take a recorded folder, so an existing input's folder never changes when
+    files are added.
 
     Example:
         >>> batch_stems(["a.png", "a.tif", "x/b.svs"])
         ['a', 'a-2', 'x__b']
+        >>> batch_stems(["a.png", "a.tif"], known={"a.tif": ["a"]})
+        ['a-2', 'a']
     """
-    taken: set[str] = set()
-    out: list[str] = []
+    known = known or {}
+    taken = {stem for stems in known.values() for stem in stems}
+    out: list[str | None] = []
+    assigned: set[str] = set()
     for name in names:
+        stem = next((s for s in known.get(name, ()) if s not in assigned and _is_stem(s)), None)
+        if stem is not None:
+            assigned.add(stem)
+        out.append(stem)
+    for i, name in enumerate(names):
+        if out[i] is not None:
+            continue
         parts = name.split("/")
         base = "__".join([*parts[:-1], input_stem(Path(parts[-1]))])
         base = _UNSAFE.sub("_", base).strip(".") or "input"
@@ -120,5 +145,37 @@ def batch_stems(names: Sequence[str]) -> list[str]:
             n += 1
             stem = f"{base}-{n}"
         taken.add(stem)
-        out.append(stem)
+        out[i] = stem
+    return [s for s in out if s is not None]
+
+
+def _is_stem(stem: str) -> bool:
+    """Whether a recorded folder name is one :func:`batch_stems` could have made (not a path)."""
+    return bool(stem) and not _UNSAFE.search(stem) and stem.strip(".") == stem
+
+
+def recorded_stems(ledger_path: Path) -> dict[str, list[str]]:
+    """The output folders earlier runs gave each input name, from OUT/ledger.jsonl.
+
+    Returns:
+        Input name -> folder names in the order first recorded; empty without a ledger.
+        Unreadable lines (one torn by a kill) are skipped, as :class:`wsi_screen.ledger.Ledger` does.
+    """
+    try:
+        lines = ledger_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        log.warning("%s: cannot read the output folder names recorded there: %s", ledger_path, e.strerror)
+        return {}
+    out: dict[str, list[str]] = {}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        name = entry.get("input") if isinstance(entry, dict) else None
+        stem = entry.get("stem") if isinstance(entry, dict) else None
+        if isinstance(name, str) and isinstance(stem, str) and stem not in out.setdefault(name, []):
+            out[name].append(stem)
     return out
