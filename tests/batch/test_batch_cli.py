@@ -214,3 +214,38 @@ def test_added_clashing_input_does_not_move_an_existing_folder(
     rows = [(r["input"], r["output"]) for r in read_summary(out)]
     assert rows == [("a.png", "a-2/report.json"), ("a.tif", "a/report.json")]
     assert json.loads((out / "a" / "report.json").read_text())["input"]["path"].endswith("a.tif")
+
+
+def test_ctrl_c_while_hashing_still_writes_the_summary(
+    first_run: tuple[Path, Result],
+    mixed_folder: Path,
+    run_batch_cli: Callable[..., Result],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wsi_screen.batch.core as core
+
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    real, hashed = core.sha256_file, []
+
+    def ctrl_c_on_second_input(path: Path) -> str:
+        hashed.append(path)
+        if len(hashed) == 2:
+            raise KeyboardInterrupt
+        return real(path)
+
+    monkeypatch.setattr(core, "sha256_file", ctrl_c_on_second_input)
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "*_field.*")
+    assert res.exit_code == 1  # as after Ctrl-C while screening
+    rows = read_summary(out)
+    assert [(r["input"], r["status"]) for r in rows] == [
+        (GOOD[0], "ok"),
+        (GOOD[1], "not_run"),
+        (GOOD[2], "not_run"),
+    ]
+    assert "interrupted" in rows[1]["error_message"]
+    meta = json.loads((out / "run_metadata.json").read_text())
+    assert meta["status"] == "interrupted"
+    assert meta["counts"] == {"inputs": 3, "screened": 0, "skipped_done": 1, "failed": 0, "not_run": 2}
+    assert 'href="a_field/report.html"' in (out / "index.html").read_text()

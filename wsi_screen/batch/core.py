@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 ENGINES = ("local", "ray")
 _NOT_RUN_FAIL_FAST = "not screened: --fail-fast stopped the batch at an earlier failure"
 _NOT_RUN_INTERRUPTED = "not screened: the batch was interrupted; run the same command again to resume"
+_NOT_CHECKED_INTERRUPTED = (
+    "not checked: the batch was interrupted while hashing the inputs; run the same command again to resume"
+)
 
 
 @dataclass(frozen=True)
@@ -164,41 +167,34 @@ def run_batch(
         ledger = Ledger(out / LEDGER_NAME)
         if options.resume:
             ledger.load()
-        rows: dict[int, dict[str, Any]] = {}
+        rows: dict[int, dict[str, Any]] = {}  # input index -> summary row ({} while to screen)
         todo: list[_Planned] = []
         result = BatchResult(rows=[])
-        log.info("checking %d input(s) against the ledger (hashing their contents)", len(items))
-        for i, item in enumerate(items):
-            planned = _plan(item, ledger if options.resume else None, out, model_sha, settings)
-            if isinstance(planned, dict):
-                rows[i] = planned
-                if planned["status"] == STATUS_OK:
-                    result.n_skipped += 1
-                else:
-                    result.n_failed += 1
-            else:
-                todo.append(planned)
-                rows[i] = {}  # filled when screened
-        index_of = {id(p): i for i, p in enumerate(items)}
-        log.info(
-            "batch: %d input(s), %d already done (skipped), %d to screen, engine %s",
-            len(items),
-            result.n_skipped,
-            len(todo),
-            options.engine,
-        )
         metadata = run_metadata(options, cfg, bundle, model_sha, settings, locations, out, len(items))
         write_run_metadata(out / "run_metadata.json", metadata)
-        interrupted = False
+        interrupted = stopped = False
         try:
+            _plan_all(items, ledger if options.resume else None, out, model_sha, settings, rows, todo, result)
+            log.info(
+                "batch: %d input(s), %d already done (skipped), %d to screen, engine %s",
+                len(items),
+                result.n_skipped,
+                len(todo),
+                options.engine,
+            )
+            index_of = {id(p): i for i, p in enumerate(items)}
             stopped = _screen(todo, out, options, engine_kwargs, ledger, rows, index_of, result, metadata)
         except KeyboardInterrupt:
-            # Ctrl-C: still write the summary of what is done; the same command resumes
+            # Ctrl-C, while hashing or screening: still write the summary of what is done; the same
+            # command resumes
             log.warning("interrupted: writing the summary of the inputs done so far")
             interrupted = stopped = True
         for i, item in enumerate(items):
-            if not rows[i]:
-                rows[i] = not_run_row(item, _NOT_RUN_INTERRUPTED if interrupted else _NOT_RUN_FAIL_FAST)
+            if not rows.get(i):
+                reason = _NOT_RUN_FAIL_FAST
+                if interrupted:
+                    reason = _NOT_RUN_INTERRUPTED if i in rows else _NOT_CHECKED_INTERRUPTED
+                rows[i] = not_run_row(item, reason)
                 result.n_not_run += 1
         result.rows = [rows[i] for i in range(len(items))]
         write_summary(result.rows, out)
@@ -243,6 +239,31 @@ def _detector_fingerprint(cfg: Any, detector_weights: str | None) -> dict[str, A
 
 
 _CONFIG_KEYS = ("config_path", "detector", "detector_weights", "device", "batch_size", "config")
+
+
+def _plan_all(
+    items: list[BatchInput],
+    ledger: Ledger | None,
+    out: Path,
+    model_sha: str,
+    settings: str,
+    rows: dict[int, dict[str, Any]],
+    todo: list[_Planned],
+    result: BatchResult,
+) -> None:
+    """Plan every input in order, filling ``rows`` and ``todo`` as it goes (Ctrl-C keeps what is planned)."""
+    log.info("checking %d input(s) against the ledger (hashing their contents)", len(items))
+    for i, item in enumerate(items):
+        planned = _plan(item, ledger, out, model_sha, settings)
+        if isinstance(planned, dict):
+            rows[i] = planned
+            if planned["status"] == STATUS_OK:
+                result.n_skipped += 1
+            else:
+                result.n_failed += 1
+        else:
+            todo.append(planned)
+            rows[i] = {}  # filled when screened
 
 
 def _plan(

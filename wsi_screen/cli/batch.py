@@ -1,8 +1,9 @@
 """``wsi-screen batch``: screen whole folders overnight, resumably, locally or on Ray.
 
 Exit codes: 0 every input screened (now or in an earlier run); 1 one or more inputs failed or
-were not run (each named in OUT/summary.csv and on stderr, the others still done); 2 usage or
-configuration error (bad option, config file, model or detector, no inputs, OUT in use).
+were not run, Ctrl-C included (each named in OUT/summary.csv, and on stderr unless interrupted;
+the others still done); 2 usage or configuration error (bad option, config file, model or
+detector, no inputs, OUT in use).
 """
 
 from __future__ import annotations
