@@ -19,6 +19,7 @@ import click
 from wsi_screen.cli.options import batch_size_option
 from wsi_screen.cli.options import config_option
 from wsi_screen.cli.options import device_option
+from wsi_screen.cli.options import ensure_output_folder
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 
@@ -107,6 +108,7 @@ def batch(
     if engine == "local" and ray_address:
         msg = "--ray-address needs --engine ray"
         raise click.UsageError(msg)
+    ensure_output_folder(out)
     if engine == "local" and workers:
         click.echo("note: --workers applies to --engine ray; the local engine uses one worker", err=True)
     bars = sys.stderr.isatty()

@@ -16,6 +16,7 @@ import click
 from wsi_screen.cli.options import batch_size_option
 from wsi_screen.cli.options import config_option
 from wsi_screen.cli.options import device_option
+from wsi_screen.cli.options import ensure_output_folder
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 
@@ -56,6 +57,7 @@ def run(
     from wsi_screen.runner import build_screener
     from wsi_screen.runner import screen_to_folder
 
+    ensure_output_folder(out)
     try:
         screener, info = build_screener(
             config_path=config_path,
@@ -93,7 +95,11 @@ def run(
     finally:
         if bar is not None:
             bar.close()
-    click.echo(f"index   {write_index_html(out, done, failures=failures)}")
+    try:
+        click.echo(f"index   {write_index_html(out, done, failures=failures)}")
+    except OSError as e:  # e.g. the disk filled up during the run
+        click.echo(f"FAILED  {out / 'index.html'}: cannot write ({e.strerror or e})", err=True)
+        failed = failed or 1
     if failed:
         click.echo(f"{failed} of {len(inputs)} input(s) failed", err=True)
         raise SystemExit(1)
