@@ -149,3 +149,15 @@ def test_artefact_classes_come_from_the_configuration() -> None:
     )
     assert flag(default, "many_artefacts")["status"] == "not_assessable"  # no ART class: never "not raised"
     assert default["qc"]["artefact_fraction"] is None
+
+
+def test_class_code_typos_in_the_configuration_are_refused() -> None:
+    from wsi_screen.aggregate import check_class_codes
+    from wsi_screen.errors import ConfigError
+
+    check_class_codes(AggregateConfig(), CLASSES)  # defaults: Matek codes
+    check_class_codes(AggregateConfig(blast_classes=("MYBLAST",)), (*CLASSES, "MYBLAST"))  # the model's own
+    with pytest.raises(ConfigError, match=r"aggregate\.excluded_classes: unknown class code\(s\) 'art'"):
+        check_class_codes(AggregateConfig(excluded_classes=("art", "NIF")), CLASSES)
+    with pytest.raises(ConfigError, match=r"aggregate\.blast_classes: .*'bla'"):
+        check_class_codes(AggregateConfig(blast_classes=("bla",)), CLASSES)

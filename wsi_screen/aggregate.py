@@ -16,6 +16,7 @@ from scipy.stats import binomtest
 
 from wsi_screen.classes import MATEK_CLASSES
 from wsi_screen.config import AggregateConfig
+from wsi_screen.errors import ConfigError
 
 RAISED, NOT_RAISED, NOT_ASSESSABLE = "raised", "not_raised", "not_assessable"
 
@@ -42,6 +43,34 @@ class Flag:
 
 def _pct(k: float, n: float) -> float | None:
     return None if n <= 0 else round(100.0 * k / n, 3)
+
+
+def check_class_codes(cfg: AggregateConfig, class_names: tuple[str, ...]) -> None:
+    """Refuse class codes in the configuration that are neither the model's nor Matek codes.
+
+    A typo (``art`` for ``ART``) would otherwise silently move cells in or out of the count.
+
+    Raises:
+        ConfigError: naming the key and the unknown codes.
+    """
+    known = set(class_names) | set(MATEK_CLASSES)
+    groups = {
+        "excluded_classes": cfg.excluded_classes,
+        "blast_classes": cfg.blast_classes,
+        "myeloid_classes": cfg.myeloid_classes,
+        "erythroid_classes": cfg.erythroid_classes,
+        "artefact_class": (cfg.artefact_class,),
+        "not_identifiable_class": (cfg.not_identifiable_class,),
+        "hairy_cell.hairy_class": (cfg.hairy_cell.hairy_class,),
+    }
+    for key, codes in groups.items():
+        unknown = [c for c in codes if c not in known]
+        if unknown:
+            msg = (
+                f"aggregate.{key}: unknown class code(s) {', '.join(map(repr, unknown))}; "
+                f"codes are the model's ({', '.join(class_names)}) or Matek codes (upper case)"
+            )
+            raise ConfigError(msg)
 
 
 def summarize(

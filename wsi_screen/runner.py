@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from wsi_screen.config import ScreenConfig
+from wsi_screen.errors import ConfigError
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.pipeline import Screener
 from wsi_screen.pipeline import unique_stems
@@ -92,6 +93,7 @@ def build_screener(
     Raises:
         WsiScreenError: bad configuration, model or detector.
     """
+    from wsi_screen.aggregate import check_class_codes
     from wsi_screen.classifiers import resolve_model
     from wsi_screen.classifiers.timm_classifier import TimmClassifier
     from wsi_screen.detectors import create_detector
@@ -110,6 +112,11 @@ def build_screener(
     if cfg.detector.name == "yolo":
         det_options.setdefault("device", cfg.classify.device if cfg.classify.device != "auto" else "cpu")
     bundle = resolve_model(model)
+    try:
+        check_class_codes(cfg.aggregate, bundle.class_names)
+    except ConfigError as e:
+        msg = f"{config_path or 'configuration'}: {e}"
+        raise ConfigError(msg) from e
     det = create_detector(cfg.detector.name, **det_options)
     clf = TimmClassifier(
         bundle,

@@ -118,6 +118,11 @@ def test_usage_errors_exit_2(tmp_path: Path, tiny_bundle: Path, field_2452: tupl
         main, ["run", str(field), "-o", str(tmp_path), "--model", str(tiny_bundle), "--config", str(bad)]
     )
     assert res.exit_code == 2 and "aggregate.min_cells" in res.output
+    bad.write_text('[aggregate]\nexcluded_classes = ["art", "NIF"]\n')
+    res = CliRunner().invoke(
+        main, ["run", str(field), "-o", str(tmp_path), "--model", str(tiny_bundle), "--config", str(bad)]
+    )
+    assert res.exit_code == 2 and "'art'" in res.output and str(bad) in res.output
     res = CliRunner().invoke(main, ["run", str(field), "-o", str(tmp_path), "--mpp", "nan"])
     assert res.exit_code == 2 and "not a finite number" in res.output
 
