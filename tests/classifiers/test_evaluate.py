@@ -95,3 +95,24 @@ def test_cli_evaluate(tiny_bundle: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["evaluate", "no_such_model", str(data), "-o", str(tmp_path / "out")])
     assert res.exit_code == 1
     assert "no_such_model" in res.output
+
+
+def test_unreadable_images_are_skipped_and_listed_not_scored(tiny_bundle: Path, tmp_path: Path) -> None:
+    from wsi_screen.cli import main
+
+    data = tmp_path / "data"
+    _write(data, "BLA", 3)
+    _write(data, "LYT", 3)
+    good = (data / "BLA" / "BLA_000.jpg").read_bytes()
+    (data / "BLA" / "BLA_trunc.jpg").write_bytes(good[: len(good) // 2])  # truncated JPEG
+    (data / "LYT" / "LYT_text.png").write_text("not an image")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        main, ["evaluate", str(tiny_bundle), str(data), "-o", str(out), "--device", "cpu"]
+    )
+    assert res.exit_code == 1, res.output
+    assert "BLA_trunc.jpg" in res.output and "LYT_text.png" in res.output and "Traceback" not in res.output
+    saved = json.loads((out / "metrics.json").read_text())
+    assert sorted(Path(u["path"]).name for u in saved["unreadable"]) == ["BLA_trunc.jpg", "LYT_text.png"]
+    assert saved["n_evaluated"] == 6
+    assert len((out / "predictions.csv").read_text().splitlines()) == 7

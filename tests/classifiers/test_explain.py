@@ -93,3 +93,22 @@ def test_cli_explain_and_embedding(tiny_bundle: Path, patches: np.ndarray, tmp_p
     assert json.loads((out / "explanations.json").read_text())[0]["method"] == "gradcam"
     assert len((out / "embedding.csv").read_text().splitlines()) == 7
     assert (out / "embedding.png").is_file()
+
+
+def test_cli_explain_goes_on_past_an_unreadable_image(
+    tiny_bundle: Path, patches: np.ndarray, tmp_path: Path
+) -> None:
+    from wsi_screen.cli import main
+
+    img = tmp_path / "BLA_1.png"
+    cv2.imwrite(str(img), patches[0][:, :, ::-1])
+    bad = tmp_path / "text.png"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        main, ["explain", str(tiny_bundle), str(bad), str(img), "-o", str(out), "--device", "cpu"]
+    )
+    assert res.exit_code == 1
+    assert "text.png" in res.output and "1 of 2 image(s) could not be read" in res.output
+    assert (out / "BLA_1_gradcam.png").is_file()
+    assert [r["image"] for r in json.loads((out / "explanations.json").read_text())] == [str(img)]

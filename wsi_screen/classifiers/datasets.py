@@ -166,18 +166,21 @@ def kfold_splits(labels: np.ndarray, *, folds: int, seed: int) -> list[tuple[np.
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as RGB uint8 HxWx3.
+    """Read an image file as RGB uint8 HxWx3, as ``run`` reads fields (truncation is an error).
 
     Raises:
-        InputError: the file cannot be decoded.
+        InputError: the file cannot be decoded, is truncated or is empty.
     """
-    import cv2
+    from wsi_screen.sources.base import significant_bits
+    from wsi_screen.sources.base import to_rgb8
+    from wsi_screen.sources.field import read_image_file
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        msg = f"{path}: cannot decode image"
+    arr, _ = read_image_file(Path(path))
+    rgb = to_rgb8(arr, where=str(path), bits=significant_bits(arr))
+    if rgb.size == 0:
+        msg = f"{path}: image has zero size"
         raise InputError(msg)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return rgb
 
 
 def fit_patch(rgb: np.ndarray, patch_size_px: int, *, scale: float | None = 1.0) -> np.ndarray:
@@ -245,6 +248,7 @@ def load_patches(
     input_size: int | None = None,
     interpolation: str = "bilinear",
     preprocess: str | None = None,
+    errors: list[tuple[int, str]] | None = None,
 ) -> np.ndarray:
     """Load images as uint8 Nx S x S x3, S = ``input_size`` when given else ``patch_size_px``.
 
@@ -255,6 +259,8 @@ def load_patches(
         input_size: when given, resize each patch as the evaluation transform does.
         interpolation: resize interpolation of the model (``bilinear`` or ``area``).
         preprocess: ``shah`` to apply NLM denoising + sharpening (on the full patch).
+        errors: when given, an unreadable image is recorded here as (index, message) and its row
+            left black instead of raising :class:`InputError`.
     """
     from wsi_screen.classifiers.augment import shah_preprocess
     from wsi_screen.classifiers.timm_classifier import resize_patches
@@ -262,7 +268,15 @@ def load_patches(
     side = input_size or patch_size_px
     out = np.empty((len(paths), side, side, 3), dtype=np.uint8)
     for i, p in enumerate(paths):
-        patch = fit_patch(read_rgb(p), patch_size_px, scale=scale)
+        try:
+            rgb = read_rgb(p)
+        except InputError as e:
+            if errors is None:
+                raise
+            errors.append((i, str(e)))
+            out[i] = 0
+            continue
+        patch = fit_patch(rgb, patch_size_px, scale=scale)
         if preprocess == "shah":
             patch = shah_preprocess(patch)
         if input_size:

@@ -69,8 +69,13 @@ def predict_folder(
     device: str = "auto",
     batch_size: int = 64,
     chunk: int = 512,
+    errors: list[tuple[int, str]] | None = None,
 ) -> np.ndarray:
-    """Class probabilities (N x C) of every item of ``ps``."""
+    """Class probabilities (N x C) of every item of ``ps``.
+
+    With ``errors`` given, unreadable images are recorded there as (index, message) (their rows
+    are meaningless and must be dropped) instead of stopping the evaluation.
+    """
     from wsi_screen.classifiers.timm_classifier import TimmClassifier
 
     clf = TimmClassifier(bundle, device=device, batch_size=batch_size)
@@ -78,7 +83,10 @@ def predict_folder(
     paths = ps.paths
     out = []
     for s in range(0, len(paths), chunk):
-        arr = load_patches(paths[s : s + chunk], patch_size_px=bundle.patch_size_px, scale=scale)
+        bad: list[tuple[int, str]] | None = None if errors is None else []
+        arr = load_patches(paths[s : s + chunk], patch_size_px=bundle.patch_size_px, scale=scale, errors=bad)
+        if errors is not None and bad:
+            errors.extend((s + i, msg) for i, msg in bad)
         out.append(clf.classify_arrays(arr))
     if not out:
         return np.zeros((0, len(bundle.class_names)), dtype=np.float32)
@@ -200,10 +208,22 @@ def evaluate_bundle(
     extra = [LabelledImage(p, lab, None) for lab, ps_ in ps.unmapped.items() for p in ps_]
     full = PatchSet(ps.root, ps.items + tuple(extra), ps.dropped, ps.unmapped, ps.class_names)
     codes = [str(it.target) for it in ps.items] + [it.source_label for it in extra]
-    all_paths = full.paths
-    probs = predict_folder(bundle, full, mpp=mpp, device=device)
+    all_paths = all_paths_full = full.paths
+    errors: list[tuple[int, str]] = []
+    probs = predict_folder(bundle, full, mpp=mpp, device=device, errors=errors)
+    if errors:  # unreadable images are reported, never scored
+        bad = {i for i, _ in errors}
+        for _, msg in errors:
+            log.warning("skipped unreadable image %s", msg)
+        keep = [i for i in range(len(codes)) if i not in bad]
+        codes = [codes[i] for i in keep]
+        all_paths = [all_paths[i] for i in keep]
+        probs = probs[keep]
     names = list(bundle.class_names)
     m = classification_metrics(codes, probs, names, tolerance=tolerance, blast_classes=blast_classes)
+    m["unreadable"] = [
+        {"path": str(all_paths_full[i].relative_to(ps.root)), "error": msg} for i, msg in errors
+    ]
     m["model"] = {
         "name": bundle.name,
         "architecture": bundle.architecture,

@@ -67,6 +67,9 @@ def evaluate(
 ) -> None:
     """Evaluate MODEL (bundle folder or shipped name) on DATA (class folders) into -o.
 
+    Unreadable or truncated images are skipped, listed in metrics.json (`unreadable`) and on
+    stderr, and make the exit code 1; the metrics cover the other images.
+
     Example: wsi-screen evaluate default ../shared/data/pbc --scheme pbc_matek --mpp 0.2155 -o out
     """
     from wsi_screen.classifiers import resolve_model
@@ -99,3 +102,8 @@ def evaluate(
     for code, u in m.get("unknown_classes", {}).items():
         click.echo(f"  {code}: {u['n']} image(s) of a class the model does not have (not assessable)")
     click.echo(f"wrote {out / 'metrics.json'}")
+    for bad in m.get("unreadable", []):
+        click.echo(f"SKIPPED {bad['error']}", err=True)
+    if m.get("unreadable"):
+        click.echo(f"{len(m['unreadable'])} unreadable image(s) skipped", err=True)
+        raise SystemExit(1)

@@ -58,13 +58,15 @@ def explain(
     only: Path | None,
     device: str,
 ) -> None:
-    r"""Explain MODEL's decisions on IMAGE files (maps written to -o); optionally embed a folder.
+    """Explain MODEL's decisions on IMAGE files (maps written to -o); optionally embed a folder.
+
+    Unreadable images are named on stderr and make the exit code 1; the others are explained.
 
     \b
     Examples:
       wsi-screen explain default BLA_00001.jpg -o out --method smoothgrad
       wsi-screen explain default -o out --embedding ../shared/data/matek_bm
-    """
+    """  # noqa: D301 - click needs a real \b (backspace) to keep the example lines unwrapped
     import numpy as np
 
     from wsi_screen.classifiers import resolve_model
@@ -84,11 +86,18 @@ def explain(
         scale = None if mpp is None else mpp / bundle.mpp
         out.mkdir(parents=True, exist_ok=True)
         records = []
+        unreadable: list[tuple[int, str]] = []
         if images:
-            patches = load_patches(list(images), patch_size_px=bundle.patch_size_px, scale=scale)
-            for img, patch, exp in zip(
-                images, patches, explain_patches(clf, patches, method=method, target=target), strict=True
-            ):
+            patches = load_patches(
+                list(images), patch_size_px=bundle.patch_size_px, scale=scale, errors=unreadable
+            )
+            for _, msg in unreadable:
+                click.echo(f"FAILED  {msg}", err=True)
+            bad = {i for i, _ in unreadable}
+            readable = [img for i, img in enumerate(images) if i not in bad]
+            patches = patches[[i for i in range(len(images)) if i not in bad]]
+            explained = explain_patches(clf, patches, method=method, target=target) if readable else []
+            for img, patch, exp in zip(readable, patches, explained, strict=True):
                 stem = f"{img.stem}_{method}"
                 overlay_figure(patch, exp, out / f"{stem}.png", title=img.name)
                 with (out / f"{stem}.npy").open("wb") as f:
@@ -112,6 +121,9 @@ def explain(
             _embed(clf, embed_data, out, scheme=scheme, only=only, scale=scale, method=embed_method)
     except WsiScreenError as e:
         raise click.ClickException(str(e)) from e
+    if unreadable:
+        click.echo(f"{len(unreadable)} of {len(images)} image(s) could not be read", err=True)
+        raise SystemExit(1)
 
 
 def _embed(
