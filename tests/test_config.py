@@ -81,3 +81,13 @@ def test_integers_are_accepted_where_numbers_are_expected(tmp_path: Path) -> Non
     cfg = ScreenConfig.from_file(p)
     assert cfg.aggregate.low_confidence == 1.0 and isinstance(cfg.aggregate.low_confidence, float)
     assert cfg.aggregate.blast_cutoffs_percent == (5.0, 10.5)
+
+
+def test_detector_weights_imply_the_yolo_detector() -> None:
+    from wsi_screen.errors import WsiScreenError
+    from wsi_screen.runner import resolve_config
+
+    assert resolve_config(detector_weights="yolo-wbc").detector.name == "yolo"
+    assert resolve_config().detector.name == "foreground"
+    with pytest.raises(WsiScreenError, match="applies to --detector yolo only, not foreground"):
+        resolve_config(detector="foreground", detector_weights="yolo-wbc")

@@ -66,10 +66,12 @@ def resolve_config(
         cfg = cfg.replace("classify", device=device)
     if batch_size is not None:
         cfg = cfg.replace("classify", batch_size=batch_size)
+    if detector is None and detector_weights is not None:
+        detector = "yolo"  # weights name the YOLO detector: --detector yolo is implied
     if detector is not None and detector != cfg.detector.name:
         cfg = cfg.replace("detector", name=detector, options={})
     if detector_weights is not None and cfg.detector.name != "yolo":
-        msg = "--detector-weights applies to --detector yolo only"
+        msg = f"--detector-weights applies to --detector yolo only, not {cfg.detector.name}"
         raise WsiScreenError(msg)
     return cfg
 

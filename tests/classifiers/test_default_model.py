@@ -68,4 +68,4 @@ def test_cli_models_lists_default() -> None:
     assert res.exit_code == 0
     assert "CC BY 4.0" in res.output
     res = CliRunner().invoke(main, ["models", "--card", "nope"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2 and "yolo-wbc" in res.output  # a usage error that lists what there is

@@ -30,7 +30,9 @@ def models(show_card: str | None) -> None:
             try:
                 bundle = resolve_model(show_card)
             except WsiScreenError as e:
-                raise click.ClickException(str(e)) from e
+                detectors = sorted(p.parent.name for p in models_dir().glob("*/detector.json"))
+                msg = f"{e}; shipped detectors: {', '.join(detectors) or 'none'}"
+                raise click.BadParameter(msg, param_hint="--card") from e
             card = (bundle.path or models_dir() / show_card) / "MODEL_CARD.md"
         if not card.is_file():
             msg = f"{card}: model {show_card} has no MODEL_CARD.md"
