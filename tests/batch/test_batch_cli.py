@@ -189,7 +189,8 @@ def test_review_apply_keeps_the_batch_failures_in_the_index(
     folder = out / "a_field"
     report = json.loads((folder / "report.json").read_text())
     corr = tmp_path / "c.json"
-    corr.write_text(json.dumps({"input_sha256": report["input"]["sha256"], "corrections": []}))
+    doc = {"format": "wsi-screen-corrections", "input_sha256": report["input"]["sha256"], "corrections": []}
+    corr.write_text(json.dumps(doc))
     res = CliRunner().invoke(main, ["review", "apply", str(folder), str(corr), "--reviewer", "QA"])
     assert res.exit_code == 0, res.output
     after = (out / "index.html").read_text()

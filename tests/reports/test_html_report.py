@@ -16,6 +16,7 @@ from _fixtures import fake_out  # noqa: F401 - pytest fixture
 from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.assets import read_assets
 from wsi_screen.reports.html_report import render_report_html
+from wsi_screen.reports.review import screening_of
 
 SECTIONS = (
     "header",
@@ -59,10 +60,14 @@ def test_metadata_cannot_break_out(fake_out):
     html = render_report_html(
         bad, pl.read_parquet(out / "cells.parquet"), read_assets(out / "report_assets.json")
     )
-    assert html.count("<script") == 2  # the JSON data block and the page script only
+    assert html.count("<script") == 3  # the two JSON data blocks and the page script only
     assert "<b onmouseover" not in html
     data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S).group(1)
     assert json.loads(data)["input"] == bad["input"]["path"]
+    data = re.search(r'<script type="application/json" id="screening-data">(.*?)</script>', html, re.S).group(
+        1
+    )
+    assert json.loads(data)["detector"]["name"] == bad["detector"]["name"]
 
 
 def test_gallery_and_queue_caps(tmp_path):
@@ -155,6 +160,7 @@ PROBE = """<script>
   HTMLAnchorElement.prototype.click = function () { out.download = this.download; };  // no file saved
   document.getElementById("export").click();
   out.exported = JSON.parse(parts[0]).corrections;
+  out.doc = JSON.parse(parts[0]);
   out.id = Number(id);
   key("Backspace");
   out.count0 = document.getElementById("corr-count").textContent;
@@ -186,6 +192,13 @@ def test_review_keyboard_export_and_locate(fake_out, chromium, tmp_path):
     assert probe["exported"] == [
         {"cell_id": probe["id"], "class": "NGS", "predicted": probe["exported"][0]["predicted"]}
     ]
+    doc = probe["doc"]
+    assert (doc["format"], doc["version"], doc["input_sha256"]) == (
+        "wsi-screen-corrections",
+        1,
+        report["input"]["sha256"],
+    )
+    assert doc["screening"] == screening_of(json.loads((out / "report.json").read_text()))
     assert probe["count0"] == "0 corrections"
     assert probe["download"] == "corrections.json"
     assert probe["highlight"]

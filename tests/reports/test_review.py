@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -12,6 +14,7 @@ from click.testing import CliRunner
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.reports.review import ReviewError
 from wsi_screen.reports.review import apply_review
+from wsi_screen.reports.review import screening_of
 from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
 
@@ -40,15 +43,20 @@ def hand_made(tmp_path):
     return out, report
 
 
+SHA = hashlib.sha256(b"fake input").hexdigest()  # of the hand_made input
+
+
 def _write(path, corrections, **extra):
-    path.write_text(json.dumps({"format": "wsi-screen-corrections", "corrections": corrections, **extra}))
+    doc = {"format": "wsi-screen-corrections", "version": 1, "input_sha256": SHA, "corrections": corrections}
+    path.write_text(json.dumps({**doc, **extra}))
     return path
 
 
 def test_apply_recomputes_counts_and_flags(hand_made, tmp_path):
     out, before = hand_made
-    corr = _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}, {"cell_id": 5, "class": "ART"}], reviewer="AB",
-                  input_sha256=before["input"]["sha256"])  # fmt: skip
+    corr = _write(
+        tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}, {"cell_id": 5, "class": "ART"}], reviewer="AB"
+    )
     new = apply_review(out, corr)
     assert new["cells_counted"] == 19
     assert new["cells_detected"] == 20
@@ -104,8 +112,7 @@ def test_reapply_merges_and_reverts(hand_made, tmp_path):
 )
 def test_invalid_corrections_name_the_file(hand_made, tmp_path, corrections, message):
     out, _ = hand_made
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"corrections": corrections}))
+    path = _write(tmp_path / "bad.json", corrections)
     with pytest.raises(ReviewError, match="bad.json") as e:
         apply_review(out, path)
     assert message in str(e.value)
@@ -229,3 +236,114 @@ def test_cli_malformed_report_exits_2_without_traceback(hand_made, tmp_path):
     assert "report.json" in res.output
     assert "at blast" in res.output
     assert "Traceback" not in res.output
+
+
+def _page_screening(html: str) -> dict:
+    """The screening block report.html exports with its corrections."""
+    block = re.search(r'<script type="application/json" id="screening-data">(.*?)</script>', html, re.S)
+    assert block, "report.html has no screening-data block"
+    return json.loads(block.group(1))
+
+
+def test_page_records_the_screening_that_review_checks(hand_made):
+    out, report = hand_made
+    on_disk = json.loads((out / "report.json").read_text())
+    assert _page_screening((out / "report.html").read_text()) == screening_of(on_disk)
+    assert screening_of(on_disk)["mpp"] == report["input"]["mpp"]
+    script = (out / "report.html").read_text()
+    assert "screening: screening" in script  # the export carries it
+
+
+def test_export_as_the_page_writes_it_is_applied_and_survives_a_review(hand_made, tmp_path):
+    out, _ = hand_made
+    screening = _page_screening((out / "report.html").read_text())
+    first = [{"cell_id": 0, "class": "LYT", "predicted": "BLA"}]
+    apply_review(out, _write(tmp_path / "a.json", first, screening=screening))
+    screening = _page_screening((out / "report.html").read_text())  # the re-rendered page
+    second = [
+        {"cell_id": 0, "class": "LYT", "predicted": "BLA"},
+        {"cell_id": 4, "class": "BLA", "predicted": "LYT"},
+    ]
+    new = apply_review(out, _write(tmp_path / "b.json", second, screening=screening))
+    assert new["review"]["n_corrections"] == 2
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"format": None}, "not a corrections file exported from report.html"),
+        ({"format": "other-tool"}, "not a corrections file exported from report.html"),
+        ({"version": 2}, "version 2 is not supported"),
+        ({"input_sha256": None}, "'input_sha256' must be a string (the sha256 of the screened input)"),
+        ({"screening": "x"}, "'screening' must be an object"),
+    ],
+)
+def test_corrections_without_the_format_marker_or_input_sha_are_refused(hand_made, tmp_path, doc, message):
+    out, _ = hand_made
+    path = _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}])
+    content = {k: v for k, v in {**json.loads(path.read_text()), **doc}.items() if v is not None}
+    path.write_text(json.dumps(content))
+    before = _snapshot(out)
+    with pytest.raises(ReviewError, match=r"c\.json: ") as e:
+        apply_review(out, path)
+    assert message in str(e.value)
+    assert _snapshot(out) == before
+
+
+def test_bare_list_is_refused(hand_made, tmp_path):
+    out, _ = hand_made
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps([{"cell_id": 0, "class": "LYT"}]))
+    with pytest.raises(ReviewError, match=r"c\.json: not a corrections file"):
+        apply_review(out, path)
+
+
+def test_correction_whose_predicted_class_differs_is_refused(hand_made, tmp_path):
+    out, _ = hand_made  # cells 0-1 predicted BLA, 2-19 LYT
+    before = _snapshot(out)
+    corr = [{"cell_id": 0, "class": "LYT", "predicted": "BLA"}, {"cell_id": 3, "class": "BLA", "predicted": "PMO"},
+            {"cell_id": 4, "class": "BLA", "predicted": "MON"}]  # fmt: skip
+    with pytest.raises(ReviewError) as e:
+        apply_review(out, _write(tmp_path / "old.json", corr))
+    text = str(e.value)
+    assert "old.json" in text
+    assert "cell 3 was predicted PMO" in text
+    assert "this report predicts LYT" in text
+    assert "another screening" in text
+    assert "\n" not in text
+    assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("mpp", 100.0, "pixel size (um/px) 100.0, this report 0.0862"),
+        ("model_sha256", "1" * 64, "model sha256"),
+        ("detector", {"name": "yolo", "params": {}}, "detector"),
+        ("generated_at", "2020-01-01T00:00:00+00:00", "report generated at 2020-01-01"),
+    ],
+)
+def test_corrections_from_another_screening_are_refused(hand_made, tmp_path, field, value, message):
+    out, _ = hand_made
+    screening = {**_page_screening((out / "report.html").read_text()), field: value}
+    before = _snapshot(out)
+    corr = _write(
+        tmp_path / "c.json", [{"cell_id": 0, "class": "LYT", "predicted": "BLA"}], screening=screening
+    )
+    with pytest.raises(ReviewError, match=r"c\.json: made on another screening of this input") as e:
+        apply_review(out, corr)
+    assert message in str(e.value)
+    assert _snapshot(out) == before
+
+
+def test_cli_refuses_corrections_of_another_screening_exit_2(hand_made, tmp_path):
+    from wsi_screen.cli import main
+
+    out, _ = hand_made
+    before = _snapshot(out)
+    corr = _write(tmp_path / "c.json", [{"cell_id": 5, "class": "BLA", "predicted": "ART"}])
+    res = CliRunner().invoke(main, ["review", "apply", str(out), str(corr)])
+    assert res.exit_code == 2, res.output
+    assert "c.json: cell 5 was predicted ART" in res.output
+    assert "Traceback" not in res.output
+    assert _snapshot(out) == before

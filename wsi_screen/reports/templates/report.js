@@ -3,6 +3,7 @@
   var errors = 0;
   window.addEventListener("error", function () { errors += 1; document.body.dataset.jsErrors = String(errors); });
   var data = JSON.parse(document.getElementById("report-data").textContent);
+  var screening = JSON.parse(document.getElementById("screening-data").textContent);
   var C = data.cells, names = data.classes, n = C.id.length;
   var rowOf = new Map(), current = new Array(n);
   for (var i = 0; i < n; i++) { rowOf.set(C.id[i], i); current[i] = C.rev[i] >= 0 ? C.rev[i] : C.pred[i]; }
@@ -176,6 +177,7 @@
     }
     var doc = {
       format: "wsi-screen-corrections", version: 1, input: data.input, input_sha256: data.input_sha256,
+      screening: screening,
       reviewer: reviewerInput.value || null, created_at: new Date().toISOString(), corrections: list
     };
     var blob = new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" });
