@@ -250,3 +250,121 @@ def test_ctrl_c_while_hashing_still_writes_the_summary(
     assert meta["status"] == "interrupted"
     assert meta["counts"] == {"inputs": 3, "screened": 0, "skipped_done": 1, "failed": 0, "not_run": 2}
     assert 'href="a_field/report.html"' in (out / "index.html").read_text()
+
+
+def _review_a_field(out: Path, tmp_path: Path, folder: str = "a_field") -> dict:
+    """Apply one correction that changes the cell count of OUT/<folder>/; return the new report."""
+    from click.testing import CliRunner
+
+    from wsi_screen.cli import main
+
+    report = json.loads((out / folder / "report.json").read_text())
+    predicted = pl.read_parquet(out / folder / "cells.parquet")["predicted_class"][0]
+    new_class = "LYT" if predicted in ("ART", "NIF") else "ART"  # into or out of the differential
+    item = {"cell_id": 0, "class": new_class, "predicted": predicted}
+    doc = {
+        "format": "wsi-screen-corrections",
+        "input_sha256": report["input"]["sha256"],
+        "corrections": [item],
+    }
+    corr = tmp_path / f"{folder}.json"
+    corr.write_text(json.dumps(doc))
+    res = CliRunner().invoke(main, ["review", "apply", str(out / folder), str(corr)])
+    assert res.exit_code == 0, res.output
+    return json.loads((out / folder / "report.json").read_text())
+
+
+def _other_lines(csv: bytes) -> list[str]:
+    """The lines of summary.csv but a_field.png's, byte for byte."""
+    return [line for line in csv.decode().splitlines() if not line.startswith("a_field.png,")]
+
+
+def test_review_apply_updates_the_inputs_row_of_the_summary(
+    first_run: tuple[Path, Result], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    shutil.copytree(out / "a_field", out / "old_input")  # not in the summary: nothing to update
+    files = ("summary.csv", "summary.parquet")
+    before = {name: (out / name).read_bytes() for name in files}
+    _review_a_field(out, tmp_path, "old_input")
+    assert {name: (out / name).read_bytes() for name in files} == before
+    rows_before = read_summary(out, timings=True)
+    assert {r["reviewed"] for r in rows_before if r["status"] == "ok"} == {"false"}
+    report = _review_a_field(out, tmp_path)
+    rows = read_summary(out, timings=True)
+    row = next(r for r in rows if r["input"] == "a_field.png")
+    old = next(r for r in rows_before if r["input"] == "a_field.png")
+    raised = ";".join(f["name"] for f in report["flags"] if f["status"] == "raised")
+    assert int(row["cells_counted"]) == report["cells_counted"] != int(old["cells_counted"])
+    assert (row["reviewed"], row["flags_raised"]) == ("true", raised)
+    blast = report["blast"]["percent"]
+    assert row["blast_percent"] == ("" if blast is None else str(float(blast)))
+    unchanged = [k for k in row if k not in ("cells_counted", "blast_percent", "blast_ci95_low", "blast_ci95_high",
+                                             "flags_raised", "reviewed")]  # fmt: skip
+    assert {k: row[k] for k in unchanged} == {k: old[k] for k in unchanged}
+    assert _other_lines((out / "summary.csv").read_bytes()) == _other_lines(before["summary.csv"])
+    frame = pl.read_parquet(out / "summary.parquet")
+    old_frame = pl.read_parquet(before["summary.parquet"])
+    assert frame.schema == old_frame.schema
+    assert frame.filter(pl.col("input") != "a_field.png").equals(
+        old_frame.filter(pl.col("input") != "a_field.png")
+    )
+    new_row = frame.filter(pl.col("input") == "a_field.png").to_dicts()[0]
+    old_row = old_frame.filter(pl.col("input") == "a_field.png").to_dicts()[0]
+    assert {k: new_row[k] for k in unchanged} == {k: old_row[k] for k in unchanged}
+    assert (new_row["cells_counted"], new_row["reviewed"]) == (report["cells_counted"], True)
+    assert new_row["blast_percent"] == report["blast"]["percent"]
+    assert temp_files(out) == []
+
+
+def test_resumed_batch_keeps_the_reviewed_figures(
+    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    _review_a_field(out, tmp_path)
+    reviewed = read_summary(out)
+    res = run_batch_cli(str(mixed_folder), "-o", str(out))
+    assert "0 screened, 3 done earlier" in res.output
+    assert read_summary(out) == reviewed  # the batch's own summary writer agrees with review apply
+
+
+def test_review_apply_adds_the_reviewed_column_to_an_older_summary(
+    first_run: tuple[Path, Result], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    older = pl.read_parquet(out / "summary.parquet").drop("reviewed")
+    older.write_parquet(out / "summary.parquet")
+    older.write_csv(out / "summary.csv")
+    _review_a_field(out, tmp_path)
+    frame = pl.read_parquet(out / "summary.parquet")
+    assert frame.columns == [*older.columns, "reviewed"]
+    assert frame["reviewed"].to_list() == [x == "a_field.png" or None for x in frame["input"]]
+    rows = {r["input"]: r["reviewed"] for r in read_summary(out)}
+    assert rows == {x: ("true" if x == "a_field.png" else "") for x in frame["input"]}
+
+
+def test_unreadable_summary_file_is_a_warning_and_the_other_is_updated(
+    first_run: tuple[Path, Result], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from wsi_screen.cli import main
+
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    (out / "summary.parquet").write_bytes(b"not parquet\n")
+    folder = out / "a_field"
+    report = json.loads((folder / "report.json").read_text())
+    doc = {"format": "wsi-screen-corrections", "input_sha256": report["input"]["sha256"], "corrections": []}
+    corr = tmp_path / "c.json"
+    corr.write_text(json.dumps(doc))
+    res = CliRunner().invoke(main, ["review", "apply", str(folder), str(corr)])
+    assert res.exit_code == 0, res.output
+    warning = next(line for line in res.output.splitlines() if line.startswith("warning:"))
+    assert "summary.parquet: cannot update the batch summary" in warning
+    assert "Traceback" not in res.output
+    assert (out / "summary.parquet").read_bytes() == b"not parquet\n"
+    assert next(r for r in read_summary(out) if r["input"] == "a_field.png")["reviewed"] == "true"

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from wsi_screen.batch.discover import BatchInput
+from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import atomic_write_with
 from wsi_screen.types import Failure
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from wsi_screen.batch.core import BatchOptions
 
 log = logging.getLogger(__name__)
@@ -46,25 +49,42 @@ SUMMARY_SCHEMA: dict[str, str] = {
     "mpp_source": "str",
     "input_sha256": "str",
     **{f"time_{s}_s": "float" for s in TIMING_STAGES},
+    "reviewed": "bool",  # last: columns added later keep the positions of the earlier ones
 }
 TIMING_COLUMNS = tuple(f"time_{s}_s" for s in TIMING_STAGES)
+SUMMARY_PARQUET = "summary.parquet"
+SUMMARY_CSV = "summary.csv"
+
+
+class SummaryError(WsiScreenError):
+    """OUT/summary.parquet or OUT/summary.csv cannot be read or written; the message names it."""
+
+    stage = "summary"
+
+
+def report_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """The summary columns that a review changes, from report.json content."""
+    blast = report.get("blast") or {}
+    ci = blast.get("ci95") or [None, None]
+    raised = [f["name"] for f in report.get("flags", []) if f.get("status") == "raised"]
+    return {
+        "cells_detected": report.get("cells_detected"),
+        "cells_counted": report.get("cells_counted"),
+        "blast_percent": blast.get("percent"),
+        "blast_ci95_low": ci[0],
+        "blast_ci95_high": ci[1],
+        "flags_raised": ";".join(raised),
+        "reviewed": "review" in report,
+    }
 
 
 def ok_row(item: BatchInput, report: dict[str, Any]) -> dict[str, Any]:
-    """Summary row of a screened input, from its report.json content."""
-    blast = report.get("blast") or {}
-    ci = blast.get("ci95") or [None, None]
+    """Summary row of a screened input, from its report.json content (reviewed figures after a review)."""
     timings = report.get("timings_s") or {}
-    raised = [f["name"] for f in report.get("flags", []) if f.get("status") == "raised"]
     row = _empty_row(item, STATUS_OK)
     row.update(
         output=f"{item.stem}/report.json",
-        cells_detected=report.get("cells_detected"),
-        cells_counted=report.get("cells_counted"),
-        blast_percent=blast.get("percent"),
-        blast_ci95_low=ci[0],
-        blast_ci95_high=ci[1],
-        flags_raised=";".join(raised),
+        **report_figures(report),
         mpp=report.get("input", {}).get("mpp"),
         mpp_source=report.get("input", {}).get("mpp_source"),
         input_sha256=report.get("input", {}).get("sha256"),
@@ -102,15 +122,105 @@ def _empty_row(item: BatchInput, status: str) -> dict[str, Any]:
     return row
 
 
-def write_summary(rows: Sequence[dict[str, Any]], out: Path) -> None:
-    """Write OUT/summary.parquet and OUT/summary.csv atomically, rows in input order."""
+def _schema() -> dict[str, pl.DataType]:
     import polars as pl
 
-    types = {"str": pl.String, "int": pl.Int64, "float": pl.Float64}
-    schema = {k: types[v] for k, v in SUMMARY_SCHEMA.items()}
-    frame = pl.DataFrame([{k: r.get(k) for k in SUMMARY_SCHEMA} for r in rows], schema=schema, orient="row")
-    atomic_write_with(out / "summary.parquet", lambda p: frame.write_parquet(p))
-    atomic_write_with(out / "summary.csv", lambda p: frame.write_csv(p))
+    types = {"str": pl.String(), "int": pl.Int64(), "float": pl.Float64(), "bool": pl.Boolean()}
+    return {k: types[v] for k, v in SUMMARY_SCHEMA.items()}
+
+
+def _frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    import polars as pl
+
+    return pl.DataFrame([{k: r.get(k) for k in SUMMARY_SCHEMA} for r in rows], schema=_schema(), orient="row")
+
+
+def write_summary(rows: Sequence[dict[str, Any]], out: Path) -> None:
+    """Write OUT/summary.parquet and OUT/summary.csv atomically, rows in input order."""
+    frame = _frame(rows)
+    atomic_write_with(out / SUMMARY_PARQUET, lambda p: frame.write_parquet(p))
+    atomic_write_with(out / SUMMARY_CSV, lambda p: frame.write_csv(p))
+
+
+def update_reviewed_input(out: Path, folder: str, report: dict[str, Any]) -> list[Path]:
+    """Put the reviewed figures of OUT/<folder>/ into its row of OUT/summary.parquet and summary.csv.
+
+    Only that row's figures change (cells, blast % and interval, raised flags, ``reviewed``); every
+    other row and column is kept as it was, and a summary written before the ``reviewed`` column
+    existed gains it. Each file is rewritten atomically; a missing file, or one without a row for
+    that folder and input, is left alone.
+
+    Returns:
+        The summary files rewritten.
+
+    Raises:
+        SummaryError: a summary file cannot be read or written (the other one is still updated);
+            the one-line message names it.
+    """
+    output = f"{folder}/{REPORT_JSON}"
+    sha = report.get("input", {}).get("sha256")
+    figures = report_figures(report)
+    done, errors = [], []
+    for name in (SUMMARY_PARQUET, SUMMARY_CSV):
+        path = out / name
+        try:
+            if path.is_file() and _update_file(path, output, sha, figures):
+                done.append(path)
+        except SummaryError as e:
+            errors.append(str(e))
+    if errors:
+        raise SummaryError("; ".join(errors))
+    return done
+
+
+def _update_file(path: Path, output: str, sha: str | None, figures: dict[str, Any]) -> bool:
+    """Rewrite the row of ``output`` in one summary file; False when it has no such row."""
+    import polars as pl
+
+    csv = path.name == SUMMARY_CSV
+    try:  # the CSV is kept as text so that the other rows are written back byte for byte
+        frame = pl.read_csv(path, infer_schema=False) if csv else pl.read_parquet(path)
+        if "output" not in frame.columns:
+            msg = f"{path}: not a batch summary (no 'output' column)"
+            raise SummaryError(msg)
+        mask = pl.col("output") == output
+        if sha and "input_sha256" in frame.columns:
+            mask &= pl.col("input_sha256").is_null() | (pl.col("input_sha256") == sha)
+        if not frame.select(mask.any()).item():
+            return False
+        new = _set_row(frame, mask, _as_csv_text(figures) if csv else figures, text=csv)
+        atomic_write_with(path, (lambda p: new.write_csv(p)) if csv else (lambda p: new.write_parquet(p)))
+    except (OSError, pl.exceptions.PolarsError) as e:
+        reason = " ".join(str(e).split())  # one line
+        msg = f"{path}: cannot update the batch summary: {reason}"
+        raise SummaryError(msg) from e
+    return True
+
+
+def _set_row(frame: pl.DataFrame, mask: pl.Expr, values: dict[str, Any], *, text: bool) -> pl.DataFrame:
+    """``frame`` with ``values`` in the rows of ``mask``; a column it lacks is added (null elsewhere).
+
+    ``text``: the frame holds the CSV's text, so an added column is text too.
+    """
+    import polars as pl
+
+    schema = _schema()
+    exprs = []
+    for name, value in values.items():
+        dtype = frame.schema.get(name) or (pl.String() if text else schema[name])
+        current = pl.col(name) if name in frame.columns else pl.lit(None, dtype)
+        exprs.append(pl.when(mask).then(pl.lit(value).cast(dtype)).otherwise(current).alias(name))
+    return frame.with_columns(exprs)
+
+
+def _as_csv_text(values: dict[str, Any]) -> dict[str, str | None]:
+    """``values`` as the batch's summary.csv writes them (polars' CSV text of the typed columns)."""
+    import io
+
+    import polars as pl
+
+    typed = pl.DataFrame([values], schema={k: _schema()[k] for k in values}, orient="row")
+    return pl.read_csv(io.StringIO(typed.write_csv()), infer_schema=False).row(0, named=True)
 
 
 def write_run_metadata(path: Path, metadata: dict[str, Any]) -> None:
@@ -177,7 +287,7 @@ def read_summary(out: Path) -> list[dict[str, Any]] | None:
     """The rows of OUT/summary.parquet, or None when there is none (or it cannot be read)."""
     import polars as pl
 
-    path = out / "summary.parquet"
+    path = out / SUMMARY_PARQUET
     if not path.is_file():
         return None
     try:

@@ -6,6 +6,7 @@ Exit codes: 0 applied; 2 invalid corrections file or report folder (the message 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,9 +31,10 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
 
     Recomputes the differential, blast %, M:E ratio and flags with the reviewer's classes,
     re-renders report.html and report.json, and keeps the model's predictions beside the
-    corrections (cells.parquet column ``reviewed_class``; report.json ``review`` block). The
-    index (REPORT_DIR/../index.html) is refreshed when present; a batch's index keeps the inputs
-    and failures of the batch summary.
+    corrections (cells.parquet column ``reviewed_class``; report.json ``review`` block). In a
+    batch's output folder, the input's row of summary.csv and summary.parquet gets the reviewed
+    figures. The index (REPORT_DIR/../index.html) is refreshed when present; a batch's index keeps
+    the inputs and failures of the batch summary.
     """
     from wsi_screen.batch.summary import refresh_index
     from wsi_screen.errors import WsiScreenError
@@ -55,10 +57,24 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
     )
     for f in rv["flags_changed"]:
         click.echo(f"  flag {f['name']}: {f['from']} -> {f['to']}")
-    out = report_dir.parent
+    folder = report_dir.resolve()
+    _update_summary(folder, new)
+    out = folder.parent
     if (out / INDEX_HTML).exists():
         try:  # a batch's index keeps its inputs and failures; any other is rebuilt from OUT/*/
             if not refresh_index(out):
                 write_index_html(out)
         except OSError as e:
             click.echo(f"warning: {out / INDEX_HTML} not refreshed: {e}", err=True)
+
+
+def _update_summary(folder: Path, report: dict[str, Any]) -> None:
+    """Put the reviewed figures into the batch summary of OUT (folder's parent), when there is one."""
+    from wsi_screen.batch.summary import SummaryError
+    from wsi_screen.batch.summary import update_reviewed_input
+
+    try:
+        for path in update_reviewed_input(folder.parent, folder.name, report):
+            click.echo(f"summary {path}: row of {folder.name} updated")
+    except SummaryError as e:
+        click.echo(f"warning: {e}", err=True)
