@@ -53,11 +53,16 @@ def settings_hash(config: dict[str, Any], **extra: Any) -> str:
     Returns:
         A hex digest; equal digests mean equal results for equal inputs and model.
     """
-    cfg = json.loads(json.dumps(config, default=str))
+    return canonical_hash({"config": result_config(config), **extra})
+
+
+def result_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A plain copy of ``config`` without the runtime-only keys (those that never change results)."""
+    cfg: dict[str, Any] = json.loads(json.dumps(config, default=str))
     for section, key in RUNTIME_ONLY_KEYS:
         if isinstance(cfg.get(section), dict):
             cfg[section].pop(key, None)
-    return canonical_hash({"config": cfg, **extra})
+    return cfg
 
 
 def run_key(input_sha256: str, model_sha256: str, settings_sha256: str) -> str:

@@ -158,7 +158,7 @@ def test_folder_rewritten_under_other_settings_is_not_done_for_the_old_ones(
     assert read_summary(out) == [r for r in read_summary(first_run[0]) if r["input"] in GOOD]
 
 
-def test_unstamped_report_is_redone(
+def test_unstamped_report_of_other_settings_is_redone(
     first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
@@ -166,11 +166,62 @@ def test_unstamped_report_is_redone(
     path = out / "a_field" / "report.json"
     report = json.loads(path.read_text())
     assert len(report["batch"]["run_key"]) == 64
-    del report["batch"]  # as a redo killed between report.json and its ledger line leaves it
+    # as a redo under other settings, killed between report.json and its stamp, leaves it
+    del report["batch"]
+    report["config"]["aggregate"]["min_cells"] = 123
     path.write_text(json.dumps(report))
     res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "*_field.*")
     assert "1 screened, 2 done earlier" in res.output
-    assert "batch" in json.loads(path.read_text())
+    redone = json.loads(path.read_text())
+    assert "batch" in redone and redone["config"]["aggregate"]["min_cells"] == 500
+
+
+def test_report_from_before_run_keys_resumes_without_screening_again(
+    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    path = out / "a_field" / "report.json"
+    report = json.loads(path.read_text())
+    del report["batch"]  # an older wsi-screen wrote no run key
+    path.write_text(json.dumps(report))
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "*_field.*")
+    assert "0 screened, 3 done earlier" in res.output
+    assert json.loads(path.read_text())["batch"]["run_key"] == first_run_key(out, "a_field")
+
+
+def first_run_key(out: Path, stem: str) -> str:
+    entries = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    return next(e["key"] for e in reversed(entries) if e.get("stem") == stem)
+
+
+def test_screening_again_keeps_a_copy_of_the_reviewed_report(
+    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    path = out / "a_field" / "report.json"
+    report = json.loads(path.read_text())
+    report["review"] = {"reviewer": "dr x", "corrections": []}
+    path.write_text(json.dumps(report))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[aggregate]\nmin_cells = 100\n")  # changed settings: every input is screened again
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "a_field.*", "--config", str(cfg))
+    assert "1 screened" in res.output
+    kept = list((out / "a_field").glob("report.reviewed-*.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["review"]["reviewer"] == "dr x"
+    assert "review" not in json.loads(path.read_text())
+
+
+def test_class_code_typo_is_refused_before_any_input_is_hashed(
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text('[aggregate]\nblast_classes = ["bla"]\n')
+    out = tmp_path / "out"
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--config", str(cfg))
+    assert res.exit_code == 2 and "'bla'" in res.output and str(cfg) in res.output
+    assert not (out / "run_metadata.json").exists() and not (out / "ledger.jsonl").exists()
 
 
 def test_review_apply_keeps_the_batch_failures_in_the_index(

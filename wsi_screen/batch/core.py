@@ -23,6 +23,9 @@ from typing import Any
 from wsi_screen.batch.discover import BatchInput
 from wsi_screen.batch.discover import discover_inputs
 from wsi_screen.batch.discover import recorded_stems
+from wsi_screen.batch.finished import Expected
+from wsi_screen.batch.finished import is_finished
+from wsi_screen.batch.finished import keep_reviewed_report
 from wsi_screen.batch.outdir import batch_lock
 from wsi_screen.batch.outdir import clean_temp_files
 from wsi_screen.batch.progress import Progress
@@ -122,6 +125,7 @@ def run_batch(
     Example:
         >>> run_batch([Path("slides")], Path("out"), options=BatchOptions(), screener_kwargs={})  # doctest: +SKIP
     """
+    from wsi_screen.aggregate import check_class_codes
     from wsi_screen.classifiers import resolve_model
     from wsi_screen.detectors import DETECTORS
     from wsi_screen.reports.json_report import SCHEMA_VERSION
@@ -134,6 +138,11 @@ def run_batch(
     kw = _absolute_paths(screener_kwargs)
     cfg = resolve_config(**{k: kw.get(k) for k in _CONFIG_KEYS})
     bundle = resolve_model(kw.get("model", "default"))
+    try:  # before hashing any input: a typo in a class code is a usage error, found at once
+        check_class_codes(cfg.aggregate, bundle.class_names)
+    except WsiScreenError as e:
+        msg = f"{kw.get('config_path') or 'configuration'}: {e}"
+        raise WsiScreenError(msg) from e
     DETECTORS.get(cfg.detector.name)  # an unknown name fails now, not after Ray has started
     settings = settings_hash(
         cfg.to_dict(),
@@ -174,7 +183,8 @@ def run_batch(
         write_run_metadata(out / "run_metadata.json", metadata)
         interrupted = stopped = False
         try:
-            _plan_all(items, ledger if options.resume else None, out, model_sha, settings, rows, todo, result)
+            ctx = _PlanContext(model_sha, settings, cfg.to_dict(), kw.get("mpp"))
+            _plan_all(items, ledger if options.resume else None, out, ctx, rows, todo, result)
             log.info(
                 "batch: %d input(s), %d already done (skipped), %d to screen, engine %s",
                 len(items),
@@ -245,8 +255,7 @@ def _plan_all(
     items: list[BatchInput],
     ledger: Ledger | None,
     out: Path,
-    model_sha: str,
-    settings: str,
+    ctx: _PlanContext,
     rows: dict[int, dict[str, Any]],
     todo: list[_Planned],
     result: BatchResult,
@@ -254,7 +263,7 @@ def _plan_all(
     """Plan every input in order, filling ``rows`` and ``todo`` as it goes (Ctrl-C keeps what is planned)."""
     log.info("checking %d input(s) against the ledger (hashing their contents)", len(items))
     for i, item in enumerate(items):
-        planned = _plan(item, ledger, out, model_sha, settings)
+        planned = _plan(item, ledger, out, ctx)
         if isinstance(planned, dict):
             rows[i] = planned
             if planned["status"] == STATUS_OK:
@@ -266,9 +275,7 @@ def _plan_all(
             rows[i] = {}  # filled when screened
 
 
-def _plan(
-    item: BatchInput, ledger: Ledger | None, out: Path, model_sha: str, settings: str
-) -> _Planned | dict[str, Any]:
+def _plan(item: BatchInput, ledger: Ledger | None, out: Path, ctx: _PlanContext) -> _Planned | dict[str, Any]:
     """Hash an input and decide: a summary row now (done earlier, or unreadable) or screen it."""
     t = time.perf_counter()
     try:
@@ -277,19 +284,31 @@ def _plan(
         failure = Failure(str(item.path), "read", type(e).__name__, f"{item.path}: cannot read: {e.strerror}")
         log.warning("%s: %s", item.name, failure.message)
         return failed_row(item, failure, time.perf_counter() - t, None)
-    key = run_key(sha, model_sha, settings)
+    key = run_key(sha, ctx.model_sha, ctx.settings)
     entry = ledger.done(item.name, item.stem, key) if ledger else None
-    if entry is not None:
-        report = read_report(out / item.stem / REPORT_JSON)
-        if report is not None and report_run_key(report) == key and _input_sha(report) == sha:
+    path = out / item.stem / REPORT_JSON
+    report = read_report(path)
+    if entry is not None and report is not None:
+        expected = Expected(key, sha, ctx.model_sha, ctx.config, ctx.mpp)
+        if is_finished(report, expected):
             log.debug("%s: done in an earlier run with the same model and config; skipped", item.name)
+            if report_run_key(report) is None:  # written before reports carried the key
+                try:
+                    report = stamp_run_key(report, path, key)
+                except (OSError, WsiScreenError) as e:
+                    log.warning("%s: could not stamp the run key into %s: %s", item.name, path, e)
             return ok_row(item, report)
+    if report is not None and report.get("review"):
+        keep_reviewed_report(report, path.parent, item.name)
     return _Planned(item, sha, key)
 
 
-def _input_sha(report: dict[str, Any]) -> object:
-    section = report.get("input")
-    return section.get("sha256") if isinstance(section, dict) else None
+@dataclass(frozen=True)
+class _PlanContext:
+    model_sha: str
+    settings: str
+    config: dict[str, Any]
+    mpp: float | None
 
 
 def _screen(
