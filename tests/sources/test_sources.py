@@ -195,3 +195,14 @@ def test_non_square_pixels_are_warned(tmp_path: Path) -> None:
         resolved = resolve_mpp(src, user_mpp=None, model_mpp=0.0862)
     assert resolved.mpp == pytest.approx(0.25) and resolved.source == "file"
     assert resolved.warning is not None and "not square" in resolved.warning
+
+
+@pytest.mark.parametrize("opaque", [65535, 4095])
+def test_12_bit_rgba_keeps_its_brightness_whatever_the_alpha_depth(tmp_path: Path, opaque: int) -> None:
+    colour = (RGB.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    alpha = np.full((*RGB.shape[:2], 1), opaque, np.uint16)
+    path = tmp_path / "rgba12.png"
+    cv2.imwrite(str(path), np.dstack([colour[:, :, ::-1], alpha]))
+    with open_source(path) as src:
+        px = src.read_region(0, 0, 160, 120).astype(int)
+    assert np.abs(px - RGB.astype(int)).max() <= 1  # opaque, and not scaled into near-black

@@ -55,18 +55,23 @@ class ImageSource(Protocol):
 
 
 def significant_bits(arr: NDArray[np.generic]) -> int:
-    """Bit depth a 16-bit image really uses: 10, 12, 14 or 16 (from its maximum).
+    """Bit depth a 16-bit image really uses: 10, 12, 14 or 16 (from the maximum of its colour).
 
     Cameras store 10-, 12- or 14-bit samples in 16-bit files; scaling those by 1/257 would leave
-    the image nearly black. A dim 12-bit image (maximum 1,800, say) still counts as 12-bit.
+    the image nearly black. A dim 12-bit image (maximum 1,800, say) still counts as 12-bit. An
+    alpha channel (RGBA, grey + alpha) is left out: an opaque 16-bit alpha is 65,535 whatever the
+    colour depth.
 
     Example:
         >>> significant_bits(np.array([[0, 4095]], np.uint16))
         12
     """
-    if np.asarray(arr).dtype != np.uint16:
+    a = np.asarray(arr)
+    if a.dtype != np.uint16:
         return 8
-    top = int(np.max(arr, initial=0)).bit_length()
+    if a.ndim == 3 and a.shape[2] in (2, 4):
+        a = a[..., : a.shape[2] - 1]
+    top = int(np.max(a, initial=0)).bit_length()
     return next(b for b in (10, 12, 14, 16) if top <= b)
 
 
@@ -82,8 +87,7 @@ def to_rgb8(arr: NDArray[np.generic], *, where: str, bits: int = 16) -> NDArray[
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.dtype == np.uint16:
-        full = (1 << bits) - 1
-        a = ((np.minimum(a, full).astype(np.uint32) * 255 + full // 2) // full).astype(np.uint8)
+        a = _scale16(a, bits)
     elif a.dtype.kind == "f":
         scale = 255.0 if float(np.nanmax(a, initial=0.0)) <= 1.0 else 1.0
         a = np.clip(np.nan_to_num(a) * scale, 0, 255).astype(np.uint8)
@@ -107,6 +111,21 @@ def to_rgb8(arr: NDArray[np.generic], *, where: str, bits: int = 16) -> NDArray[
         return to_rgb8(np.dstack([a[..., 0]] * 3 + [a[..., 1]]), where=where, bits=bits)
     msg = f"{where}: unsupported image shape {a.shape}"
     raise InputError(msg)
+
+
+def _scale16(a: NDArray[np.generic], bits: int) -> NDArray[np.uint8]:
+    """16-bit samples to 8 bits, colour from ``bits`` significant bits.
+
+    An alpha channel is scaled from the same depth when it fits in it (opaque = 2**bits - 1), else
+    from 16 bits (opaque = 65,535).
+    """
+    full = (1 << bits) - 1
+    out: NDArray[np.uint8] = ((np.minimum(a, full).astype(np.uint32) * 255 + full // 2) // full).astype(
+        np.uint8
+    )
+    if a.ndim == 3 and a.shape[2] in (2, 4) and int(a[..., -1].max(initial=0)) > full:
+        out[..., -1] = ((a[..., -1].astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return out
 
 
 def pad_read(arr: NDArray[np.uint8], x: int, y: int, width: int, height: int) -> NDArray[np.uint8]:
