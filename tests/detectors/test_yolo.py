@@ -134,6 +134,20 @@ def test_adapter_end_to_end_level0_coords(one_epoch: Path) -> None:
     assert det.detect(empty) == []
 
 
+def test_yolo_centres_follow_the_pixel_centre_convention_of_the_foreground_detector(
+    one_epoch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A box over tile pixels 10..19 x 30..39 (edges [10, 20) x [30, 40)) is centred where
+    ``Tile.to_level0`` puts the centre of those pixels, at any scale and offset."""
+    det = create_detector("yolo", weights=str(one_epoch), device="cpu")
+    box = np.array([[10.0, 30.0, 20.0, 40.0]], np.float32)
+    monkeypatch.setattr(det, "predict_boxes", lambda px: (box.copy(), np.array([0.9]), np.array([0])))
+    pixels = np.full((64, 64, 3), 120, np.uint8)  # no padding: content window is the whole tile
+    tile = Tile("s", 0, 1000, 2000, 256, 256, (0, 0, 10**6, 10**6), pixels, 0.4, 4.0, (-3.0, -1.0))
+    (cell,) = det.detect(tile)
+    assert (cell.x, cell.y) == pytest.approx(tile.to_level0(14.5, 34.5))
+
+
 def test_weights_resolution_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelBundleError, match="not found"):
         resolve_model_dir(tmp_path / "nothing.pt")

@@ -334,7 +334,8 @@ class YoloDetector(BaseDetector):
         for box, score in zip(xyxy, scores, strict=True):
             x0, y0 = tile.edge_to_level0(float(box[0]), float(box[1]))
             x1, y1 = tile.edge_to_level0(float(box[2]), float(box[3]))
-            cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+            # box edges are continuous (pixel i spans [i, i+1)); cell centres use pixel indices
+            cx, cy = (x0 + x1) / 2.0 - 0.5, (y0 + y1) / 2.0 - 0.5
             if not tile.owns(cx, cy):
                 continue
             bbox = (int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)))
