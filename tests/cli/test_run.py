@@ -123,6 +123,9 @@ def test_usage_errors_exit_2(tmp_path: Path, tiny_bundle: Path, field_2452: tupl
         main, ["run", str(field), "-o", str(tmp_path), "--model", str(tiny_bundle), "--config", str(bad)]
     )
     assert res.exit_code == 2 and "'art'" in res.output and str(bad) in res.output
+    fresh = tmp_path / "never-created"
+    res = CliRunner().invoke(main, ["run", str(field), "-o", str(fresh), "--model", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and not fresh.exists()  # a usage error leaves no empty output folder
     res = CliRunner().invoke(main, ["run", str(field), "-o", str(tmp_path), "--mpp", "nan"])
     assert res.exit_code == 2 and "not a finite number" in res.output
 

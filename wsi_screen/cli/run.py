@@ -57,7 +57,6 @@ def run(
     from wsi_screen.runner import build_screener
     from wsi_screen.runner import screen_to_folder
 
-    ensure_output_folder(out)
     try:
         screener, info = build_screener(
             config_path=config_path,
@@ -70,6 +69,7 @@ def run(
         )
     except WsiScreenError as e:
         raise click.UsageError(str(e)) from e
+    ensure_output_folder(out)  # after the settings are known good: a usage error leaves no folder
     failed = 0
     done: list[tuple[Path, dict[str, Any]]] = []  # for OUT/index.html
     failures: list[Failure] = []
