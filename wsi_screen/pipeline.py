@@ -7,7 +7,9 @@ A failure in one input is recorded with its stage and never costs the results of
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +26,7 @@ import numpy as np
 from wsi_screen.config import ScreenConfig
 from wsi_screen.config import TilingConfig
 from wsi_screen.detectors.base import Detector
+from wsi_screen.detectors.merge import once_per_seam
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.patches import iter_patch_batches
 from wsi_screen.sources import ImageSource
@@ -41,16 +44,36 @@ from wsi_screen.types import StageTimer
 log = logging.getLogger(__name__)
 
 
+SEAM_MARGIN_PX = 2.0
+"""Tile pixels past its core within which a tile may still report a cell (see :func:`detect_cells`)."""
+
+
 def detect_cells(source: ImageSource, detector: Detector, tiling: TilingConfig, *, mpp: float) -> list[Cell]:
     """Run ``detector`` over all tiles of ``source``; cells are numbered 0..n-1 in tile order.
 
-    Tile ownership guarantees each cell is reported by one tile only.
+    Each tile reports the cells of its core, plus those up to :data:`SEAM_MARGIN_PX` of its
+    pixels beyond it: two overlapping tiles resample and threshold a seam cell slightly
+    differently, so its centre can fall a fraction of a pixel outside both cores (lost) or inside
+    both (counted twice). Detections of different tiles closer than two margins are one cell
+    (:func:`once_per_seam`), so every cell is counted exactly once.
     """
-    cells: list[Cell] = []
+    owned: list[Cell] = []
+    extra: list[Cell] = []
+    radius = 0.0
     for tile in iter_tiles(source, tiling, mpp=mpp, target_mpp=detector.target_mpp):
-        for c in detector.detect(tile):
-            cells.append(Cell(len(cells), c.source_id, c.x, c.y, c.bbox, c.score, c.detector, c.tile_index))
-    return cells
+        m = SEAM_MARGIN_PX * tile.scale
+        radius = max(radius, 2 * m)
+        x0, y0, x1, y1 = tile.core
+        widened = dataclasses.replace(
+            tile, core=(math.floor(x0 - m), math.floor(y0 - m), math.ceil(x1 + m), math.ceil(y1 + m))
+        )
+        for c in detector.detect(widened):
+            (owned if tile.owns(c.x, c.y) else extra).append(c)
+    found = once_per_seam(owned, extra, radius=radius)
+    found.sort(key=lambda c: c.tile_index)  # stable: tile order, then each tile's own order
+    return [
+        Cell(i, c.source_id, c.x, c.y, c.bbox, c.score, c.detector, c.tile_index) for i, c in enumerate(found)
+    ]
 
 
 @dataclass

@@ -16,6 +16,7 @@ from wsi_screen.detectors.merge import merge_cells
 from wsi_screen.detectors.yolo import YoloDetector
 from wsi_screen.pipeline import detect_cells
 from wsi_screen.sources import FieldSource
+from wsi_screen.tiling import plan_tiles
 from wsi_screen.types import Cell
 from wsi_screen.types import Tile
 
@@ -179,3 +180,55 @@ def test_merge_repairs_ownership_when_overlap_is_below_a_cell(seed: int) -> None
     assert (hits, multi) == (len(discs), 0)
     assert extra == 0
     assert len(merged) == len(discs) < len(cells)  # ownership alone had double-counted
+
+
+class _JitterDetector:
+    """Finds known centres, shifted by up to +/- ``shift`` level-0 px depending on the tile (as
+    two tiles resampled on their own grids place one cell slightly differently)."""
+
+    name = "jitter"
+    target_mpp = None
+
+    def __init__(self, centres: list[tuple[float, float]], shift: float) -> None:
+        self.centres = centres
+        self.shift = shift
+
+    def detect(self, tile: Tile) -> list[Cell]:
+        s = self.shift if tile.index % 2 else -self.shift
+        out = []
+        for x, y in self.centres:
+            x, y = x + s, y - s
+            if tile.x <= x < tile.x + tile.width and tile.y <= y < tile.y + tile.height and tile.owns(x, y):
+                box = (int(x) - 20, int(y) - 20, int(x) + 20, int(y) + 20)
+                out.append(Cell(-1, tile.source_id, x, y, box, 0.9, self.name, tile.index))
+        return out
+
+    def params(self) -> dict[str, float]:
+        return {"shift": self.shift}
+
+
+@pytest.mark.parametrize("shift", [0.3, 0.9])
+def test_cells_on_seams_are_counted_once_even_when_tiles_disagree_by_a_pixel(shift: float) -> None:
+    src = FieldSource(np.full((1000, 1400, 3), 230, np.uint8), source_id="f")
+    cfg = TilingConfig(tile_size_px=512, overlap_um=10.0)
+    grid = plan_tiles((1400, 1000), cfg, mpp=0.1)
+    cuts_x, cuts_y = grid.x_cuts[1:-1], grid.y_cuts[1:-1]
+    # cells exactly on, and a hair either side of, every vertical and horizontal cut
+    centres = [(cx + d, 300.0 + 150 * k) for cx in cuts_x for k, d in enumerate((-0.4, 0.0, 0.4))]
+    centres += [(200.0 + 150 * k, cy + d) for cy in cuts_y for k, d in enumerate((-0.4, 0.0, 0.4))]
+    centres.append((800.0, 800.0))  # an ordinary cell inside one tile
+    cells = detect_cells(src, _JitterDetector(centres, shift), cfg, mpp=0.1)
+    hits, multi, extra = match_centres([(c.x, c.y) for c in cells], centres, radius=2.0)
+    assert (hits, multi, extra) == (len(centres), 0, 0)
+    assert [c.cell_id for c in cells] == list(range(len(cells)))
+
+
+def test_once_per_seam_keeps_distinct_neighbours() -> None:
+    from wsi_screen.detectors.merge import once_per_seam
+
+    a = Cell(-1, "s", 100.0, 100.0, (80, 80, 120, 120), 0.9, "d", 0)
+    b = Cell(-1, "s", 100.5, 100.2, (80, 80, 121, 120), 0.8, "d", 1)  # the same cell from tile 1
+    c = Cell(-1, "s", 130.0, 100.0, (110, 80, 150, 120), 0.8, "d", 1)  # a touching neighbour
+    d = Cell(-1, "s", 100.2, 100.1, (80, 80, 120, 120), 0.7, "d", 0)  # same tile: its own decision
+    assert once_per_seam([a, c, d], [b], radius=4.0) == [a, c, d]
+    assert once_per_seam([a], [b, c], radius=4.0) == [a, c]

@@ -91,3 +91,35 @@ def merge_cells(
                 if box_overlap(cells[idx[k]].bbox, cells[idx[j]].bbox, metric) > iou:
                     suppressed[j] = True
     return [cells[i] for i in sorted(keep_idx)]
+
+
+def once_per_seam(owned: Sequence[Cell], extra: Sequence[Cell], *, radius: float) -> list[Cell]:
+    """Count each seam cell once: drop detections of another tile within ``radius`` of a kept one.
+
+    ``owned`` are the cells each tile found in its own core; ``extra`` those found just outside it
+    (within a seam margin). Two overlapping tiles resample and threshold the same cell slightly
+    differently, so a cell on a seam can land a fraction of a pixel outside both cores (then only
+    ``extra`` has it) or inside both (then ``owned`` has it twice). Cells are kept greedily, owned
+    before extra and higher score first; a cell is dropped when a kept cell of the same source but
+    another tile lies within ``radius`` (a few pixels: distinct cells are never that close).
+
+    Returns:
+        The kept cells, in their input order (``owned`` then ``extra``).
+    """
+    cells = [*owned, *extra]
+    if radius <= 0 or len(cells) < 2:
+        return cells
+    order = sorted(range(len(cells)), key=lambda i: (i >= len(owned), -cells[i].score, i))
+    grid: dict[tuple[str, int, int], list[Cell]] = {}
+    keep = np.zeros(len(cells), dtype=bool)
+    for i in order:
+        c = cells[i]
+        gx, gy = int(c.x // radius), int(c.y // radius)
+        near = (
+            k for dx in (-1, 0, 1) for dy in (-1, 0, 1) for k in grid.get((c.source_id, gx + dx, gy + dy), ())
+        )
+        if any(k.tile_index != c.tile_index and np.hypot(k.x - c.x, k.y - c.y) <= radius for k in near):
+            continue
+        keep[i] = True
+        grid.setdefault((c.source_id, gx, gy), []).append(c)
+    return [c for i, c in enumerate(cells) if keep[i]]
