@@ -119,7 +119,11 @@ def build_screener(
     except ConfigError as e:
         msg = f"{config_path or 'configuration'}: {e}"
         raise ConfigError(msg) from e
-    det = create_detector(cfg.detector.name, **det_options)
+    try:
+        det = create_detector(cfg.detector.name, **det_options)
+    except ConfigError as e:
+        msg = f"{config_path or 'configuration'}: {e}"
+        raise ConfigError(msg) from e
     clf = TimmClassifier(
         bundle,
         device=cfg.classify.device,

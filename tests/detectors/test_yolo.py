@@ -298,3 +298,40 @@ def test_evaluate_detector_cli_with_yolo_weights(one_epoch: Path, tmp_path: Path
     assert metrics["score_threshold"] == 0.25  # P/R/F1 at the operating confidence
     assert metrics["params"]["conf"] == 0.001  # mAP50 from the low-confidence tail
     assert metrics["counts"]["n_images"] == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"confidence": 0.5}, r"detector\.options: .*confidence.*known yolo options: weights, conf"),
+        ({"conf": "high"}, r"detector\.options\.conf must be a finite number"),
+        ({"conf": 1.5}, r"detector\.options\.conf must be in \[0, 1\]"),
+        ({"iou": 0}, r"detector\.options\.iou must be in \(0, 1\]"),
+        ({"imgsz": 0}, r"detector\.options\.imgsz must be a whole number"),
+        ({"imgsz": "big"}, r"detector\.options\.imgsz must be a whole number"),
+        ({"classes": "WBC"}, r"detector\.options\.classes must be a list of class indices"),
+        ({"mpp": -1.0}, r"detector\.options\.mpp must be > 0"),
+    ],
+)
+def test_bad_yolo_options_are_config_errors(options: dict, match: str) -> None:
+    from wsi_screen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        create_detector("yolo", **options)
+
+
+def test_bad_yolo_option_in_a_config_file_is_a_usage_error_naming_it(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from wsi_screen.cli import main
+
+    cfg = tmp_path / "yolo.toml"
+    cfg.write_text('[detector]\nname = "yolo"\n[detector.options]\nimgsz = 0\n')
+    img = tmp_path / "f.png"
+    img.write_bytes(b"")  # never read: the settings are refused first
+    res = CliRunner().invoke(
+        main, ["run", str(img), "-o", str(tmp_path / "o"), "--model", str(tiny_bundle), "--config", str(cfg)]
+    )
+    assert res.exit_code == 2 and "detector.options.imgsz" in res.output and str(cfg) in res.output

@@ -23,8 +23,17 @@ def _foreground(**options: Any) -> Detector:
 @DETECTORS.register("yolo")
 def _yolo(**options: Any) -> Detector:
     # ultralytics (AGPL-3.0) is imported only inside this adapter module, and only when used.
-    from wsi_screen.detectors.yolo import YoloDetector
+    import inspect
 
+    from wsi_screen.detectors.yolo import YoloDetector
+    from wsi_screen.errors import ConfigError
+
+    try:
+        inspect.signature(YoloDetector).bind(**options)
+    except TypeError as e:
+        known = ", ".join(inspect.signature(YoloDetector).parameters)
+        msg = f"detector.options: {e}; known yolo options: {known}"
+        raise ConfigError(msg) from e
     return YoloDetector(**options)
 
 

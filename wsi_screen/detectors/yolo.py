@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -213,6 +214,43 @@ def content_window(rgb: np.ndarray, pad_value: int = PAD_VALUE) -> tuple[int, in
     return x0, y0, x1, y1
 
 
+def _number(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        msg = f"detector.options.{key} must be a finite number, got {value!r}"
+        raise ConfigError(msg)
+    return float(value)
+
+
+def _check_options(
+    *, conf: object, iou: object, imgsz: object, classes: object, device: object, mpp: object
+) -> None:
+    """Refuse YOLO options that would crash later or silently find nothing (``imgsz = 0``)."""
+    if not 0.0 <= _number("conf", conf) <= 1.0:
+        msg = f"detector.options.conf must be in [0, 1], got {conf}"
+        raise ConfigError(msg)
+    if not 0.0 < _number("iou", iou) <= 1.0:
+        msg = f"detector.options.iou must be in (0, 1], got {iou}"
+        raise ConfigError(msg)
+    if imgsz is not None and (
+        isinstance(imgsz, bool) or not isinstance(imgsz, int) or not 32 <= imgsz <= 8192
+    ):
+        msg = f"detector.options.imgsz must be a whole number of pixels in [32, 8192] (or absent), got {imgsz!r}"
+        raise ConfigError(msg)
+    if classes is not None and (
+        isinstance(classes, str | bytes)
+        or not isinstance(classes, Sequence)
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes)
+    ):
+        msg = f"detector.options.classes must be a list of class indices (e.g. [0]), got {classes!r}"
+        raise ConfigError(msg)
+    if not isinstance(device, str):
+        msg = f"detector.options.device must be a string such as 'cpu' or 'cuda:0', got {device!r}"
+        raise ConfigError(msg)
+    if mpp is not None and not _number("mpp", mpp) > 0:
+        msg = f"detector.options.mpp must be > 0, got {mpp}"
+        raise ConfigError(msg)
+
+
 class YoloDetector(BaseDetector):
     """Localise cells with an ultralytics YOLO model.
 
@@ -246,9 +284,7 @@ class YoloDetector(BaseDetector):
         device: str = "cpu",
         mpp: float | None = None,
     ) -> None:
-        if not 0.0 <= conf <= 1.0 or not 0.0 < iou <= 1.0:
-            msg = f"detector.options: yolo needs 0 <= conf <= 1 and 0 < iou <= 1, got {conf}, {iou}"
-            raise ConfigError(msg)
+        _check_options(conf=conf, iou=iou, imgsz=imgsz, classes=classes, device=device, mpp=mpp)
         self.weights, self._cfg = resolve_model_dir(weights)
         self.conf = float(conf)
         self.iou = float(iou)
