@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import secrets
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+_log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -89,3 +92,30 @@ def _sha256_cached(path: str, size: int, mtime_ns: int, chunk: int) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def is_temp_file(path: Path) -> bool:
+    """Whether ``path`` is a temp file of :func:`wsi_screen.io.atomic_path` (``.name.xyz.tmp``)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def clean_temp_files(folder: Path, *, depth: int = 3) -> list[Path]:
+    """Delete temp files left in ``folder`` (and its sub-folders, ``depth`` levels) by a killed run.
+
+    Outputs are only ever renamed into place complete, so a temp file is always garbage.
+
+    Returns:
+        The files removed.
+    """
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink() and depth > 1:
+            removed += clean_temp_files(entry, depth=depth - 1)
+        elif entry.is_file() and is_temp_file(entry):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    if removed and depth == 3:
+        _log.info("%s: removed %d temp file(s) left by an interrupted run", folder, len(removed))
+    return removed

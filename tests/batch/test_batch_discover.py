@@ -8,9 +8,9 @@ from wsi_screen.batch.discover import batch_stems
 from wsi_screen.batch.discover import discover_inputs
 from wsi_screen.batch.discover import recorded_stems
 from wsi_screen.batch.outdir import batch_lock
-from wsi_screen.batch.outdir import clean_temp_files
 from wsi_screen.errors import InputError
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import clean_temp_files
 
 
 def _touch(path: Path) -> Path:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -121,7 +122,18 @@ def test_resume_after_interruption(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
     assert not (tmp_path / "run" / "model.json").exists()
     monkeypatch.setattr(tr, "quick_metrics", real)
-    resumed = train_model(data, tmp_path / "run", cfg, resume=True)
+    stale = tmp_path / "run" / ".checkpoint.pt.deadbeef.tmp"  # as a kill during a checkpoint write leaves
+    stale.write_bytes(b"partial")
+    with pytest.raises(
+        ConfigError, match=r"checkpoint\.pt: cannot resume with another recipe \(image_size 32 -> 48"
+    ):
+        train_model(data, tmp_path / "run", replace(cfg, image_size=48), resume=True)
+    resumed = train_model(data, tmp_path / "run", replace(cfg, threads=1), resume=True)  # runtime-only change
+    assert not stale.exists()
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("model.safetensors", "model.json", "history.json"):  # permissions as open() gives
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o666 & ~mask
     hist = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2, 3]
     np.testing.assert_allclose([h["loss"] for h in hist], [h["loss"] for h in ref_hist], rtol=1e-3)

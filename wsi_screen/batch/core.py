@@ -27,7 +27,6 @@ from wsi_screen.batch.finished import Expected
 from wsi_screen.batch.finished import is_finished
 from wsi_screen.batch.finished import keep_reviewed_report
 from wsi_screen.batch.outdir import batch_lock
-from wsi_screen.batch.outdir import clean_temp_files
 from wsi_screen.batch.progress import Progress
 from wsi_screen.batch.summary import REPORT_JSON
 from wsi_screen.batch.summary import STATUS_FAILED
@@ -43,6 +42,7 @@ from wsi_screen.batch.summary import write_index
 from wsi_screen.batch.summary import write_run_metadata
 from wsi_screen.batch.summary import write_summary
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import clean_temp_files
 from wsi_screen.io import sha256_file
 from wsi_screen.ledger import LEDGER_NAME
 from wsi_screen.ledger import Ledger

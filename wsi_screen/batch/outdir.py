@@ -38,30 +38,3 @@ def batch_lock(out: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def is_temp_file(path: Path) -> bool:
-    """Whether ``path`` is a temp file of :func:`wsi_screen.io.atomic_path` (``.name.xyz.tmp``)."""
-    return path.name.startswith(".") and path.name.endswith(".tmp")
-
-
-def clean_temp_files(folder: Path, *, depth: int = 3) -> list[Path]:
-    """Delete temp files left in ``folder`` (and its sub-folders, ``depth`` levels) by a killed run.
-
-    Outputs are only ever renamed into place complete, so a temp file is always garbage.
-
-    Returns:
-        The files removed.
-    """
-    removed: list[Path] = []
-    if not folder.is_dir():
-        return removed
-    for entry in folder.iterdir():
-        if entry.is_dir() and not entry.is_symlink() and depth > 1:
-            removed += clean_temp_files(entry, depth=depth - 1)
-        elif entry.is_file() and is_temp_file(entry):
-            entry.unlink(missing_ok=True)
-            removed.append(entry)
-    if removed and depth == 3:
-        log.info("%s: removed %d temp file(s) left by an interrupted run", folder, len(removed))
-    return removed

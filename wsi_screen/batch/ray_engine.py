@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from wsi_screen.batch.discover import BatchInput
-from wsi_screen.batch.outdir import clean_temp_files
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import clean_temp_files
 from wsi_screen.runner import InputOutcome
 from wsi_screen.types import Failure
 

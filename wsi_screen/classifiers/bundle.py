@@ -18,6 +18,7 @@ from typing import Any
 
 from wsi_screen.classifiers.datasets import INTERPOLATIONS
 from wsi_screen.errors import ModelBundleError
+from wsi_screen.io import atomic_path
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import sha256_file
 
@@ -209,8 +210,7 @@ class ModelBundle:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        tmp = folder / (WEIGHTS + ".tmp")
-        save_file(state, str(tmp), metadata={"architecture": self.architecture})
-        tmp.replace(folder / WEIGHTS)
+        with atomic_path(folder / WEIGHTS) as tmp:
+            save_file(state, str(tmp), metadata={"architecture": self.architecture})
         atomic_write_text(folder / MODEL_JSON, json.dumps(self.to_json(), indent=2) + "\n")
         return ModelBundle.from_json(self.to_json(), path=folder)

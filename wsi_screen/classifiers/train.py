@@ -40,6 +40,7 @@ from wsi_screen.classifiers.train_utils import to_chw_tensor
 from wsi_screen.errors import ConfigError
 from wsi_screen.io import atomic_path
 from wsi_screen.io import atomic_write_text
+from wsi_screen.io import clean_temp_files
 
 if TYPE_CHECKING:
     pass
@@ -139,6 +140,42 @@ class TrainConfig:
         return d
 
 
+_RUNTIME_ONLY = ("device", "threads")
+
+
+def _resumable_recipe(cfg: TrainConfig) -> dict[str, Any]:
+    """The recipe a resumed run must share with its checkpoint (all but device and threads)."""
+    recipe = json.loads(json.dumps(cfg.to_json(), default=str))
+    for key in _RUNTIME_ONLY:
+        recipe.pop(key, None)
+    return dict(recipe)
+
+
+def check_same_recipe(ckpt_path: Path, saved: object, cfg: TrainConfig) -> None:
+    """Refuse to resume a checkpoint under another recipe.
+
+    The bundle would otherwise record a recipe that its first epochs were not trained with.
+
+    Raises:
+        ConfigError: naming the checkpoint and the options that differ.
+    """
+    if not isinstance(saved, str):
+        log.warning("%s: checkpoint records no recipe (older wsi-screen); resuming as asked", ckpt_path)
+        return
+    before, now = json.loads(saved), _resumable_recipe(cfg)
+    changed = [
+        f"{k} {before.get(k)!r} -> {now.get(k)!r}"
+        for k in sorted(set(before) | set(now))
+        if before.get(k) != now.get(k)
+    ]
+    if changed:
+        msg = (
+            f"{ckpt_path}: cannot resume with another recipe ({'; '.join(changed)}); "
+            "resume with the options of the interrupted run, or train into a new folder"
+        )
+        raise ConfigError(msg)
+
+
 def train_split(
     train_set: PatchSet, val_set: PatchSet, out_dir: Path, cfg: TrainConfig, *, resume: bool = False
 ) -> tuple[ModelBundle, dict[str, Any]]:
@@ -211,6 +248,7 @@ def train_split(
     best_path = out_dir / "best.safetensors"
     if resume and ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        check_same_recipe(ckpt_path, ck.get("recipe"), cfg)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         if ema is not None and "ema" in ck:
@@ -284,6 +322,7 @@ def train_split(
             "epoch": epoch,
             "history": json.dumps(history),
             "best": json.dumps(best),
+            "recipe": json.dumps(_resumable_recipe(cfg)),
         }
         if ema is not None:
             ck["ema"] = ema.module.state_dict()
@@ -365,6 +404,7 @@ def train_model(
         pairs = [(pool[a], pool[b])]
     split["validation"] = [[str(ps.items[i].path.relative_to(data)) for i in v] for _, v in pairs]
     out_dir.mkdir(parents=True, exist_ok=True)
+    clean_temp_files(out_dir, depth=2)  # a checkpoint half-written when a run was killed
     atomic_write_text(out_dir / SPLIT_FILE, json.dumps(split, indent=1) + "\n")
     if len(pairs) == 1:
         bundle, _ = train_split(ps.subset(pairs[0][0]), ps.subset(pairs[0][1]), out_dir, cfg, resume=resume)
