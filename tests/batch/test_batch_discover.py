@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from wsi_screen.batch.discover import batch_stems
 from wsi_screen.batch.discover import discover_inputs
@@ -84,3 +86,15 @@ def test_clean_temp_files_and_lock(tmp_path: Path) -> None:
         pass
     with batch_lock(tmp_path):  # released again
         pass
+
+
+def test_broken_symlink_is_an_input_that_fails_by_name(
+    tmp_path: Path, run_batch_cli: Callable[..., Result]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "missing.svs").symlink_to(tmp_path / "nowhere" / "slide.svs")
+    assert [i.name for i in discover_inputs([folder])] == ["missing.svs"]
+    res = run_batch_cli(str(folder), "-o", str(tmp_path / "out"))
+    assert res.exit_code == 1
+    assert "missing.svs" in res.output and "[read]" in res.output

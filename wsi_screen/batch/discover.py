@@ -51,8 +51,8 @@ def discover_inputs(
     """List the files a batch screens, in a stable order.
 
     Every regular, non-hidden file matching ``pattern`` is an input, including files of an
-    unsupported type: those fail in the ``read`` stage and are named in the summary instead of
-    being skipped silently (use ``pattern="*.svs"`` to restrict a folder). Files under the
+    unsupported type and broken symbolic links: those fail in the ``read`` stage and are named in
+    the summary instead of being skipped silently (use ``pattern="*.svs"`` to restrict a folder). Files under the
     ``exclude`` folders (the batch's own output folder) are ignored.
 
     Args:
@@ -90,7 +90,8 @@ def discover_inputs(
                 rel = p.relative_to(loc)
                 if any(part.startswith(".") for part in rel.parts):
                     continue  # hidden files and our own temp files (.name.xyz.tmp)
-                if not p.is_file():
+                dangling = p.is_symlink() and not p.exists()  # listed: it fails, named, at read
+                if not p.is_file() and not dangling:
                     continue
                 resolved = p.resolve()
                 if any(resolved.is_relative_to(s) for s in skip):
