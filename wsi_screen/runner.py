@@ -131,6 +131,8 @@ def build_screener(
         threads=cfg.classify.threads or None,
         reduced_precision=cfg.classify.reduced_precision,
     )
+    # reports echo the device actually used ("auto" resolved), the same under every batch engine
+    cfg = cfg.replace("classify", device=str(clf.device))
     info = {
         "model": {
             "name": clf.name,
