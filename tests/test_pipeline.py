@@ -142,3 +142,8 @@ def test_stopping_early_closes_every_pending_source(
     next(gen)
     gen.close()
     assert counter.peak == 3 and counter.open == 0
+
+
+def test_reports_echo_the_device_actually_used(tiny_bundle: Path) -> None:
+    scr, _ = build_screener(model=str(tiny_bundle))  # device "auto" by default
+    assert scr.cfg.classify.device == str(scr.classifier.device) != "auto"
