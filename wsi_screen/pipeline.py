@@ -68,6 +68,7 @@ def detect_cells(source: ImageSource, detector: Detector, tiling: TilingConfig, 
             tile, core=(math.floor(x0 - m), math.floor(y0 - m), math.ceil(x1 + m), math.ceil(y1 + m))
         )
         for c in detector.detect(widened):
+            c = dataclasses.replace(c, tile_index=tile.index)  # whatever the (plug-in) detector set
             (owned if tile.owns(c.x, c.y) else extra).append(c)
     found = once_per_seam(owned, extra, radius=radius)
     found.sort(key=lambda c: c.tile_index)  # stable: tile order, then each tile's own order

@@ -202,14 +202,16 @@ def test_screening_again_keeps_a_copy_of_the_reviewed_report(
     shutil.copytree(first_run[0], out)
     path = out / "a_field" / "report.json"
     report = json.loads(path.read_text())
-    report["review"] = {"reviewer": "dr x", "corrections": []}
+    report["review"] = {"reviewer": "dr x", "reviewed_at": "2026-12-02T10:00:00+00:00", "corrections": []}
     path.write_text(json.dumps(report))
     cfg = tmp_path / "c.toml"
     cfg.write_text("[aggregate]\nmin_cells = 100\n")  # changed settings: every input is screened again
     res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "a_field.*", "--config", str(cfg))
     assert "1 screened" in res.output
     kept = list((out / "a_field").glob("report.reviewed-*.json"))
-    assert len(kept) == 1 and json.loads(kept[0].read_text())["review"]["reviewer"] == "dr x"
+    assert [k.name for k in kept] == ["report.reviewed-20261202T1000000000.json"]
+    assert json.loads(kept[0].read_text())["review"]["reviewer"] == "dr x"
+    assert (out / "a_field" / "cells.reviewed-20261202T1000000000.parquet").is_file()  # the ids it names
     assert "review" not in json.loads(path.read_text())
 
 

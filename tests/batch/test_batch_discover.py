@@ -98,3 +98,15 @@ def test_broken_symlink_is_an_input_that_fails_by_name(
     res = run_batch_cli(str(folder), "-o", str(tmp_path / "out"))
     assert res.exit_code == 1
     assert "missing.svs" in res.output and "[read]" in res.output
+
+
+def test_symlink_loop_is_an_input_that_fails_by_name(
+    tmp_path: Path, run_batch_cli: Callable[..., Result]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.svs").symlink_to(folder / "b.svs")
+    (folder / "b.svs").symlink_to(folder / "a.svs")
+    assert [i.name for i in discover_inputs([folder])] == ["a.svs", "b.svs"]
+    res = run_batch_cli(str(folder), "-o", str(tmp_path / "out"))
+    assert res.exit_code == 1 and "a.svs" in res.output and "b.svs" in res.output

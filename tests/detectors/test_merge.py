@@ -232,3 +232,20 @@ def test_once_per_seam_keeps_distinct_neighbours() -> None:
     d = Cell(-1, "s", 100.2, 100.1, (80, 80, 120, 120), 0.7, "d", 0)  # same tile: its own decision
     assert once_per_seam([a, c, d], [b], radius=4.0) == [a, c, d]
     assert once_per_seam([a], [b, c], radius=4.0) == [a, c]
+
+
+class _NoTileIndexDetector(_JitterDetector):
+    """A plug-in detector that leaves ``Cell.tile_index`` at its default (-1)."""
+
+    def detect(self, tile: Tile) -> list[Cell]:
+        return [Cell(-1, c.source_id, c.x, c.y, c.bbox, c.score, c.detector) for c in super().detect(tile)]
+
+
+def test_seam_cells_of_a_detector_that_sets_no_tile_index_are_counted_once() -> None:
+    src = FieldSource(np.full((600, 1400, 3), 230, np.uint8), source_id="f")
+    cfg = TilingConfig(tile_size_px=512, overlap_um=10.0)
+    cuts = plan_tiles((1400, 600), cfg, mpp=0.1).x_cuts[1:-1]
+    # just past each cut: owned by the right tile, and within the left tile's seam margin
+    centres = [(cx + d, 300.0) for cx in cuts for d in (-40.0, 0.5, 40.0)]
+    cells = detect_cells(src, _NoTileIndexDetector(centres, 0.0), cfg, mpp=0.1)
+    assert match_centres([(c.x, c.y) for c in cells], centres, radius=5.0) == (len(centres), 0, 0)

@@ -289,7 +289,7 @@ def _plan(item: BatchInput, ledger: Ledger | None, out: Path, ctx: _PlanContext)
     path = out / item.stem / REPORT_JSON
     report = read_report(path)
     if entry is not None and report is not None:
-        expected = Expected(key, sha, ctx.model_sha, ctx.config, ctx.mpp)
+        expected = Expected(key, sha, ctx.model_sha, ctx.config, ctx.mpp, entry.finished_at)
         if is_finished(report, expected):
             log.debug("%s: done in an earlier run with the same model and config; skipped", item.name)
             if report_run_key(report) is None:  # written before reports carried the key

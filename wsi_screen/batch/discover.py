@@ -93,21 +93,28 @@ def discover_inputs(
                 dangling = p.is_symlink() and not p.exists()  # listed: it fails, named, at read
                 if not p.is_file() and not dangling:
                     continue
-                resolved = p.resolve()
-                if any(resolved.is_relative_to(s) for s in skip):
+                if any(_resolve(p).is_relative_to(s) for s in skip):
                     continue
                 candidates.append((p, rel.as_posix()))
             candidates.sort(key=lambda c: c[1])
             if not candidates:
                 log.warning("%s: no file matches %r%s", loc, pattern, " (recursive)" if recursive else "")
         for p, name in candidates:
-            resolved = p.resolve()
+            resolved = _resolve(p)
             if resolved in seen:
                 continue
             seen.add(resolved)
             found.append((resolved, name))
     stems = batch_stems([name for _, name in found], known_stems)
     return [BatchInput(p, name, stem) for (p, name), stem in zip(found, stems, strict=True)]
+
+
+def _resolve(path: Path) -> Path:
+    """``path`` resolved; a symlink loop stays as it is (listed, it then fails by name at read)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 def batch_stems(names: Sequence[str], known: Mapping[str, Sequence[str]] | None = None) -> list[str]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wsi_screen.batch.summary import report_run_key
-from wsi_screen.io import atomic_write_text
+from wsi_screen.io import atomic_path
 from wsi_screen.ledger import result_config
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ class Expected:
         model_sha256: hash of the classifier weights.
         config: the resolved configuration as echoed into reports (``ScreenConfig.to_dict()``).
         mpp: ``--mpp`` given to the batch (None when not given).
+        finished_at: when the ledger recorded the input as done under ``key`` (ISO 8601).
     """
 
     key: str
@@ -33,14 +35,17 @@ class Expected:
     model_sha256: str
     config: dict[str, Any]
     mpp: float | None
+    finished_at: str | None = None
 
 
 def is_finished(report: dict[str, Any] | None, expected: Expected) -> bool:
     """A report counts as done when it carries this run key and this input's hash.
 
-    A report written before reports carried the run key (wsi-screen before 2026-12) counts when its
-    input hash, model hash, echoed configuration and pixel-size choice all match instead, so an
-    older batch folder resumes without re-screening (and without losing applied reviews).
+    A report written before reports carried the run key (wsi-screen before 2026-12) counts when it
+    was written no later than the ledger recorded the input as done, and its input hash, model
+    hash, echoed configuration and pixel-size choice all match, so an older batch folder resumes
+    without re-screening (and without losing applied reviews). A report written after its ledger
+    line (by a redo killed before stamping it) never counts.
     """
     if report is None or _get(report, "input", "sha256") != expected.input_sha256:
         return False
@@ -49,16 +54,31 @@ def is_finished(report: dict[str, Any] | None, expected: Expected) -> bool:
         return key == expected.key
     if "batch" in report:  # a batch block without a valid key: not ours
         return False
+    if not _written_before(report.get("generated_at"), expected.finished_at):
+        return False
     config = report.get("config")
     if _get(report, "model", "sha256") != expected.model_sha256 or not isinstance(config, dict):
         return False
     if result_config(config) != result_config(expected.config):
         return False
-    user_mpp = _get(report, "input", "mpp_source") == "user"
+    source = _get(report, "input", "mpp_source")
     if expected.mpp is None:
-        return not user_mpp
+        return source != "user"
+    if source == "file":  # the file's pixel size wins over --mpp
+        return True
     mpp = _get(report, "input", "mpp")
-    return not user_mpp or (isinstance(mpp, int | float) and abs(mpp - expected.mpp) <= 1e-9 * expected.mpp)
+    return (
+        source == "user" and isinstance(mpp, int | float) and abs(mpp - expected.mpp) <= 1e-9 * expected.mpp
+    )
+
+
+def _written_before(generated_at: object, finished_at: str | None) -> bool:
+    if not isinstance(generated_at, str) or finished_at is None:
+        return False
+    try:
+        return dt.datetime.fromisoformat(generated_at) <= dt.datetime.fromisoformat(finished_at)
+    except (TypeError, ValueError):  # unparsable or naive vs aware
+        return False
 
 
 def _get(report: dict[str, Any], section: str, key: str) -> object:
@@ -66,21 +86,37 @@ def _get(report: dict[str, Any], section: str, key: str) -> object:
     return block.get(key) if isinstance(block, dict) else None
 
 
-def keep_reviewed_report(report: dict[str, Any], folder: Path, name: str) -> Path | None:
-    """Before an input is screened again, keep a copy of its reviewed report.json beside it.
+def keep_reviewed_report(report: dict[str, Any], folder: Path, name: str) -> list[Path]:
+    """Before an input is screened again, keep its reviewed report.json and cells.parquet beside it.
 
-    A changed model or configuration re-screens an input, which replaces its report; the
-    morphologist's corrections must not vanish with it. Returns the copy's path (None if it
-    could not be written; a warning says so).
+    A changed model or configuration re-screens an input, which replaces both files; the
+    morphologist's corrections (``review.corrections`` names cells by ``cell_id`` of that
+    cells.parquet) must not vanish with them. The copies are named after the review time, so
+    planning the same redo again (after a failed or interrupted run) keeps one copy, not many.
+
+    Returns:
+        The copies written (none if they exist already or could not be written; a warning says so).
     """
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    copy = folder / f"report.reviewed-{stamp}.json"
-    try:
-        atomic_write_text(copy, json.dumps(report, indent=2) + "\n")
-    except OSError as e:
-        log.warning("%s: screened again; its reviewed report could not be kept (%s)", name, e)
-        return None
-    log.warning(
-        "%s: screened again (model or settings changed); the reviewed report is kept as %s", name, copy
-    )
-    return copy
+    review = report.get("review")
+    when = review.get("reviewed_at") if isinstance(review, dict) else None
+    tag = re.sub(r"[^0-9A-Za-z]+", "", str(when or "unknown"))[:20] or "unknown"
+    copies = [(folder / "report.json", folder / f"report.reviewed-{tag}.json")]
+    copies.append((folder / "cells.parquet", folder / f"cells.reviewed-{tag}.parquet"))
+    written: list[Path] = []
+    for src, dst in copies:
+        if dst.exists() or not src.is_file():
+            continue
+        try:
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
+        except OSError as e:
+            log.warning("%s: screened again; its reviewed %s could not be kept (%s)", name, src.name, e)
+            continue
+        written.append(dst)
+    if written:
+        log.warning(
+            "%s: screened again (model or settings changed); the reviewed files are kept as %s",
+            name,
+            ", ".join(p.name for p in written),
+        )
+    return written
