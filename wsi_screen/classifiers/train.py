@@ -403,6 +403,19 @@ def train_model(
         a, b = stratified_split(labels[pool], test_fraction=cfg.val_fraction, seed=cfg.seed)
         pairs = [(pool[a], pool[b])]
     split["validation"] = [[str(ps.items[i].path.relative_to(data)) for i in v] for _, v in pairs]
+    fold_cfgs = [replace(cfg, name=f"{cfg.name or out_dir.name}-fold{k + 1}") for k in range(len(pairs))]
+    if resume:  # refuse a changed recipe before anything in out_dir is rewritten
+        import torch
+
+        runs = (
+            [(out_dir, cfg)]
+            if len(pairs) == 1
+            else [(out_dir / f"fold{k + 1}", c) for k, c in enumerate(fold_cfgs)]
+        )
+        for folder, run_cfg in runs:
+            if (folder / CHECKPOINT).is_file():
+                ck = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
+                check_same_recipe(folder / CHECKPOINT, ck.get("recipe"), run_cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_temp_files(out_dir, depth=2)  # a checkpoint half-written when a run was killed
     atomic_write_text(out_dir / SPLIT_FILE, json.dumps(split, indent=1) + "\n")
@@ -412,9 +425,8 @@ def train_model(
     results = []
     for k, (tr, va) in enumerate(pairs):
         log.info("fold %d/%d", k + 1, len(pairs))
-        fold_cfg = replace(cfg, name=f"{cfg.name or out_dir.name}-fold{k + 1}")
         results.append(
-            train_split(ps.subset(tr), ps.subset(va), out_dir / f"fold{k + 1}", fold_cfg, resume=resume)
+            train_split(ps.subset(tr), ps.subset(va), out_dir / f"fold{k + 1}", fold_cfgs[k], resume=resume)
         )
     keys = ("accuracy", "macro_recall", "macro_f1")
     cv = {
