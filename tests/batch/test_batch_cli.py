@@ -215,14 +215,22 @@ def test_screening_again_keeps_a_copy_of_the_reviewed_report(
     assert "review" not in json.loads(path.read_text())
 
 
-def test_class_code_typo_is_refused_before_any_input_is_hashed(
-    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ('[aggregate]\nblast_classes = ["bla"]\n', "'bla'"),
+        ('[detector]\nname = "yolo"\n[detector.options]\nimgsz = 0\n', "detector.options.imgsz"),
+        ("[detector.options]\nmin_area_um2 = -1\n", "detector.options.min_area_um2"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_input_is_hashed(
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path, toml: str, needle: str
 ) -> None:
-    cfg = tmp_path / "typo.toml"
-    cfg.write_text('[aggregate]\nblast_classes = ["bla"]\n')
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
     out = tmp_path / "out"
     res = run_batch_cli(str(mixed_folder), "-o", str(out), "--config", str(cfg))
-    assert res.exit_code == 2 and "'bla'" in res.output and str(cfg) in res.output
+    assert res.exit_code == 2 and needle in res.output and str(cfg) in res.output
     assert not (out / "run_metadata.json").exists() and not (out / "ledger.jsonl").exists()
 
 

@@ -128,6 +128,7 @@ def run_batch(
     from wsi_screen.aggregate import check_class_codes
     from wsi_screen.classifiers import resolve_model
     from wsi_screen.detectors import DETECTORS
+    from wsi_screen.detectors import check_detector_options
     from wsi_screen.reports.json_report import SCHEMA_VERSION
     from wsi_screen.runner import resolve_config
 
@@ -138,12 +139,16 @@ def run_batch(
     kw = _absolute_paths(screener_kwargs)
     cfg = resolve_config(**{k: kw.get(k) for k in _CONFIG_KEYS})
     bundle = resolve_model(kw.get("model", "default"))
-    try:  # before hashing any input: a typo in a class code is a usage error, found at once
+    DETECTORS.get(cfg.detector.name)  # an unknown name fails now, not after Ray has started
+    det_options = dict(cfg.detector.options)
+    if kw.get("detector_weights") is not None:
+        det_options["weights"] = kw["detector_weights"]
+    try:  # before hashing any input: a typo in a class code or a bad option is found at once
         check_class_codes(cfg.aggregate, bundle.class_names)
+        check_detector_options(cfg.detector.name, det_options)
     except WsiScreenError as e:
         msg = f"{kw.get('config_path') or 'configuration'}: {e}"
         raise WsiScreenError(msg) from e
-    DETECTORS.get(cfg.detector.name)  # an unknown name fails now, not after Ray has started
     settings = settings_hash(
         cfg.to_dict(),
         mpp=kw.get("mpp"),

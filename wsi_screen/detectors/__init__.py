@@ -8,7 +8,7 @@ from wsi_screen.detectors.base import BaseDetector
 from wsi_screen.detectors.base import Detector
 from wsi_screen.registry import Registry
 
-__all__ = ["DETECTORS", "BaseDetector", "Detector", "create_detector"]
+__all__ = ["DETECTORS", "BaseDetector", "Detector", "check_detector_options", "create_detector"]
 
 DETECTORS: Registry[Detector] = Registry("detector", "wsi_screen.detectors")
 
@@ -23,18 +23,38 @@ def _foreground(**options: Any) -> Detector:
 @DETECTORS.register("yolo")
 def _yolo(**options: Any) -> Detector:
     # ultralytics (AGPL-3.0) is imported only inside this adapter module, and only when used.
+    from wsi_screen.detectors.yolo import YoloDetector
+
+    check_detector_options("yolo", options)
+    return YoloDetector(**options)
+
+
+def check_detector_options(name: str, options: dict[str, Any]) -> None:
+    """Check a detector's options without loading any model (a batch does this before hashing).
+
+    Raises:
+        ConfigError: unknown option names or bad values, named as ``detector.options.KEY``.
+    """
     import inspect
 
-    from wsi_screen.detectors.yolo import YoloDetector
     from wsi_screen.errors import ConfigError
 
-    try:
-        inspect.signature(YoloDetector).bind(**options)
-    except TypeError as e:
-        known = ", ".join(inspect.signature(YoloDetector).parameters)
-        msg = f"detector.options: {e}; known yolo options: {known}"
-        raise ConfigError(msg) from e
-    return YoloDetector(**options)
+    if name == "foreground":
+        from wsi_screen.detectors.foreground import ForegroundDetector
+
+        ForegroundDetector(**options)  # only validates its options
+    elif name == "yolo":
+        from wsi_screen.detectors.yolo import YoloDetector
+        from wsi_screen.detectors.yolo import check_yolo_options
+
+        sig = inspect.signature(YoloDetector)
+        try:
+            bound = sig.bind(**options)
+        except TypeError as e:
+            msg = f"detector.options: {e}; known yolo options: {', '.join(sig.parameters)}"
+            raise ConfigError(msg) from e
+        bound.apply_defaults()
+        check_yolo_options(**{k: v for k, v in bound.arguments.items() if k != "weights"})
 
 
 def create_detector(name: str, **options: Any) -> Detector:

@@ -221,7 +221,7 @@ def _number(key: str, value: object) -> float:
     return float(value)
 
 
-def _check_options(
+def check_yolo_options(
     *, conf: object, iou: object, imgsz: object, classes: object, device: object, mpp: object
 ) -> None:
     """Refuse YOLO options that would crash later or silently find nothing (``imgsz = 0``)."""
@@ -284,7 +284,7 @@ class YoloDetector(BaseDetector):
         device: str = "cpu",
         mpp: float | None = None,
     ) -> None:
-        _check_options(conf=conf, iou=iou, imgsz=imgsz, classes=classes, device=device, mpp=mpp)
+        check_yolo_options(conf=conf, iou=iou, imgsz=imgsz, classes=classes, device=device, mpp=mpp)
         self.weights, self._cfg = resolve_model_dir(weights)
         self.conf = float(conf)
         self.iou = float(iou)
