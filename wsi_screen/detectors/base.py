@@ -15,9 +15,11 @@ from wsi_screen.types import Tile
 class Detector(Protocol):
     """Localises cells in a tile.
 
-    ``detect`` returns cells in level-0 coordinates (tile offset and ``tile.scale`` applied) whose
-    centre lies in ``tile.core``, so a cell seen by two overlapping tiles is returned by one only.
-    ``cell_id`` may be left at -1; the pipeline numbers cells.
+    ``detect`` returns cells in level-0 coordinates (tile offset and ``tile.scale`` applied, see
+    ``Tile.to_level0``) whose centre lies in ``tile.core``. The pipeline passes a core widened by
+    a seam margin of a few pixels and keeps one of any detections of different tiles that close
+    together, so a cell on a seam is counted once. ``cell_id`` and ``tile_index`` may be left at
+    their defaults: the pipeline numbers cells and records their tiles.
     """
 
     name: str

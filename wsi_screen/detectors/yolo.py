@@ -355,10 +355,12 @@ class YoloDetector(BaseDetector):
     def detect(self, tile: Tile) -> list[Cell]:
         """Return the cells this tile owns, in level-0 coordinates.
 
-        Ownership is decided on the box centre. With a tile overlap of at least one cell diameter a
-        cell cut by a tile edge has its true centre outside that tile's core and its cut box's
-        centre too, so it is counted once; with a smaller overlap, run
-        :func:`wsi_screen.detectors.merge.merge_cells` over all cells of the source.
+        Ownership is decided on the box centre (the pipeline widens the core by a seam margin of
+        2 tile pixels, see :func:`wsi_screen.pipeline.detect_cells`). With a tile overlap of at
+        least one cell diameter plus twice that margin, a cell cut by a tile edge has its true
+        centre outside that tile's core and its cut box's centre too, so it is counted once; with
+        a smaller overlap, run :func:`wsi_screen.detectors.merge.merge_cells` over all cells of
+        the source.
         """
         x_off, y_off, x_end, y_end = content_window(tile.pixels)
         if x_end <= x_off or y_end <= y_off:
