@@ -252,6 +252,12 @@ def test_review_apply_keeps_the_batch_failures_in_the_index(
     corr = tmp_path / "c.json"
     doc = {"format": "wsi-screen-corrections", "input_sha256": report["input"]["sha256"], "corrections": []}
     corr.write_text(json.dumps(doc))
+    from wsi_screen.batch.outdir import batch_lock
+
+    with batch_lock(out):  # a batch is writing this folder: the review waits for it
+        res = CliRunner().invoke(main, ["review", "apply", str(folder), str(corr), "--reviewer", "QA"])
+    assert res.exit_code == 2 and "another wsi-screen batch" in res.output
+    assert "review" not in json.loads((folder / "report.json").read_text())
     res = CliRunner().invoke(main, ["review", "apply", str(folder), str(corr), "--reviewer", "QA"])
     assert res.exit_code == 0, res.output
     after = (out / "index.html").read_text()

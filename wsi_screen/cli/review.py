@@ -5,6 +5,7 @@ Exit codes: 0 applied; 2 invalid corrections file or report folder (the message 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,28 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
     figures. The index (REPORT_DIR/../index.html) is refreshed when present; a batch's index keeps
     the inputs and failures of the batch summary.
     """
-    from wsi_screen.batch.summary import refresh_index
+    from wsi_screen.batch.outdir import LOCK_NAME
+    from wsi_screen.batch.outdir import batch_lock
     from wsi_screen.errors import WsiScreenError
-    from wsi_screen.reports.index import INDEX_HTML
-    from wsi_screen.reports.index import write_index_html
     from wsi_screen.reports.review import apply_review
 
-    try:
-        new = apply_review(report_dir, corrections, reviewer=reviewer)
-    except WsiScreenError as e:
-        raise ReviewInputError(str(e)) from e
+    with contextlib.ExitStack() as stack:
+        try:
+            out = report_dir.resolve().parent
+            if (out / LOCK_NAME).exists():  # a batch's folder: never while that batch is writing it
+                stack.enter_context(batch_lock(out))
+            new = apply_review(report_dir, corrections, reviewer=reviewer)
+        except WsiScreenError as e:
+            raise ReviewInputError(str(e)) from e
+        _report_applied(report_dir, new)
+
+
+def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
+    """Print what the review changed and refresh the batch summary and index of OUT."""
+    from wsi_screen.batch.summary import refresh_index
+    from wsi_screen.reports.index import INDEX_HTML
+    from wsi_screen.reports.index import write_index_html
+
     rv = new["review"]
     before, after = rv["blast_percent_before"], new["blast"]["percent"]
 
