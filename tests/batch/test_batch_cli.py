@@ -32,6 +32,14 @@ def first_run(
     return out, res
 
 
+@pytest.fixture
+def batch_copy(first_run: tuple[Path, Result], tmp_path: Path) -> Path:
+    """A copy of the first run's output folder, for tests that run or review into it."""
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    return out
+
+
 def test_bad_inputs_are_recorded_and_the_batch_goes_on(first_run: tuple[Path, Result]) -> None:
     out, res = first_run
     assert res.exit_code == 1, res.output
@@ -80,10 +88,9 @@ def test_outputs_of_a_batch(first_run: tuple[Path, Result]) -> None:
 
 
 def test_rerun_skips_done_inputs_and_retries_failed(
-    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], batch_copy: Path
 ) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
+    out = batch_copy
     before = {p: p.stat().st_mtime_ns for p in out.glob("*/report.json")}
     res = run_batch_cli(str(mixed_folder), "-o", str(out), "--batch-size", "9")  # runtime-only change
     assert res.exit_code == 1
@@ -93,10 +100,9 @@ def test_rerun_skips_done_inputs_and_retries_failed(
 
 
 def test_changed_config_reprocesses(
-    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path, batch_copy: Path
 ) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
+    out = batch_copy
     cfg = tmp_path / "screen.toml"
     cfg.write_text("[aggregate]\nmin_cells = 3\n")
     res = run_batch_cli(str(mixed_folder), "-o", str(out), "--config", str(cfg), "--pattern", "*_field.*")
@@ -142,10 +148,13 @@ def test_usage_errors_exit_2(
 
 
 def test_folder_rewritten_under_other_settings_is_not_done_for_the_old_ones(
-    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+    first_run: tuple[Path, Result],
+    mixed_folder: Path,
+    run_batch_cli: Callable[..., Result],
+    tmp_path: Path,
+    batch_copy: Path,
 ) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
+    out = batch_copy
     cfg = tmp_path / "screen.toml"
     cfg.write_text("[aggregate]\nmin_cells = 3\n")
     only_good = ("--pattern", "*_field.*")
@@ -159,10 +168,9 @@ def test_folder_rewritten_under_other_settings_is_not_done_for_the_old_ones(
 
 
 def test_unstamped_report_of_other_settings_is_redone(
-    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], batch_copy: Path
 ) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
+    out = batch_copy
     path = out / "a_field" / "report.json"
     report = json.loads(path.read_text())
     assert len(report["batch"]["run_key"]) == 64
@@ -177,10 +185,9 @@ def test_unstamped_report_of_other_settings_is_redone(
 
 
 def test_report_from_before_run_keys_resumes_without_screening_again(
-    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], batch_copy: Path
 ) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
+    out = batch_copy
     path = out / "a_field" / "report.json"
     report = json.loads(path.read_text())
     del report["batch"]  # an older wsi-screen wrote no run key
@@ -196,10 +203,9 @@ def first_run_key(out: Path, stem: str) -> str:
 
 
 def test_screening_again_keeps_a_copy_of_the_reviewed_report(
-    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path, batch_copy: Path
 ) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
+    out = batch_copy
     path = out / "a_field" / "report.json"
     report = json.loads(path.read_text())
     report["review"] = {"reviewer": "dr x", "reviewed_at": "2026-12-02T10:00:00+00:00", "corrections": []}
@@ -346,11 +352,8 @@ def _other_lines(csv: bytes) -> list[str]:
     return [line for line in csv.decode().splitlines() if not line.startswith("a_field.png,")]
 
 
-def test_review_apply_updates_the_inputs_row_of_the_summary(
-    first_run: tuple[Path, Result], tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
+def test_review_apply_updates_the_inputs_row_of_the_summary(tmp_path: Path, batch_copy: Path) -> None:
+    out = batch_copy
     shutil.copytree(out / "a_field", out / "old_input")  # not in the summary: nothing to update
     files = ("summary.csv", "summary.parquet")
     before = {name: (out / name).read_bytes() for name in files}
@@ -386,10 +389,9 @@ def test_review_apply_updates_the_inputs_row_of_the_summary(
 
 
 def test_resumed_batch_keeps_the_reviewed_figures(
-    first_run: tuple[Path, Result], mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path, batch_copy: Path
 ) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
+    out = batch_copy
     _review_a_field(out, tmp_path)
     reviewed = read_summary(out)
     res = run_batch_cli(str(mixed_folder), "-o", str(out))
@@ -397,11 +399,8 @@ def test_resumed_batch_keeps_the_reviewed_figures(
     assert read_summary(out) == reviewed  # the batch's own summary writer agrees with review apply
 
 
-def test_review_apply_adds_the_reviewed_column_to_an_older_summary(
-    first_run: tuple[Path, Result], tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
+def test_review_apply_adds_the_reviewed_column_to_an_older_summary(tmp_path: Path, batch_copy: Path) -> None:
+    out = batch_copy
     older = pl.read_parquet(out / "summary.parquet").drop("reviewed")
     older.write_parquet(out / "summary.parquet")
     older.write_csv(out / "summary.csv")
