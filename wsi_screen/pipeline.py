@@ -204,8 +204,9 @@ class Screener:
         b = self.classifier.bundle
         t = time.perf_counter()
         groups: list[tuple[ScreenedInput, list[Cell], Any]] = []
-        for owner, run in groupby(take, key=lambda pair: pair[0]):
-            cells = [c for _, c in run]
+        for _, run in groupby(take, key=lambda pair: id(pair[0])):  # identity: inputs may be equal
+            pairs = list(run)
+            owner, cells = pairs[0][0], [c for _, c in pairs]
             if not (owner.ok and owner.source and owner.mpp):
                 continue
             items = [(owner.source, owner.mpp.mpp, c) for c in cells]
