@@ -169,6 +169,10 @@ PROBE = """<script>
   out.selected = document.querySelector("#marks circle.sel").dataset.id === id;
   key("ArrowRight");
   out.moved = document.activeElement !== crop && document.activeElement.matches("figure.crop");
+  document.activeElement.blur();
+  var down = new KeyboardEvent("keydown", {key: "ArrowDown", bubbles: true, cancelable: true});
+  document.body.dispatchEvent(down);
+  out.arrowScrolls = !down.defaultPrevented && !document.activeElement.matches("figure.crop");
   document.body.setAttribute("data-probe", JSON.stringify(out));
 })();
 </script></body>"""
@@ -204,6 +208,7 @@ def test_review_keyboard_export_and_locate(fake_out, chromium, tmp_path):
     assert probe["highlight"]
     assert probe["selected"]
     assert probe["moved"]
+    assert probe["arrowScrolls"]  # with no crop focused, arrow keys scroll the page
 
 
 def test_input_without_cells(tmp_path, chromium):

@@ -148,8 +148,8 @@
   function onKey(ev) {
     if (ev.target.tagName === "INPUT" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     var el = ev.target.closest ? ev.target.closest("figure.crop") : null;
+    if (!el) return;  // no crop focused: keys (arrows included) keep their usual meaning
     if (ev.key.indexOf("Arrow") === 0) { ev.preventDefault(); move(el, ev.key); return; }
-    if (!el) return;
     var i = rowOf.get(Number(el.dataset.id));
     if (ev.key === "Enter") { ev.preventDefault(); locate(Number(el.dataset.id)); return; }
     if (ev.key === "Backspace" || ev.key === "Delete") { ev.preventDefault(); assign(el, C.pred[i]); return; }
