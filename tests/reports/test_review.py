@@ -100,6 +100,20 @@ def test_reapply_merges_and_reverts(hand_made, tmp_path):
     assert new["review"]["reviewer"] == "CD"
 
 
+def test_applying_the_same_file_again_states_the_same_change_and_qc_keeps_model_confidence(
+    hand_made, tmp_path
+):
+    out, before = hand_made
+    corr = _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}, {"cell_id": 5, "class": "ART"}])
+    first = apply_review(out, corr)
+    again = apply_review(out, corr)
+    for key in ("blast_percent_before", "flags_changed", "n_corrections"):
+        assert again["review"][key] == first["review"][key]
+    assert again["review"]["blast_percent_before"] == 10.0  # the model's, not the first review's
+    for key in ("mean_confidence", "low_confidence_fraction"):  # reviewed cells are not "certain"
+        assert again["qc"][key] == before["qc"][key]
+
+
 @pytest.mark.parametrize(
     ("corrections", "message"),
     [

@@ -348,6 +348,13 @@ def reviewed_probs(frame: pl.DataFrame, class_names: list[str]) -> np.ndarray:
     return probs
 
 
+def _keep_model_confidence(qc: dict[str, Any], model_probs: np.ndarray, threshold: float) -> None:
+    """QC confidence figures describe the model's calls, not reviewed cells counted as certain."""
+    conf = model_probs.max(axis=1) if len(model_probs) else np.zeros(0)
+    qc["mean_confidence"] = round(float(conf.mean()), 4) if len(conf) else None
+    qc["low_confidence_fraction"] = round(float((conf < threshold).mean()), 4) if len(conf) else 0.0
+
+
 def apply_review(
     report_dir: Path,
     corrections_path: Path,
@@ -397,9 +404,11 @@ def apply_review(
     ]
     frame = frame.with_columns(pl.Series("reviewed_class", reviewed, dtype=pl.Utf8))
     summary = summarize(final_labels(frame), reviewed_probs(frame, names), tuple(names), cfg)
+    _keep_model_confidence(summary["qc"], prob_matrix(frame, names), cfg.low_confidence)
     previous = report.get("review") or {}
     original = previous.get("original") or {k: report[k] for k in _FIGURES if k in report}
-    before = {f["name"]: f["status"] for f in report["flags"]}
+    # changes are stated against the model's figures, so applying the same file again says the same
+    before = {f["name"]: f["status"] for f in original.get("flags", report["flags"])}
     changed = [
         {"name": f["name"], "from": before.get(f["name"]), "to": f["status"]}
         for f in summary["flags"]
@@ -416,7 +425,7 @@ def apply_review(
             for cid, pred, rev in zip(ids, preds, reviewed, strict=True)
             if rev is not None
         ],
-        "blast_percent_before": report["blast"].get("percent"),
+        "blast_percent_before": (original.get("blast") or report["blast"]).get("percent"),
         "flags_changed": changed,
         "original": original,
     }
