@@ -361,3 +361,14 @@ def test_cli_refuses_corrections_of_another_screening_exit_2(hand_made, tmp_path
     assert "c.json: cell 5 was predicted ART" in res.output
     assert "Traceback" not in res.output
     assert _snapshot(out) == before
+
+
+def test_reviewed_page_does_not_restore_the_draft_of_the_page_before(hand_made, tmp_path):
+    out, _ = hand_made
+
+    def key() -> str:
+        return re.search(r'"storage_key":\s*"([^"]*)"', (out / "report.html").read_text()).group(1)
+
+    draft_key = key()
+    new = apply_review(out, _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}]), reviewer="QA")
+    assert key() != draft_key and key().endswith(new["review"]["reviewed_at"])

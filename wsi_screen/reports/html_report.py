@@ -130,7 +130,11 @@ def report_context(
         "input": str(report["input"]["path"]),
         "input_sha256": report["input"].get("sha256"),
         # unsaved page corrections are kept per report run: cell ids differ between runs
-        "storage_key": f"{report['input'].get('sha256')}:{report['model'].get('sha256')}:{report.get('generated_at')}",
+        # a page re-rendered by `review apply` starts from its recorded review, not an old draft
+        "storage_key": (
+            f"{report['input'].get('sha256')}:{report['model'].get('sha256')}:{report.get('generated_at')}"
+            f":{(report.get('review') or {}).get('reviewed_at', '')}"
+        ),
         "original_blast_percent": report["blast"].get("percent"),
         "cells": {
             "id": ids,
