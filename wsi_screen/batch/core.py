@@ -28,7 +28,6 @@ from wsi_screen.batch.finished import is_finished
 from wsi_screen.batch.finished import keep_reviewed_report
 from wsi_screen.batch.outdir import batch_lock
 from wsi_screen.batch.progress import Progress
-from wsi_screen.batch.summary import REPORT_JSON
 from wsi_screen.batch.summary import STATUS_FAILED
 from wsi_screen.batch.summary import STATUS_OK
 from wsi_screen.batch.summary import failed_row
@@ -48,6 +47,7 @@ from wsi_screen.ledger import LEDGER_NAME
 from wsi_screen.ledger import Ledger
 from wsi_screen.ledger import run_key
 from wsi_screen.ledger import settings_hash
+from wsi_screen.report_files import REPORT_JSON
 from wsi_screen.runner import InputOutcome
 from wsi_screen.types import Failure
 

@@ -13,6 +13,8 @@ from typing import Any
 from wsi_screen.batch.summary import report_run_key
 from wsi_screen.io import atomic_path
 from wsi_screen.ledger import result_config
+from wsi_screen.report_files import CELLS_PARQUET
+from wsi_screen.report_files import REPORT_JSON
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +102,10 @@ def keep_reviewed_report(report: dict[str, Any], folder: Path, name: str) -> lis
     review = report.get("review")
     when = review.get("reviewed_at") if isinstance(review, dict) else None
     tag = re.sub(r"[^0-9A-Za-z]+", "", str(when or "unknown"))[:20] or "unknown"
-    copies = [(folder / "report.json", folder / f"report.reviewed-{tag}.json")]
-    copies.append((folder / "cells.parquet", folder / f"cells.reviewed-{tag}.parquet"))
+    copies = [
+        (folder / REPORT_JSON, folder / f"report.reviewed-{tag}.json"),
+        (folder / CELLS_PARQUET, folder / f"cells.reviewed-{tag}.parquet"),
+    ]
     written: list[Path] = []
     for src, dst in copies:
         if dst.exists() or not src.is_file():

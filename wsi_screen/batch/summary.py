@@ -15,6 +15,7 @@ from wsi_screen.batch.discover import BatchInput
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import atomic_write_with
+from wsi_screen.report_files import REPORT_JSON
 from wsi_screen.types import Failure
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPORT_JSON = "report.json"
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_NOT_RUN = "not_run"  # --fail-fast (or Ctrl-C) stopped the batch before this input

@@ -23,6 +23,10 @@ from wsi_screen.aggregate import summarize
 from wsi_screen.config import AggregateConfig
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_path
+from wsi_screen.report_files import CELLS_GEOJSON
+from wsi_screen.report_files import CELLS_PARQUET
+from wsi_screen.report_files import REPORT_HTML
+from wsi_screen.report_files import REPORT_JSON
 from wsi_screen.reports.assets import ASSETS_JSON
 from wsi_screen.reports.assets import ReportAssets
 from wsi_screen.reports.assets import ReportOptions
@@ -35,10 +39,6 @@ from wsi_screen.reports.json_report import validate_report
 from wsi_screen.reports.json_report import write_report_json
 from wsi_screen.reports.selection import final_labels
 from wsi_screen.reports.selection import prob_matrix
-from wsi_screen.reports.writer import CELLS_GEOJSON
-from wsi_screen.reports.writer import CELLS_PARQUET
-from wsi_screen.reports.writer import REPORT_HTML
-from wsi_screen.reports.writer import REPORT_JSON
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def _load_report(path: Path) -> tuple[dict[str, Any], AggregateConfig]:
     Raises:
         ReviewError: missing, unreadable or of another structure; the message names the file.
     """
-    report = _read_json(path, "report.json")
+    report = _read_json(path, REPORT_JSON)
     if not isinstance(report, dict):
         msg = f"{path}: expected a JSON object (a wsi-screen report.json), got {type(report).__name__}"
         raise ReviewError(msg)

@@ -18,6 +18,10 @@ import polars as pl
 from wsi_screen.aggregate import summarize
 from wsi_screen.config import ScreenConfig
 from wsi_screen.io import sha256_file
+from wsi_screen.report_files import CELLS_GEOJSON
+from wsi_screen.report_files import CELLS_PARQUET
+from wsi_screen.report_files import REPORT_HTML
+from wsi_screen.report_files import REPORT_JSON
 from wsi_screen.reports.assets import ASSETS_JSON
 from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.assets import build_assets
@@ -33,11 +37,6 @@ from wsi_screen.reports.selection import gallery_ids
 from wsi_screen.reports.selection import review_queue
 from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
-
-REPORT_JSON = "report.json"
-REPORT_HTML = "report.html"
-CELLS_PARQUET = "cells.parquet"
-CELLS_GEOJSON = "cells.geojson"
 
 
 def cells_to_show(
