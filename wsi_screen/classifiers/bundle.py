@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from wsi_screen.classifiers.datasets import INTERPOLATIONS
+from wsi_screen.classifiers.preprocess import INTERPOLATIONS
 from wsi_screen.errors import ModelBundleError
 from wsi_screen.io import atomic_path
 from wsi_screen.io import atomic_write_text

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from wsi_screen.classifiers.preprocess import INTERPOLATIONS
+from wsi_screen.classifiers.preprocess import resize_patches
+from wsi_screen.classifiers.preprocess import shah_preprocess
 from wsi_screen.classifiers.schemes import ClassScheme
 from wsi_screen.errors import InputError
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
-INTERPOLATIONS = {"bilinear": 1, "area": 3, "bicubic": 2, "nearest": 0}  # cv2 INTER_* codes
 
 
 @dataclass(frozen=True)
@@ -262,9 +264,6 @@ def load_patches(
         errors: when given, an unreadable image is recorded here as (index, message) and its row
             left black instead of raising :class:`InputError`.
     """
-    from wsi_screen.classifiers.augment import shah_preprocess
-    from wsi_screen.classifiers.timm_classifier import resize_patches
-
     side = input_size or patch_size_px
     out = np.empty((len(paths), side, side, 3), dtype=np.uint8)
     for i, p in enumerate(paths):

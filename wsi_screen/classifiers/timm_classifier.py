@@ -6,11 +6,12 @@ import logging
 from typing import TYPE_CHECKING
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from wsi_screen.classifiers.bundle import ModelBundle
+from wsi_screen.classifiers.preprocess import resize_patches
+from wsi_screen.classifiers.preprocess import shah_preprocess
 from wsi_screen.device import autocast_dtype
 from wsi_screen.device import select_device
 from wsi_screen.device import set_threads
@@ -21,21 +22,6 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-_INTERP = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
-
-
-def resize_patches(
-    patches: NDArray[np.uint8], size: int, interpolation: str = "bilinear"
-) -> NDArray[np.uint8]:
-    """Resize N x H x W x 3 uint8 patches to N x size x size x 3 (no-op when already that size)."""
-    if patches.shape[1] == size and patches.shape[2] == size:
-        return patches
-    interp = _INTERP.get(interpolation, cv2.INTER_LINEAR)
-    out = np.empty((patches.shape[0], size, size, 3), dtype=np.uint8)
-    for i, p in enumerate(patches):
-        out[i] = cv2.resize(p, (size, size), interpolation=interp)
-    return out
 
 
 class TimmClassifier:
@@ -89,8 +75,6 @@ class TimmClassifier:
         import torch
 
         if self.bundle.preprocess == "shah":  # as in training: on the full patch, before resizing
-            from wsi_screen.classifiers.augment import shah_preprocess
-
             patches = np.stack([shah_preprocess(np.ascontiguousarray(p)) for p in patches])
         arr = resize_patches(patches, self.bundle.input_size, self.bundle.interpolation)
         x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
