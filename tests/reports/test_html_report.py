@@ -15,8 +15,8 @@ from _fixtures import fake_out  # noqa: F401 - pytest fixture
 
 from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.assets import read_assets
+from wsi_screen.reports.corrections import screening_of
 from wsi_screen.reports.html_report import render_report_html
-from wsi_screen.reports.review import screening_of
 
 SECTIONS = (
     "header",

@@ -12,9 +12,9 @@ from _fake import write_fake_report
 from click.testing import CliRunner
 
 from wsi_screen.errors import WsiScreenError
-from wsi_screen.reports.review import ReviewError
+from wsi_screen.reports.corrections import ReviewError
+from wsi_screen.reports.corrections import screening_of
 from wsi_screen.reports.review import apply_review
-from wsi_screen.reports.review import screening_of
 from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
 
