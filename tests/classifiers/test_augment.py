@@ -64,3 +64,39 @@ def test_shah_preprocess_keeps_shape() -> None:
     out = shah_preprocess(img)
     assert out.shape == img.shape
     assert out.dtype == np.uint8
+
+
+def test_colour_and_blur_jitter_change_images_and_stay_in_range() -> None:
+    import torch
+
+    from wsi_screen.classifiers.augment import AugmentConfig
+    from wsi_screen.classifiers.augment import augment_batch
+
+    still = {"rotation_deg": 0.0, "flip": False, "shift": 0.0, "shear": 0.0, "zoom": 0.0}
+    flat = {"brightness": 0.0, "contrast": 0.0, "stain_sigma": 0.0}
+    x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    same = augment_batch(x.clone(), AugmentConfig(**still, **flat))
+    assert float((same - x).abs().max()) < 1e-4
+    for extra in ({"hue": 0.1}, {"saturation": 0.5}, {"gamma": 0.3}, {"white_balance": 0.2}, {"blur": 2.0}):
+        y = augment_batch(
+            x.clone(), AugmentConfig(**still, **flat, **extra), generator=torch.Generator().manual_seed(0)
+        )
+        assert y.shape == x.shape
+        assert float(y.min()) >= 0 and float(y.max()) <= 1
+        assert float((y - x).abs().max()) > 0.01, extra
+    # hue rotation keeps luminance (Y of YIQ) where nothing clips
+    grey = torch.full((2, 3, 8, 8), 0.5)
+    y = augment_batch(grey.clone(), AugmentConfig(**still, **flat, hue=0.4))
+    assert float((y - grey).abs().max()) < 1e-4
+
+
+def test_augment_ranges_are_checked() -> None:
+    import pytest
+
+    from wsi_screen.classifiers.augment import AugmentConfig
+    from wsi_screen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hue"):
+        AugmentConfig(hue=1.5)
+    with pytest.raises(ConfigError, match="blur"):
+        AugmentConfig(blur=50.0)

@@ -41,6 +41,13 @@ class AugmentConfig:
         brightness: maximum additive brightness change (0-1 scale).
         contrast: maximum relative contrast change.
         stain_sigma: Tellez HED perturbation strength (scale 1 +/- s, shift +/- s); 0 disables.
+        hue: maximum hue rotation as a fraction of a full turn (YIQ chroma rotation).
+        saturation: maximum relative saturation change (chroma scaled by 1 +/- s).
+        gamma: maximum absolute log-gamma (gamma drawn from exp(U(-g, g))).
+        white_balance: maximum relative per-channel gain change (1 +/- w): white-balance and
+            background-tint differences between scanners.
+        blur: maximum Gaussian blur sigma in input pixels, applied to half of the images
+            (focus differences).
     """
 
     rotation_deg: float = 180.0
@@ -51,14 +58,33 @@ class AugmentConfig:
     brightness: float = 0.1
     contrast: float = 0.15
     stain_sigma: float = 0.05
+    hue: float = 0.0
+    saturation: float = 0.0
+    gamma: float = 0.0
+    white_balance: float = 0.0
+    blur: float = 0.0
 
     def __post_init__(self) -> None:
         """Check ranges."""
-        for name in ("shift", "shear", "zoom", "brightness", "contrast", "stain_sigma"):
+        for name in (
+            "shift",
+            "shear",
+            "zoom",
+            "brightness",
+            "contrast",
+            "stain_sigma",
+            "hue",
+            "saturation",
+            "gamma",
+            "white_balance",
+        ):
             v = getattr(self, name)
             if not 0 <= v < 1:
                 msg = f"augment.{name}={v}; expected 0 <= value < 1"
                 raise ConfigError(msg)
+        if not 0 <= self.blur <= 10:
+            msg = f"augment.blur={self.blur}; expected 0-10 px"
+            raise ConfigError(msg)
         if not 0 <= self.rotation_deg <= 180:
             msg = f"augment.rotation_deg={self.rotation_deg}; expected 0-180"
             raise ConfigError(msg)
@@ -100,6 +126,60 @@ def _stain_jitter(x: torch.Tensor, sigma: float, gen: torch.Generator | None) ->
     hed = hed * alpha + beta
     rgb = torch.exp(-(hed @ rgb_from_hed)).clamp(0, 1)
     return rgb.permute(0, 3, 1, 2).contiguous()
+
+
+# RGB <-> YIQ (NTSC): hue is the angle of the (I, Q) chroma vector, saturation its length.
+_YIQ_FROM_RGB = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_RGB_FROM_YIQ = np.linalg.inv(_YIQ_FROM_RGB)
+
+
+def _colour_jitter(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None) -> torch.Tensor:
+    """Hue rotation, saturation, per-channel gain and gamma on a float Bx3xHxW batch in 0-1."""
+    import torch
+
+    b, dev, dt = x.shape[0], x.device, x.dtype
+
+    def u(*shape: int) -> torch.Tensor:
+        return (torch.rand(*shape, generator=gen) * 2 - 1).to(dev, dt)
+
+    if cfg.hue > 0 or cfg.saturation > 0:
+        ang = u(b) * cfg.hue * 2 * math.pi
+        sat = 1 + u(b) * cfg.saturation
+        cos, sin = torch.cos(ang) * sat, torch.sin(ang) * sat
+        rot = torch.zeros(b, 3, 3, device=dev, dtype=dt)
+        rot[:, 0, 0] = 1
+        rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
+        to_yiq = torch.as_tensor(_YIQ_FROM_RGB, device=dev, dtype=dt)
+        to_rgb = torch.as_tensor(_RGB_FROM_YIQ, device=dev, dtype=dt)
+        m = to_rgb @ rot @ to_yiq  # Bx3x3
+        x = torch.einsum("bij,bjhw->bihw", m, x).clamp(0, 1)
+    if cfg.white_balance > 0:
+        x = (x * (1 + u(b, 3, 1, 1) * cfg.white_balance)).clamp(0, 1)
+    if cfg.gamma > 0:
+        x = x.clamp_min(_EPS) ** torch.exp(u(b, 1, 1, 1) * cfg.gamma)
+    return x
+
+
+def _random_blur(x: torch.Tensor, max_sigma: float, gen: torch.Generator | None) -> torch.Tensor:
+    """Gaussian blur with sigma ~ U(0, max_sigma) on a random half of the batch."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812 - torch convention
+
+    b = x.shape[0]
+    chosen = torch.nonzero(torch.rand(b, generator=gen) < 0.5).flatten()
+    radius = max(1, math.ceil(3 * max_sigma))
+    offs = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    for i in chosen.tolist():
+        sigma = float(torch.rand(1, generator=gen)) * max_sigma
+        if sigma < 0.3:
+            continue
+        k = torch.exp(-(offs**2) / (2 * sigma**2))
+        k = (k / k.sum()).view(1, 1, 1, -1).repeat(3, 1, 1, 1)
+        img = F.pad(x[i : i + 1], (radius, radius, radius, radius), mode="reflect")
+        img = F.conv2d(img, k, groups=3)
+        img = F.conv2d(img, k.transpose(2, 3), groups=3)
+        x[i] = img[0]
+    return x
 
 
 def _affine_matrices(b: int, cfg: AugmentConfig, gen: torch.Generator | None) -> torch.Tensor:
@@ -148,6 +228,10 @@ def augment_batch(
         ct = 1 + (torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * cfg.contrast
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = ((x - mean) * ct.to(x) + mean + br.to(x)).clamp(0, 1)
+    if cfg.hue > 0 or cfg.saturation > 0 or cfg.white_balance > 0 or cfg.gamma > 0:
+        x = _colour_jitter(x, cfg, generator)
+    if cfg.blur > 0:
+        x = _random_blur(x, cfg.blur, generator)
     return x
 
 

@@ -29,8 +29,10 @@ from wsi_screen.classifiers.datasets import kfold_splits
 from wsi_screen.classifiers.datasets import load_patches
 from wsi_screen.classifiers.datasets import scan_folder
 from wsi_screen.classifiers.datasets import stratified_split
+from wsi_screen.classifiers.pretrained import NAMED_SOURCES
+from wsi_screen.classifiers.pretrained import load_init_weights
+from wsi_screen.classifiers.pretrained import resolve_init
 from wsi_screen.classifiers.schemes import ClassScheme
-from wsi_screen.classifiers.train_utils import load_init_weights
 from wsi_screen.classifiers.train_utils import lr_at
 from wsi_screen.classifiers.train_utils import predict_logits
 from wsi_screen.classifiers.train_utils import quick_metrics
@@ -78,7 +80,9 @@ class TrainConfig:
         mpp: microns per pixel of the training patches.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         threads: CPU threads (None: all available).
-        init: local checkpoint (safetensors or torch state dict) to start from.
+        init: local checkpoint (safetensors or torch state dict) or a named pretrained source
+            (``imagenet:tf_efficientnet_lite0``) to start from; a named source's input
+            normalisation is used for training and recorded in the bundle.
         ema_decay: decay of an exponential moving average of the weights (0 disables).
         preprocess: ``shah`` for NLM denoising + sharpening before resizing, or None.
         model_kwargs: extra ``timm.create_model`` arguments (e.g. ``drop_rate``).
@@ -106,7 +110,7 @@ class TrainConfig:
     mpp: float = MATEK_MPP
     device: str = "auto"
     threads: int | None = None
-    init: Path | None = None
+    init: str | None = None
     ema_decay: float = 0.0
     preprocess: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +132,12 @@ class TrainConfig:
             (0 <= self.ema_decay < 1, "0 <= ema_decay < 1"),
             (self.preprocess in (None, "shah"), "preprocess is None or shah"),
         ]
+        if self.init is not None and not isinstance(self.init, str):
+            object.__setattr__(self, "init", str(self.init))
+        src = NAMED_SOURCES.get(self.init or "")
+        if src is not None and src.arch != self.arch:
+            msg = f"--init {self.init} holds {src.arch} weights; use --arch {src.arch}"
+            raise ConfigError(msg)
         for ok, rule in checks:
             if not ok:
                 msg = f"train config: expected {rule}"
@@ -136,11 +146,20 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         """Return the recipe as a JSON-serialisable dict."""
         d = asdict(self)
-        d["init"] = str(self.init) if self.init else None
+        d["init"] = str(self.init) if self.init else None  # a Path given by older callers
         return d
 
 
 _RUNTIME_ONLY = ("device", "threads")
+
+
+def input_norm(cfg: TrainConfig) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Input normalisation: the named pretrained source's, else ImageNet's."""
+    if cfg.init:
+        src = NAMED_SOURCES.get(str(cfg.init))
+        if src is not None:
+            return src.mean, src.std
+    return IMAGENET_MEAN, IMAGENET_STD
 
 
 def _resumable_recipe(cfg: TrainConfig) -> dict[str, Any]:
@@ -221,7 +240,8 @@ def train_split(
     except RuntimeError as e:
         msg = f"--arch {cfg.arch!r}: not a timm architecture ({e})"
         raise ConfigError(msg) from e
-    init_info = load_init_weights(model, cfg.init) if cfg.init else None
+    init_spec = resolve_init(cfg.init) if cfg.init else None
+    init_info = load_init_weights(model, init_spec) if init_spec else None
     model = model.to(device).to(memory_format=torch.channels_last)
     ema = None
     if cfg.ema_decay > 0:
@@ -234,8 +254,9 @@ def train_split(
     if cfg.balance == "loss":
         class_w = torch.tensor(len(y_train) / (n_classes * counts), dtype=torch.float32, device=device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_w, label_smoothing=cfg.label_smoothing)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    norm_mean, norm_std = input_norm(cfg)
+    mean = torch.tensor(norm_mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(norm_std, device=device).view(1, 3, 1, 1)
     steps_per_epoch = max(1, len(y_train) // cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     warmup = steps_per_epoch * cfg.warmup_epochs
@@ -338,8 +359,8 @@ def train_split(
         architecture=cfg.arch,
         class_names=train_set.class_names,
         input_size=cfg.image_size,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=input_norm(cfg)[0],
+        std=input_norm(cfg)[1],
         patch_size_px=cfg.patch_size_px,
         mpp=cfg.mpp,
         name=cfg.name or out_dir.name,

@@ -7,60 +7,14 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING
-from typing import Any
 
 import numpy as np
-
-from wsi_screen.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-
-def load_init_weights(model: torch.nn.Module, path: Path) -> dict[str, int]:
-    """Load a local checkpoint into ``model``, skipping tensors whose shape does not fit.
-
-    Accepts safetensors files and torch state dicts (loaded with ``weights_only=True``), also
-    wrapped in ``{"state_dict": ...}`` or ``{"model": ...}`` or prefixed with ``module.``.
-
-    Raises:
-        ConfigError: the file is missing, unreadable or shares no tensor with the model.
-    """
-    import torch
-
-    if not path.is_file():
-        msg = f"{path}: --init checkpoint not found"
-        raise ConfigError(msg)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state: Any = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        msg = f"{path}: cannot read checkpoint ({type(e).__name__}: {e})"
-        raise ConfigError(msg) from e
-    for key in ("state_dict", "model", "model_state"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    own = model.state_dict()
-    fitting = {}
-    for k, v in state.items():
-        k2 = k.removeprefix("module.")
-        if k2 in own and tuple(own[k2].shape) == tuple(v.shape):
-            fitting[k2] = v
-    if not fitting:
-        msg = f"{path}: no tensor of the checkpoint fits {type(model).__name__}"
-        raise ConfigError(msg)
-    model.load_state_dict(fitting, strict=False)
-    skipped = len(own) - len(fitting)
-    log.info("init from %s: %d tensors loaded, %d left at random init", path, len(fitting), skipped)
-    return {"loaded": len(fitting), "skipped": skipped}
 
 
 def sample_epoch(labels: np.ndarray, balance: str, rng: np.random.Generator) -> np.ndarray:

