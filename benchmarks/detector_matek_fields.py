@@ -26,8 +26,8 @@ from _synthetic import compose_real_field  # noqa: E402
 
 from wsi_screen.config import TilingConfig  # noqa: E402
 from wsi_screen.detectors import create_detector  # noqa: E402
-from wsi_screen.pipeline import detect_cells  # noqa: E402
 from wsi_screen.sources import FieldSource  # noqa: E402
+from wsi_screen.stages import detect_cells  # noqa: E402
 
 MPP = 0.0862
 CELL_CLASSES = ("BLA", "EOS", "LYT", "MON", "NGS", "PMO")

@@ -10,7 +10,7 @@ import pytest
 from _synthetic import grid_centres
 from _synthetic import synthetic_field
 
-from wsi_screen import pipeline
+from wsi_screen import stages
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.pipeline import Screener
 from wsi_screen.pipeline import unique_stems
@@ -48,7 +48,7 @@ def test_unreadable_region_fails_only_its_own_input_in_a_shared_batch(
     good1 = _field(tmp_path, "good1.png", seed=1)
     bad = _field(tmp_path, "bad.png", seed=2)
     good2 = _field(tmp_path, "good2.png", seed=3)
-    real = pipeline.iter_patch_batches
+    real = stages.iter_patch_batches
 
     def iter_patch_batches(items: Any, **kw: Any) -> Any:
         items = list(items)
@@ -57,7 +57,7 @@ def test_unreadable_region_fails_only_its_own_input_in_a_shared_batch(
             raise WsiScreenError(msg)
         return real(items, **kw)
 
-    monkeypatch.setattr(pipeline, "iter_patch_batches", iter_patch_batches)
+    monkeypatch.setattr(stages, "iter_patch_batches", iter_patch_batches)
     out = {it.path.name: it for it in screener.screen([good1, bad, good2])}
     failure = out["bad.png"].failure
     assert failure is not None and failure.stage == "patch" and "bad.png" in failure.message
@@ -99,7 +99,7 @@ class _OpenCounter:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.open = 0
         self.peak = 0
-        real = pipeline.open_source
+        real = stages.open_source
 
         def open_source(path: Any) -> Any:
             src = real(path)
@@ -114,7 +114,7 @@ class _OpenCounter:
             src.close = close
             return src
 
-        monkeypatch.setattr(pipeline, "open_source", open_source)
+        monkeypatch.setattr(stages, "open_source", open_source)
 
 
 def test_inputs_waiting_for_a_batch_are_bounded_and_all_sources_closed(

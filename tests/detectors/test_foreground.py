@@ -12,8 +12,8 @@ from wsi_screen.config import TilingConfig
 from wsi_screen.detectors import create_detector
 from wsi_screen.errors import ConfigError
 from wsi_screen.errors import UnknownPluginError
-from wsi_screen.pipeline import detect_cells
 from wsi_screen.sources import FieldSource
+from wsi_screen.stages import detect_cells
 
 
 @pytest.mark.parametrize("mpp", [0.0862, 0.2])

@@ -14,8 +14,8 @@ from wsi_screen.config import TilingConfig
 from wsi_screen.detectors.merge import box_overlap
 from wsi_screen.detectors.merge import merge_cells
 from wsi_screen.detectors.yolo import YoloDetector
-from wsi_screen.pipeline import detect_cells
 from wsi_screen.sources import FieldSource
+from wsi_screen.stages import detect_cells
 from wsi_screen.tiling import plan_tiles
 from wsi_screen.types import Cell
 from wsi_screen.types import Tile

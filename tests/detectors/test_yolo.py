@@ -33,8 +33,8 @@ from wsi_screen.detectors.yolo import resolve_model_dir
 from wsi_screen.detectors.yolo import train_yolo
 from wsi_screen.errors import ConfigError
 from wsi_screen.errors import ModelBundleError
-from wsi_screen.pipeline import detect_cells
 from wsi_screen.sources import FieldSource
+from wsi_screen.stages import detect_cells
 from wsi_screen.types import Tile
 
 SHIPPED = MODELS_DIR / "yolo-wbc" / "weights.pt"

@@ -10,10 +10,10 @@ import numpy as np
 
 from wsi_screen.classes import MATEK_CLASSES
 from wsi_screen.config import ScreenConfig
-from wsi_screen.pipeline import ScreenedInput
 from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.writer import write_input_reports
 from wsi_screen.sources import ResolvedMpp
+from wsi_screen.stages import ScreenedInput
 from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
 

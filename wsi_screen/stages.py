@@ -1,0 +1,239 @@
+"""The screening stages as plain functions: read, tile, localise, patch and classify.
+
+Each stage works on one input (:class:`ScreenedInput`) or on one batch of cells, records a failure
+on the input it concerns instead of raising, and adds its time to the input's timer, so a
+scheduler (:class:`wsi_screen.pipeline.Screener` today, a pipelined engine later) decides only
+*when* each stage runs. Aggregation and the reports follow in :mod:`wsi_screen.reports.writer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from wsi_screen.config import TilingConfig
+from wsi_screen.detectors.base import Detector
+from wsi_screen.detectors.merge import once_per_seam
+from wsi_screen.errors import WsiScreenError
+from wsi_screen.patches import iter_patch_batches
+from wsi_screen.sources import ImageSource
+from wsi_screen.sources import ResolvedMpp
+from wsi_screen.sources import open_source
+from wsi_screen.sources import resolve_mpp
+from wsi_screen.tiling import iter_tiles
+from wsi_screen.types import Cell
+from wsi_screen.types import CellCalls
+from wsi_screen.types import Failure
+from wsi_screen.types import PatchBatch
+from wsi_screen.types import StageTimer
+from wsi_screen.types import Tile
+
+log = logging.getLogger(__name__)
+
+SEAM_MARGIN_PX = 2.0
+"""Tile pixels past its core within which a tile may still report a cell (see :func:`detect_cells`)."""
+
+
+@dataclass
+class ScreenedInput:
+    """Everything known about one input after screening (or its failure)."""
+
+    path: Path
+    stem: str
+    source: ImageSource | None = None
+    mpp: ResolvedMpp | None = None
+    cells: list[Cell] = field(default_factory=list)
+    calls: list[CellCalls] = field(default_factory=list)
+    timer: StageTimer = field(default_factory=StageTimer)
+    failure: Failure | None = None
+    warnings: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def ok(self) -> bool:
+        """Whether screening succeeded."""
+        return self.failure is None
+
+    def merged_calls(self, class_names: tuple[str, ...], classifier: str) -> CellCalls:
+        """All calls of this input, in cell order."""
+        return CellCalls.concat(self.calls, class_names, classifier)
+
+    def close(self) -> None:
+        """Close the input's source (if open); the input keeps its cells and calls."""
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
+
+@dataclass(frozen=True)
+class PatchGroup:
+    """The cells of one input within a classification batch, with their patches."""
+
+    owner: ScreenedInput
+    cells: list[Cell]
+    pixels: NDArray[np.uint8]
+
+
+def fail(item: ScreenedInput, stage: str, e: Exception) -> None:
+    """Record ``e`` as the input's failure in ``stage`` (the first failure wins); drop its calls.
+
+    An error that is not a :class:`WsiScreenError` is unexpected: it is logged with its traceback,
+    and its message is prefixed with the input's path.
+    """
+    if item.failure is not None:
+        return
+    if not isinstance(e, WsiScreenError):
+        log.error("%s: unexpected error in stage %s", item.path, stage, exc_info=e)
+    msg = str(e) if isinstance(e, WsiScreenError) else f"{item.path}: {e}"
+    item.failure = Failure(str(item.path), stage, type(e).__name__, msg)
+    item.calls.clear()
+
+
+def read(path: Path, stem: str, *, user_mpp: float | None, model_mpp: float) -> ScreenedInput:
+    """Stage ``read``: open the input and resolve its pixel size (file, else ``user_mpp``, else the model's).
+
+    A failure is recorded on the returned input (stage as the error names it, ``read`` for an
+    unexpected one); its source is then closed.
+    """
+    item = ScreenedInput(path=path, stem=stem)
+    try:
+        t = time.perf_counter()
+        item.source = open_source(path)
+        item.mpp = resolve_mpp(item.source, user_mpp=user_mpp, model_mpp=model_mpp)
+        if item.mpp.warning:
+            item.warnings.append(item.mpp.warning)
+            log.warning("%s: %s", path.name, item.mpp.warning)
+        item.timer.add("read", time.perf_counter() - t)
+    except Exception as e:  # noqa: BLE001 - isolate failures per input, with cause logged
+        fail(item, e.stage if isinstance(e, WsiScreenError) else "read", e)
+        item.close()
+    return item
+
+
+def seam_tiles(
+    source: ImageSource, tiling: TilingConfig, *, mpp: float, target_mpp: float | None
+) -> Iterator[tuple[Tile, Tile, float]]:
+    """Stage ``tile``: the tiles of ``source``, each with its core widened by the seam margin.
+
+    Yields:
+        ``(tile, widened, margin)``: the planned tile, the same tile whose core reaches
+        :data:`SEAM_MARGIN_PX` of its pixels further (what the detector is given), and that margin
+        in level-0 pixels.
+    """
+    for tile in iter_tiles(source, tiling, mpp=mpp, target_mpp=target_mpp):
+        m = SEAM_MARGIN_PX * tile.scale
+        x0, y0, x1, y1 = tile.core
+        widened = dataclasses.replace(
+            tile, core=(math.floor(x0 - m), math.floor(y0 - m), math.ceil(x1 + m), math.ceil(y1 + m))
+        )
+        yield tile, widened, m
+
+
+def detect_cells(source: ImageSource, detector: Detector, tiling: TilingConfig, *, mpp: float) -> list[Cell]:
+    """Run ``detector`` over all tiles of ``source``; cells are numbered 0..n-1 in tile order.
+
+    Each tile reports the cells of its core, plus those up to :data:`SEAM_MARGIN_PX` of its
+    pixels beyond it: two overlapping tiles resample and threshold a seam cell slightly
+    differently, so its centre can fall a fraction of a pixel outside both cores (lost) or inside
+    both (counted twice). Detections of different tiles closer than two margins are one cell
+    (:func:`once_per_seam`), so every cell is counted exactly once.
+    """
+    owned: list[Cell] = []
+    extra: list[Cell] = []
+    radius = 0.0
+    for tile, widened, m in seam_tiles(source, tiling, mpp=mpp, target_mpp=detector.target_mpp):
+        radius = max(radius, 2 * m)
+        for c in detector.detect(widened):
+            c = dataclasses.replace(c, tile_index=tile.index)  # whatever the (plug-in) detector set
+            (owned if tile.owns(c.x, c.y) else extra).append(c)
+    found = once_per_seam(owned, extra, radius=radius)
+    found.sort(key=lambda c: c.tile_index)  # stable: tile order, then each tile's own order
+    return [
+        Cell(i, c.source_id, c.x, c.y, c.bbox, c.score, c.detector, c.tile_index) for i, c in enumerate(found)
+    ]
+
+
+def localise(item: ScreenedInput, detector: Detector, tiling: TilingConfig) -> None:
+    """Stage ``detect``: find the input's cells (:func:`detect_cells`); a failure closes its source."""
+    if not item.ok or item.source is None or item.mpp is None:
+        return
+    try:
+        t = time.perf_counter()
+        item.cells = detect_cells(item.source, detector, tiling, mpp=item.mpp.mpp)
+        item.timer.add("detect", time.perf_counter() - t)
+        log.info("%s: %d cells detected", item.path.name, len(item.cells))
+    except Exception as e:  # noqa: BLE001 - isolate failures per input, with cause logged
+        fail(item, "detect", e)
+        item.close()
+
+
+def patch(
+    take: list[tuple[ScreenedInput, Cell]], *, patch_size_px: int, model_mpp: float
+) -> list[PatchGroup]:
+    """Stage ``patch``: cut the patches of one batch, input by input (in the batch's order).
+
+    A region that cannot be read fails its own input (left out of the result); the rest of the
+    batch is still cut. Inputs are told apart by identity: two inputs may compare equal.
+    """
+    groups: list[PatchGroup] = []
+    for _, run in groupby(take, key=lambda pair: id(pair[0])):
+        pairs = list(run)
+        owner, cells = pairs[0][0], [c for _, c in pairs]
+        if not (owner.ok and owner.source and owner.mpp):
+            continue
+        items = [(owner.source, owner.mpp.mpp, c) for c in cells]
+        try:
+            batch = next(
+                iter_patch_batches(
+                    items, patch_size_px=patch_size_px, model_mpp=model_mpp, batch_size=len(items)
+                )
+            )
+        except Exception as e:  # noqa: BLE001 - a region that cannot be read fails its input only
+            fail(owner, "patch", e)
+            continue
+        groups.append(PatchGroup(owner, cells, batch.pixels))
+    return groups
+
+
+def classify(classifier: Any, groups: list[PatchGroup]) -> CellCalls | None:
+    """Stage ``classify``: one forward pass over the patches of all ``groups``.
+
+    Returns:
+        The calls in group order, or None when the classifier failed (every input of the batch
+        then fails; later batches may still succeed).
+    """
+    pixels = np.concatenate([g.pixels for g in groups])
+    cells = tuple(c for g in groups for c in g.cells)
+    try:
+        calls: CellCalls = classifier.classify(PatchBatch(pixels, cells))
+    except Exception as e:  # noqa: BLE001 - recorded per input
+        for g in groups:
+            fail(g.owner, "classify", e)
+        return None
+    return calls
+
+
+def hand_out(groups: list[PatchGroup], calls: CellCalls, *, patch_s: float, classify_s: float) -> None:
+    """Give each input its share of a batch's calls, and of its patch and classify time (by cell count)."""
+    n = sum(len(g.cells) for g in groups)
+    start = 0
+    for g in groups:
+        end = start + len(g.cells)
+        g.owner.calls.append(
+            CellCalls(calls.cells[start:end], calls.probs[start:end], calls.class_names, calls.classifier)
+        )
+        share = len(g.cells) / n
+        g.owner.timer.add("patch", patch_s * share)
+        g.owner.timer.add("classify", classify_s * share)
+        start = end
