@@ -133,8 +133,9 @@ def test_usage_errors_exit_2(tmp_path: Path, tiny_bundle: Path, field_2452: tupl
 def test_unwritable_output_folder_is_refused_before_screening(tmp_path: Path, tiny_bundle: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    missing = tmp_path / "never.png"  # would fail at read: the folder check must come first
-    for cmd in (["run", str(missing)], ["batch", str(tmp_path)]):
+    garbage = tmp_path / "never.png"  # would fail at read: the folder check must come first
+    garbage.write_text("not an image")
+    for cmd in (["run", str(garbage)], ["batch", str(tmp_path)]):
         res = CliRunner().invoke(main, [*cmd, "-o", str(blocker / "out"), "--model", str(tiny_bundle)])
         assert res.exit_code == 2, res.output
         assert "output folder cannot be written" in res.output and str(blocker / "out") in res.output

@@ -145,10 +145,10 @@ def test_evaluate_detector_cli_errors(tmp_path: Path) -> None:
             "0.4",
         ],
     )
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a class the data set lacks: a usage error, as documented
     assert "Monocyte" in res.output
     res = runner.invoke(
         main, ["evaluate-detector", "no-such-weights", str(data), "-o", str(tmp_path / "o"), "--mpp", "0.4"]
     )
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "not found" in res.output

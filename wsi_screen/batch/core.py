@@ -66,7 +66,7 @@ class BatchOptions:
     """How to run a batch (the ``wsi-screen batch`` options)."""
 
     recursive: bool = False
-    pattern: str = "*"
+    patterns: tuple[str, ...] = ("*",)  # file-name globs; a file matching any one is an input
     resume: bool = True
     fail_fast: bool = False
     engine: str = "local"
@@ -171,12 +171,13 @@ def run_batch(
         items = discover_inputs(
             locations,
             recursive=options.recursive,
-            pattern=options.pattern,
+            pattern=options.patterns,
             exclude=[out],
             known_stems=recorded_stems(out / LEDGER_NAME),  # inputs keep their folders across runs
         )
         if not items:
-            msg = f"no input found in {', '.join(str(p) for p in locations)} (pattern {options.pattern!r})"
+            globs = ", ".join(repr(p) for p in options.patterns)
+            msg = f"no input found in {', '.join(str(p) for p in locations)} (pattern {globs})"
             raise WsiScreenError(msg)
         ledger = Ledger(out / LEDGER_NAME)
         if options.resume:

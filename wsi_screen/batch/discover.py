@@ -44,13 +44,13 @@ def discover_inputs(
     locations: Sequence[Path],
     *,
     recursive: bool = False,
-    pattern: str = "*",
+    pattern: str | Sequence[str] = "*",
     exclude: Iterable[Path] = (),
     known_stems: Mapping[str, Sequence[str]] | None = None,
 ) -> list[BatchInput]:
     """List the files a batch screens, in a stable order.
 
-    Every regular, non-hidden file matching ``pattern`` is an input, including files of an
+    Every regular, non-hidden file matching ``pattern`` (any of them, when several) is an input, including files of an
     unsupported type and broken symbolic links: those fail in the ``read`` stage and are named in
     the summary instead of being skipped silently (use ``pattern="*.svs"`` to restrict a folder). Files under the
     ``exclude`` folders (the batch's own output folder) are ignored.
@@ -58,7 +58,8 @@ def discover_inputs(
     Args:
         locations: folders (or single files), in the order given on the command line.
         recursive: also search sub-folders.
-        pattern: a glob matched against file names (``*.svs``, ``case_*``).
+        pattern: a glob matched against file names (``*.svs``, ``case_*``), or several: a file
+            matching any of them is an input (listed once).
         exclude: folders whose contents are never inputs.
         known_stems: output folder names earlier runs gave each input name
             (:func:`recorded_stems`); see :func:`batch_stems`.
@@ -74,6 +75,7 @@ def discover_inputs(
         >>> discover_inputs([Path("slides")], pattern="*.svs")  # doctest: +SKIP
     """
     skip = [p.resolve() for p in exclude]
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     seen: set[Path] = set()
     found: list[tuple[Path, str]] = []
     for loc in locations:
@@ -84,9 +86,9 @@ def discover_inputs(
         if loc.is_file():
             candidates = [(loc, loc.name)]
         else:
-            it = loc.rglob(pattern) if recursive else loc.glob(pattern)
+            matched = {p for pat in patterns for p in (loc.rglob(pat) if recursive else loc.glob(pat))}
             candidates = []
-            for p in it:
+            for p in matched:
                 rel = p.relative_to(loc)
                 if any(part.startswith(".") for part in rel.parts):
                     continue  # hidden files and our own temp files (.name.xyz.tmp)
@@ -98,7 +100,8 @@ def discover_inputs(
                 candidates.append((p, rel.as_posix()))
             candidates.sort(key=lambda c: c[1])
             if not candidates:
-                log.warning("%s: no file matches %r%s", loc, pattern, " (recursive)" if recursive else "")
+                globs = " or ".join(repr(p) for p in patterns)
+                log.warning("%s: no file matches %s%s", loc, globs, " (recursive)" if recursive else "")
         for p, name in candidates:
             resolved = _resolve(p)
             if resolved in seen:

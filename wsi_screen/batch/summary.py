@@ -343,7 +343,7 @@ def run_metadata(
         "out": str(out),
         "options": {
             "recursive": options.recursive,
-            "pattern": options.pattern,
+            "patterns": list(options.patterns),
             "resume": options.resume,
             "fail_fast": options.fail_fast,
             "engine": options.engine,

@@ -22,23 +22,28 @@ from wsi_screen.cli.options import device_option
 from wsi_screen.cli.options import ensure_output_folder
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
+from wsi_screen.cli.options import output_option
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PROGRESS_LOGGER = "wsi_screen.batch.progress"
 
 
-@click.command()
+@click.command(short_help="Screen whole folders, resumably, locally or on Ray.")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+@output_option(
+    "Output folder: OUT/<name>/ per input, summary.csv, index.html and the batch log", deprecated_out=True
 )
 @click.option("--recursive", is_flag=True, help="Also screen files in sub-folders.")
 @click.option(
     "--pattern",
-    default="*",
+    "patterns",
+    multiple=True,
+    default=("*",),
     show_default=True,
-    help="File-name glob selecting inputs, e.g. '*.svs'. Matching files of unsupported types are "
-    "reported as failed, so narrow the pattern in folders holding other files.",
+    metavar="GLOB",
+    help="File-name glob selecting inputs, e.g. '*.svs'; repeatable: a file matching any of the "
+    "patterns is an input (--pattern '*.svs' --pattern '*.ndpi'). Matching files of unsupported "
+    "types are reported as failed, so narrow the pattern in folders holding other files.",
 )
 @click.option(
     "--resume/--no-resume",
@@ -79,7 +84,7 @@ def batch(
     folders: tuple[Path, ...],
     out: Path,
     recursive: bool,
-    pattern: str,
+    patterns: tuple[str, ...],
     resume: bool,
     fail_fast: bool,
     engine: str,
@@ -114,7 +119,7 @@ def batch(
     bars = sys.stderr.isatty()
     options = BatchOptions(
         recursive=recursive,
-        pattern=pattern,
+        patterns=patterns,
         resume=resume,
         fail_fast=fail_fast,
         engine=engine,

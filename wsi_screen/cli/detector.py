@@ -17,6 +17,10 @@ from typing import Any
 
 import click
 
+from wsi_screen.cli.options import CommandError
+from wsi_screen.cli.options import output_option
+from wsi_screen.cli.options import torch_device_option
+
 log = logging.getLogger(__name__)
 
 
@@ -51,16 +55,9 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
     return max(rows, key=lambda r: 0.1 * r["map50"] + 0.9 * r["map50_95"])
 
 
-@click.command("train-detector")
+@click.command("train-detector", short_help="Train a YOLO cell detector on YOLO-format data.")
 @click.argument("data", type=click.Path(path_type=Path, exists=True))
-@click.option(
-    "-o",
-    "--output",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Model folder to write (weights.pt, detector.json, run/).",
-)
+@output_option("Model folder to write (weights.pt, detector.json, run/)", dest="out_dir")
 @click.option(
     "--arch",
     default="yolo11n",
@@ -68,11 +65,13 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
     help="ultralytics architecture (yolo11n, yolov8n, yolo11s, ...) built from its yaml, "
     "or a local .pt to fine-tune; nothing is downloaded.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Training epochs.")
 @click.option(
     "--imgsz", type=click.IntRange(min=32), default=416, show_default=True, help="Training image side in px."
 )
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Images per training batch."
+)
 @click.option(
     "--classes",
     default=None,
@@ -86,9 +85,15 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
     help="Microns per network pixel of the training images (recorded as the model's "
     "scale; tiles are resampled to it at prediction).",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@torch_device_option
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Data-loader worker processes (0: load in the training process).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--name", "model_name", default=None, help="Model name recorded in detector.json.")
 def train_detector(
     data: Path,
@@ -104,7 +109,11 @@ def train_detector(
     seed: int,
     model_name: str | None,
 ) -> None:
-    """Train a YOLO cell detector on YOLO-format DATA (data.yaml, or images/ + labels/)."""
+    """Train a YOLO cell detector on YOLO-format DATA (data.yaml, or images/ + labels/).
+
+    Writes weights.pt and detector.json (use the folder as --detector-weights) and the
+    ultralytics run (run/). A data set, architecture or device that cannot be used exits 2.
+    """
     from wsi_screen.detectors.convert import prepare_yolo_dataset
     from wsi_screen.detectors.yolo import CONFIG_FILE
     from wsi_screen.detectors.yolo import train_yolo
@@ -113,6 +122,7 @@ def train_detector(
 
     wanted = _split_classes(classes)
     try:
+        device = _resolve_device(device)
         with tempfile.TemporaryDirectory(prefix="wsi_screen_yolo_data_") as tmp:
             # always a private copy of the labels: class selection, absolute paths, and
             # ultralytics' label caches are written there rather than into the user's data set
@@ -132,7 +142,7 @@ def train_detector(
                 seed=seed,
             )
     except WsiScreenError as e:
-        raise click.ClickException(str(e)) from e
+        raise CommandError(str(e)) from e
     val = best_val_row(out_dir / "run" / "results.csv")
     cfg: dict[str, Any] = {
         "format_version": 1,
@@ -154,7 +164,16 @@ def train_detector(
         "val_ultralytics_best_epoch": val,
     }
     atomic_write_text(out_dir / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
-    log.info("wrote %s and %s; best epoch val %s", weights, out_dir / CONFIG_FILE, val)
+    log.info("best epoch val %s", val)
+    for path in (weights, out_dir / CONFIG_FILE, out_dir / "run"):
+        click.echo(f"wrote {path}{'/' if path.is_dir() else ''}")
+
+
+def _resolve_device(spec: str) -> str:
+    """``auto`` (or any spec) as the torch device string ultralytics is given: ``cpu`` or ``cuda:N``."""
+    from wsi_screen.device import select_device
+
+    return str(select_device(spec))
 
 
 def _make_detector(spec: str, *, conf: float, device: str, options: dict[str, Any]) -> Any:  # noqa: ANN401
@@ -163,6 +182,7 @@ def _make_detector(spec: str, *, conf: float, device: str, options: dict[str, An
     if spec.lower() == "foreground":
         return create_detector("foreground", **options)
     # mAP needs the low-confidence tail; P/R/F1 are taken at ``conf`` afterwards
+    device = _resolve_device(device)
     return create_detector("yolo", weights=spec, conf=min(conf, 0.001), device=device, **options)
 
 
@@ -174,17 +194,10 @@ def _per_image_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-@click.command("evaluate-detector")
+@click.command("evaluate-detector", short_help="Score a cell detector on YOLO-format data.")
 @click.argument("detector")
 @click.argument("data", type=click.Path(path_type=Path, exists=True))
-@click.option(
-    "-o",
-    "--output",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Folder for metrics.json and per_image.csv.",
-)
+@output_option("Folder for metrics.json and per_image.csv", dest="out_dir")
 @click.option(
     "--classes",
     default=None,
@@ -212,8 +225,14 @@ def _per_image_csv(rows: list[dict[str, Any]]) -> str:
     help="Or: physical length of each image's long side in microns (crops that share a "
     "field of view, not a pixel size, such as TXL-PBC).",
 )
-@click.option("--max-tile-px", type=click.IntRange(min=64), default=1024, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--max-tile-px",
+    type=click.IntRange(min=64),
+    default=1024,
+    show_default=True,
+    help="Largest tile side at the detector's scale; larger images are tiled as in wsi-screen run.",
+)
+@torch_device_option
 @click.option(
     "--option",
     "options",
@@ -236,7 +255,11 @@ def evaluate_detector(
     options: tuple[str, ...],
     limit: int | None,
 ) -> None:
-    """Score DETECTOR (weights, a model folder, a shipped name, or 'foreground') on YOLO DATA."""
+    """Score DETECTOR (weights, a model folder, a shipped name, or 'foreground') on YOLO DATA.
+
+    Writes metrics.json (precision, recall, F1, mAP50, count errors, centre matching) and
+    per_image.csv. A detector, split, class or option that cannot be used exits 2.
+    """
     from wsi_screen.detectors.evaluate import evaluate_on_yolo_dataset
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.io import atomic_write_text
@@ -269,7 +292,7 @@ def evaluate_detector(
             limit=limit,
         )
     except WsiScreenError as e:
-        raise click.ClickException(str(e)) from e
+        raise CommandError(str(e)) from e
     per_image = result.pop("per_image")
     report = {
         "detector": detector,
@@ -296,3 +319,5 @@ def evaluate_detector(
         result["centre"]["recall"],
         result["centre"]["f1"],
     )
+    for name in ("metrics.json", "per_image.csv"):
+        click.echo(f"wrote {out_dir / name}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 
-@click.command()
+@click.command(short_help="List shipped models and detectors; print their cards.")
 @click.option(
     "--card",
     "show_card",

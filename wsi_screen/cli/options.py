@@ -12,14 +12,98 @@ import click
 F = Callable[..., Any]
 
 
+DEVICE_METAVAR = "auto|cpu|cuda[:N]"
+DEVICE_HELP = "Compute device: auto (CUDA when available, else CPU), cpu, cuda or cuda:N."
+_DEPRECATED_OUT = "wsi_screen.deprecated_out"
+
+
+class CommandError(click.ClickException):
+    """A usage or configuration problem found while running a command: exit code 2, no usage text.
+
+    For what click cannot check itself (a model, scheme, data set or detector that does not load);
+    a command that cannot run at all is a usage error, as documented (``1`` means some inputs failed).
+    """
+
+    exit_code = 2
+
+
+def _device_from_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``None`` when ``--device`` is not given, so that a ``--config`` file's device applies."""
+    if param.name and ctx.get_parameter_source(param.name) is click.core.ParameterSource.DEFAULT:
+        return None
+    return value
+
+
 def device_option(f: F) -> F:
-    """``--device auto|cpu|cuda[:N]``."""
+    """``--device auto|cpu|cuda[:N]`` of the screening commands (``None``: the config's device)."""
     return click.option(
         "--device",
-        default=None,
-        metavar="auto|cpu|cuda[:N]",
-        help="Compute device (default from config: auto = CUDA when available).",
+        default="auto",
+        show_default=True,
+        metavar=DEVICE_METAVAR,
+        callback=_device_from_config,
+        help=f"{DEVICE_HELP} Not given: the --config file's classify.device when it sets one.",
     )(f)
+
+
+def torch_device_option(f: F) -> F:
+    """``--device auto|cpu|cuda[:N]`` of the model-building commands (no config file)."""
+    return click.option(
+        "--device", default="auto", show_default=True, metavar=DEVICE_METAVAR, help=DEVICE_HELP
+    )(f)
+
+
+def _output_given(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """The ``-o/--output`` value, else the deprecated ``--out`` one; neither is a usage error."""
+    if value is None:
+        value = ctx.meta.get(_DEPRECATED_OUT)
+    if value is None:
+        raise click.MissingParameter(ctx=ctx, param=param)
+    return value
+
+
+def _deprecated_out(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """Accept the old ``--out`` spelling of ``-o/--output``, with a warning on stderr."""
+    if value is not None:
+        click.echo("warning: --out is deprecated and will be removed; use -o/--output", err=True)
+        ctx.meta[_DEPRECATED_OUT] = value
+
+
+def output_option(help_text: str, *, dest: str = "out", deprecated_out: bool = False) -> Callable[[F], F]:
+    """``-o/--output OUT`` (required), the output folder of every command.
+
+    Args:
+        help_text: what the folder receives.
+        dest: the command function's parameter name.
+        deprecated_out: also accept the old ``--out`` spelling (hidden, warns on stderr).
+    """
+    folder = click.Path(file_okay=False, path_type=Path)
+    metavar = "OUT"
+
+    def decorate(f: F) -> F:
+        f = click.option(
+            "-o",
+            "--output",
+            dest,
+            type=folder,
+            default=None,
+            metavar=metavar,
+            callback=_output_given,
+            help=f"{help_text} (required)",
+        )(f)
+        if deprecated_out:
+            f = click.option(
+                "--out",
+                type=folder,
+                default=None,
+                hidden=True,
+                expose_value=False,
+                callback=_deprecated_out,
+                help="Deprecated spelling of -o/--output.",
+            )(f)
+        return f
+
+    return decorate
 
 
 def batch_size_option(f: F) -> F:

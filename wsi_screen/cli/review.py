@@ -18,12 +18,12 @@ class ReviewInputError(click.ClickException):
     exit_code = 2
 
 
-@click.group()
+@click.group(short_help="Apply a reviewer's corrections to a screened report.")
 def review() -> None:
     """Review screened reports: apply corrections made in report.html."""
 
 
-@review.command("apply")
+@review.command("apply", short_help="Apply corrections exported from report.html.")
 @click.argument("report_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("corrections", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--reviewer", default=None, help="Reviewer name (overrides the one in the corrections file).")
@@ -32,7 +32,7 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
 
     Recomputes the differential, blast %, M:E ratio and flags with the reviewer's classes,
     re-renders report.html and report.json, and keeps the model's predictions beside the
-    corrections (cells.parquet column ``reviewed_class``; report.json ``review`` block). In a
+    corrections (cells.parquet column 'reviewed_class'; report.json 'review' block). In a
     batch's output folder, the input's row of summary.csv and summary.parquet gets the reviewed
     figures. The index (REPORT_DIR/../index.html) is refreshed when present; a batch's index keeps
     the inputs and failures of the batch summary.
@@ -56,6 +56,10 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
 def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
     """Print what the review changed and refresh the batch summary and index of OUT."""
     from wsi_screen.batch.summary import refresh_index
+    from wsi_screen.report_files import CELLS_GEOJSON
+    from wsi_screen.report_files import CELLS_PARQUET
+    from wsi_screen.report_files import REPORT_HTML
+    from wsi_screen.report_files import REPORT_JSON
     from wsi_screen.reports.index import INDEX_HTML
     from wsi_screen.reports.index import write_index_html
 
@@ -70,6 +74,8 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
     )
     for f in rv["flags_changed"]:
         click.echo(f"  flag {f['name']}: {f['from']} -> {f['to']}")
+    rewritten = ", ".join((REPORT_JSON, REPORT_HTML, CELLS_PARQUET, CELLS_GEOJSON))
+    click.echo(f"wrote {report_dir}/ ({rewritten})")
     folder = report_dir.resolve()
     _update_summary(folder, new)
     out = folder.parent
@@ -77,6 +83,7 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
         try:  # a batch's index keeps its inputs and failures; any other is rebuilt from OUT/*/
             if not refresh_index(out):
                 write_index_html(out)
+            click.echo(f"index   {out / INDEX_HTML}")
         except OSError as e:
             click.echo(f"warning: {out / INDEX_HTML} not refreshed: {e}", err=True)
 

@@ -19,16 +19,17 @@ from wsi_screen.cli.options import device_option
 from wsi_screen.cli.options import ensure_output_folder
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
+from wsi_screen.cli.options import output_option
 
 if TYPE_CHECKING:
     from wsi_screen.types import Failure
 
 
-@click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+@click.command(short_help="Screen fields and slides into per-input reports.")
+@click.argument(
+    "inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path(exists=True, path_type=Path)
 )
+@output_option("Output folder: OUT/<stem>/ per input and OUT/index.html", deprecated_out=True)
 @model_option
 @click.option("--detector", default=None, help="Cell localiser: foreground (default) or yolo.")
 @click.option("--detector-weights", default=None, help="YOLO weights file or shipped name (yolo-wbc).")
@@ -53,6 +54,11 @@ def run(
     and OUT/index.html. Reports support a morphologist's review; they are not a diagnosis.
     """
     from wsi_screen.errors import WsiScreenError
+    from wsi_screen.report_files import CELLS_GEOJSON
+    from wsi_screen.report_files import CELLS_PARQUET
+    from wsi_screen.report_files import REPORT_HTML
+    from wsi_screen.report_files import REPORT_JSON
+    from wsi_screen.reports.assets import ASSETS_JSON
     from wsi_screen.reports.index import write_index_html
     from wsi_screen.runner import build_screener
     from wsi_screen.runner import screen_to_folder
@@ -73,6 +79,7 @@ def run(
     failed = 0
     done: list[tuple[Path, dict[str, Any]]] = []  # for OUT/index.html
     failures: list[Failure] = []
+    written = ", ".join((REPORT_JSON, REPORT_HTML, CELLS_PARQUET, CELLS_GEOJSON, ASSETS_JSON))
     bar = _cells_bar()
     try:
         for result in screen_to_folder(
@@ -83,7 +90,7 @@ def run(
             if result.failure is None:
                 done.append((result.out_dir, result.report or {}))
                 click.echo(
-                    f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir / 'report.json'}"
+                    f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir}/ ({written})"
                 )
             else:
                 failed += 1

@@ -283,7 +283,8 @@ def evaluate_on_yolo_dataset(
     """Run a detector through the pipeline's tiling on a YOLO data set and score it.
 
     Each image goes through :func:`wsi_screen.pipeline.detect_cells`, the same path as
-    ``wsi-screen run``, so the foreground and YOLO detectors are compared on equal terms.
+    ``wsi-screen run``, so the foreground and YOLO detectors are compared on equal terms. A
+    progress bar (tqdm, stderr) counts the images when stderr is a terminal.
 
     Args:
         detector: any object following the detector contract.
@@ -301,6 +302,8 @@ def evaluate_on_yolo_dataset(
     Raises:
         InputError: unknown split or class, or no pixel size available.
     """
+    from tqdm.auto import tqdm
+
     from wsi_screen.detectors.convert import find_splits
     from wsi_screen.detectors.convert import label_path_for
     from wsi_screen.detectors.convert import list_images
@@ -325,7 +328,10 @@ def evaluate_on_yolo_dataset(
     keep = set(select_classes(names, classes))
     metrics = DetectionMetrics(score_threshold=score_threshold)
     timer = 0.0
-    for img, labs in zip(images, gts, strict=True):
+    scored = tqdm(
+        zip(images, gts, strict=True), total=len(images), desc="images scored", leave=False, disable=None
+    )
+    for img, labs in scored:
         with open_source(img) as src:
             w, h = src.dimensions
             img_mpp = src.mpp or (field_um / max(w, h) if field_um else mpp)
