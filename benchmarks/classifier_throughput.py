@@ -26,7 +26,7 @@ def _patches(n: int, size: int) -> tuple[np.ndarray, str]:
     files = sorted(data.rglob("*.jpg")) if data.is_dir() else []
     files = files[:: max(1, len(files) // n)][:n]
     if len(files) >= n:
-        from wsi_screen.classifiers.datasets import load_patches
+        from wsi_screen.training.datasets import load_patches
 
         return load_patches(files, patch_size_px=size), f"{n} real Matek patches"
     rng = np.random.default_rng(0)

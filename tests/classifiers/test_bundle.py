@@ -97,7 +97,7 @@ def test_classifier_probabilities_and_precision_paths(tiny_bundle: Path) -> None
 def test_preprocessing_recorded_in_the_bundle_is_applied_at_inference(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
-    from wsi_screen.classifiers.augment import shah_preprocess
+    from wsi_screen.classifiers.preprocess import shah_preprocess
 
     meta = json.loads((tiny_bundle / "model.json").read_text())
     shah = tmp_path / "shah"

@@ -28,8 +28,8 @@ def test_default_model_classifies_real_patches() -> None:
     data = SHARED / "matek_bm"
     if not data.is_dir():
         pytest.skip("../shared/data not found: real-data test skipped")
-    from wsi_screen.classifiers.datasets import load_patches
     from wsi_screen.classifiers.timm_classifier import TimmClassifier
+    from wsi_screen.training.datasets import load_patches
 
     b = resolve_model("default")
     listed = (b.path / "heldout_test.txt").read_text().splitlines()  # type: ignore[operator]

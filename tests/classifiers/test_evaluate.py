@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from wsi_screen.classifiers import ModelBundle
-from wsi_screen.classifiers.datasets import fit_patch
 from wsi_screen.classifiers.evaluate import evaluate_bundle
-from wsi_screen.classifiers.schemes import load_scheme
-from wsi_screen.classifiers.schemes import load_tolerance
 from wsi_screen.errors import InputError
+from wsi_screen.training.datasets import fit_patch
+from wsi_screen.training.schemes import load_scheme
+from wsi_screen.training.schemes import load_tolerance
 
 
 def _write(root: Path, code: str, n: int, size: int = 80, prefix: str | None = None) -> None:

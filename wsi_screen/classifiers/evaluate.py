@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 
 from wsi_screen.classifiers.bundle import ModelBundle
-from wsi_screen.classifiers.datasets import LabelledImage
-from wsi_screen.classifiers.datasets import PatchSet
-from wsi_screen.classifiers.datasets import load_patches
-from wsi_screen.classifiers.datasets import scan_folder
-from wsi_screen.classifiers.metrics import classification_metrics
-from wsi_screen.classifiers.schemes import ClassScheme
 from wsi_screen.errors import InputError
 from wsi_screen.io import atomic_path
 from wsi_screen.io import atomic_write_text
+from wsi_screen.training.datasets import LabelledImage
+from wsi_screen.training.datasets import PatchSet
+from wsi_screen.training.datasets import load_patches
+from wsi_screen.training.datasets import scan_folder
+from wsi_screen.training.metrics import classification_metrics
+from wsi_screen.training.schemes import ClassScheme
 
 log = logging.getLogger(__name__)
 

@@ -74,9 +74,9 @@ def evaluate(
     """
     from wsi_screen.classifiers import resolve_model
     from wsi_screen.classifiers.evaluate import evaluate_bundle
-    from wsi_screen.classifiers.schemes import load_scheme
-    from wsi_screen.classifiers.schemes import load_tolerance
     from wsi_screen.errors import WsiScreenError
+    from wsi_screen.training.schemes import load_scheme
+    from wsi_screen.training.schemes import load_tolerance
 
     try:
         bundle = resolve_model(model)

@@ -70,12 +70,12 @@ def explain(
     import numpy as np
 
     from wsi_screen.classifiers import resolve_model
-    from wsi_screen.classifiers.datasets import load_patches
-    from wsi_screen.classifiers.explain import explain_patches
-    from wsi_screen.classifiers.explain import overlay_figure
     from wsi_screen.classifiers.timm_classifier import TimmClassifier
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.io import atomic_write_text
+    from wsi_screen.training.datasets import load_patches
+    from wsi_screen.training.explain import explain_patches
+    from wsi_screen.training.explain import overlay_figure
 
     if not images and embed_data is None:
         msg = "give IMAGE files to explain and/or --embedding DATA"
@@ -139,14 +139,14 @@ def _embed(
     import csv
     import io
 
-    from wsi_screen.classifiers.datasets import load_patches
-    from wsi_screen.classifiers.datasets import scan_folder
     from wsi_screen.classifiers.evaluate import select_files
-    from wsi_screen.classifiers.explain import embed_2d
-    from wsi_screen.classifiers.explain import penultimate_features
-    from wsi_screen.classifiers.explain import plot_embedding
-    from wsi_screen.classifiers.schemes import load_scheme
     from wsi_screen.io import atomic_write_text
+    from wsi_screen.training.datasets import load_patches
+    from wsi_screen.training.datasets import scan_folder
+    from wsi_screen.training.explain import embed_2d
+    from wsi_screen.training.explain import penultimate_features
+    from wsi_screen.training.explain import plot_embedding
+    from wsi_screen.training.schemes import load_scheme
 
     ps = scan_folder(data, load_scheme(scheme) if scheme else None)
     if only is not None:

@@ -218,11 +218,11 @@ def train(
 
     Example: wsi-screen train ../shared/data/matek_bm -o runs/m --arch resnet10t --epochs 40
     """
-    from wsi_screen.classifiers.augment import AugmentConfig
-    from wsi_screen.classifiers.schemes import load_scheme
-    from wsi_screen.classifiers.train import TrainConfig
-    from wsi_screen.classifiers.train import train_model
     from wsi_screen.errors import WsiScreenError
+    from wsi_screen.training.augment import AugmentConfig
+    from wsi_screen.training.schemes import load_scheme
+    from wsi_screen.training.train import TrainConfig
+    from wsi_screen.training.train import train_model
 
     try:
         cfg = TrainConfig(

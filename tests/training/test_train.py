@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from wsi_screen.classifiers.augment import AugmentConfig
 from wsi_screen.classifiers.bundle import ModelBundle
-from wsi_screen.classifiers.datasets import scan_folder
-from wsi_screen.classifiers.schemes import load_scheme
-from wsi_screen.classifiers.train import TrainConfig
-from wsi_screen.classifiers.train import train_model
 from wsi_screen.errors import ConfigError
+from wsi_screen.training.augment import AugmentConfig
+from wsi_screen.training.datasets import scan_folder
+from wsi_screen.training.schemes import load_scheme
+from wsi_screen.training.train import TrainConfig
+from wsi_screen.training.train import train_model
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 COLOURS = {"BLA": (120, 60, 170), "EOS": (220, 120, 60), "LYT": (60, 150, 90)}
@@ -105,7 +105,7 @@ def test_resume_after_interruption(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ref = train_model(data, tmp_path / "ref", cfg)
     ref_hist = json.loads((tmp_path / "ref" / "history.json").read_text())
 
-    import wsi_screen.classifiers.train as tr
+    import wsi_screen.training.train as tr
 
     real = tr.quick_metrics
     calls = {"n": 0}

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from wsi_screen.classifiers.pretrained import NAMED_SOURCES
-from wsi_screen.classifiers.pretrained import load_init_weights
-from wsi_screen.classifiers.pretrained import map_state_dict
-from wsi_screen.classifiers.pretrained import read_state_dict
-from wsi_screen.classifiers.pretrained import resolve_init
 from wsi_screen.errors import ConfigError
+from wsi_screen.training.pretrained import NAMED_SOURCES
+from wsi_screen.training.pretrained import load_init_weights
+from wsi_screen.training.pretrained import map_state_dict
+from wsi_screen.training.pretrained import read_state_dict
+from wsi_screen.training.pretrained import resolve_init
 
 
 class Tiny(torch.nn.Module):

@@ -1,11 +1,13 @@
-"""Training augmentation on batches of float tensors, and optional Shah et al. preprocessing.
+"""Training augmentation on batches of float tensors.
 
 Everything runs batched in torch on the training device (one ``grid_sample`` per batch for all
 geometric changes), so augmentation costs little next to the network on a 2-core CPU.
 
 Stain-colour augmentation follows Tellez et al.: colour deconvolution into haematoxylin, eosin and
 residual optical densities (Ruifrok & Johnston matrix, the one scikit-image uses), a random
-per-stain scale and shift, and recombination to RGB.
+per-stain scale and shift, and recombination to RGB. The Shah et al. preprocessing a bundle may
+name is part of the evaluation transform, applied at inference too:
+:func:`wsi_screen.classifiers.preprocess.shah_preprocess`.
 """
 
 from __future__ import annotations
@@ -233,20 +235,3 @@ def augment_batch(
     if cfg.blur > 0:
         x = _random_blur(x, cfg.blur, generator)
     return x
-
-
-def shah_preprocess(rgb: np.ndarray, *, h: float = 5.0) -> np.ndarray:
-    """Non-local-means denoising followed by a 3x3 sharpening kernel (Shah et al. 2025).
-
-    Args:
-        rgb: uint8 HxWx3 patch.
-        h: NLM filter strength for luminance and colour.
-
-    Returns:
-        uint8 HxWx3 patch of the same size.
-    """
-    import cv2
-
-    den = cv2.fastNlMeansDenoisingColored(rgb, None, h, h, 7, 21)
-    kernel = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float32)
-    return cv2.filter2D(den, -1, kernel)

@@ -1,6 +1,6 @@
 """Building blocks of training: init weights, sampling, schedule, prediction, BatchNorm.
 
-Also quick validation metrics; used by :mod:`wsi_screen.classifiers.train`.
+Also quick validation metrics; used by :mod:`wsi_screen.training.train`.
 """
 
 from __future__ import annotations

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from wsi_screen.classifiers.augment import AugmentConfig
-from wsi_screen.classifiers.augment import augment_batch
-from wsi_screen.classifiers.augment import hed_to_rgb
-from wsi_screen.classifiers.augment import rgb_to_hed
-from wsi_screen.classifiers.augment import shah_preprocess
+from wsi_screen.classifiers.preprocess import shah_preprocess
 from wsi_screen.errors import ConfigError
+from wsi_screen.training.augment import AugmentConfig
+from wsi_screen.training.augment import augment_batch
+from wsi_screen.training.augment import hed_to_rgb
+from wsi_screen.training.augment import rgb_to_hed
 
 
 def test_hed_round_trip() -> None:
@@ -69,8 +69,8 @@ def test_shah_preprocess_keeps_shape() -> None:
 def test_colour_and_blur_jitter_change_images_and_stay_in_range() -> None:
     import torch
 
-    from wsi_screen.classifiers.augment import AugmentConfig
-    from wsi_screen.classifiers.augment import augment_batch
+    from wsi_screen.training.augment import AugmentConfig
+    from wsi_screen.training.augment import augment_batch
 
     still = {"rotation_deg": 0.0, "flip": False, "shift": 0.0, "shear": 0.0, "zoom": 0.0}
     flat = {"brightness": 0.0, "contrast": 0.0, "stain_sigma": 0.0}
@@ -93,8 +93,8 @@ def test_colour_and_blur_jitter_change_images_and_stay_in_range() -> None:
 def test_augment_ranges_are_checked() -> None:
     import pytest
 
-    from wsi_screen.classifiers.augment import AugmentConfig
     from wsi_screen.errors import ConfigError
+    from wsi_screen.training.augment import AugmentConfig
 
     with pytest.raises(ConfigError, match="hue"):
         AugmentConfig(hue=1.5)

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsi_screen.classifiers.metrics import classification_metrics
-from wsi_screen.classifiers.metrics import expected_calibration_error
-from wsi_screen.classifiers.metrics import mean_sd
-from wsi_screen.classifiers.metrics import tolerant_scores
+from wsi_screen.training.metrics import classification_metrics
+from wsi_screen.training.metrics import expected_calibration_error
+from wsi_screen.training.metrics import mean_sd
+from wsi_screen.training.metrics import tolerant_scores
 
 NAMES = ["BLA", "PMO", "LYT"]
 

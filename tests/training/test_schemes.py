@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from wsi_screen.classifiers.schemes import identity_scheme
-from wsi_screen.classifiers.schemes import load_scheme
-from wsi_screen.classifiers.schemes import load_tolerance
-from wsi_screen.classifiers.schemes import shipped_scheme_names
 from wsi_screen.errors import ConfigError
+from wsi_screen.training.schemes import identity_scheme
+from wsi_screen.training.schemes import load_scheme
+from wsi_screen.training.schemes import load_tolerance
+from wsi_screen.training.schemes import shipped_scheme_names
 
 
 def test_shipped_schemes_load() -> None:

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from wsi_screen.classifiers import ModelBundle
-from wsi_screen.classifiers.explain import embed_2d
-from wsi_screen.classifiers.explain import explain_patches
-from wsi_screen.classifiers.explain import penultimate_features
 from wsi_screen.classifiers.timm_classifier import TimmClassifier
 from wsi_screen.errors import ConfigError
+from wsi_screen.training.explain import embed_2d
+from wsi_screen.training.explain import explain_patches
+from wsi_screen.training.explain import penultimate_features
 
 
 @pytest.fixture

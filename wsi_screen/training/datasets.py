@@ -1,7 +1,7 @@
 """Labelled patch collections: the Matek layout (``CODE/.../*.jpg``), splits and image loading.
 
 Labels come from the top-level class folder (nested subfolders allowed) or, for data sets such as
-PBC, from the file-name prefix; a :class:`~wsi_screen.classifiers.schemes.ClassScheme` then maps
+PBC, from the file-name prefix; a :class:`~wsi_screen.training.schemes.ClassScheme` then maps
 them to target classes.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 from wsi_screen.classifiers.preprocess import INTERPOLATIONS
 from wsi_screen.classifiers.preprocess import resize_patches
 from wsi_screen.classifiers.preprocess import shah_preprocess
-from wsi_screen.classifiers.schemes import ClassScheme
 from wsi_screen.errors import InputError
+from wsi_screen.training.schemes import ClassScheme
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def scan_folder(root: Path | str, scheme: ClassScheme | None = None) -> PatchSet
         >>> ps.class_names  # doctest: +SKIP
         ('ART', 'BLA', 'EOS', 'LYT', 'MON', 'NGS', 'NIF', 'PMO')
     """
-    from wsi_screen.classifiers.schemes import identity_scheme
+    from wsi_screen.training.schemes import identity_scheme
 
     root = Path(root)
     if not root.is_dir():
