@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from collections.abc import Generator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,14 +157,17 @@ def screen_to_folder(
     *,
     stems: list[str] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    run_keys: Sequence[str] | None = None,
 ) -> Generator[InputOutcome, None, None]:
     """Screen ``inputs`` into ``out/<stem>/``; yield one outcome per input, in order.
 
     ``on_batch(n)`` is called after each classification batch of ``n`` cells (progress bars).
+    ``run_keys`` (a batch's, one per input) go into each report.json as ``batch.run_key``.
     """
     from wsi_screen.reports import write_input_reports
 
     stems = stems or unique_stems(inputs)
+    key_of = dict(zip(stems, run_keys, strict=True)) if run_keys is not None else {}
     clf = screener.classifier
     for item in screener.screen(inputs, stems=stems, on_batch=on_batch):
         out_dir = out / item.stem
@@ -178,6 +182,7 @@ def screen_to_folder(
                     model_info=info["model"],
                     detector_info=info["detector"],
                     calls=calls,
+                    run_key=key_of.get(item.stem),
                 )
             except WsiScreenError as e:
                 item.failure = Failure(str(item.path), "report", type(e).__name__, str(e))

@@ -113,6 +113,30 @@ def test_changed_config_reprocesses(
     assert all("too_few_cells" not in r["flags_raised"] for r in rows)
 
 
+def test_pattern_is_repeatable_and_every_pattern_applies(
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "a_*", "--pattern", "*.tif")
+    assert res.exit_code == 1, res.output  # f_text.tif matches the second pattern, and fails
+    assert [(r["input"], r["status"]) for r in read_summary(out)] == [
+        ("a_field.png", "ok"),
+        ("c_field.tif", "ok"),
+        ("f_text.tif", "failed"),
+    ]
+    meta = json.loads((out / "run_metadata.json").read_text())
+    assert meta["options"]["patterns"] == ["a_*", "*.tif"]
+
+
+def test_deprecated_out_spelling_still_works(
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    res = run_batch_cli(str(mixed_folder), "--out", str(tmp_path / "old"), "--pattern", "a_*")
+    assert res.exit_code == 0, res.output
+    assert "--out is deprecated" in res.stderr
+    assert [r["input"] for r in read_summary(tmp_path / "old")] == ["a_field.png"]
+
+
 def test_fail_fast_stops_at_the_first_failure(
     mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path
 ) -> None:
@@ -182,6 +206,27 @@ def test_unstamped_report_of_other_settings_is_redone(
     assert "1 screened, 2 done earlier" in res.output
     redone = json.loads(path.read_text())
     assert "batch" in redone and redone["config"]["aggregate"]["min_cells"] == 500
+
+
+def test_each_screened_report_json_is_written_once_with_its_run_key(
+    mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wsi_screen.reports.json_report as json_report
+
+    real, written = json_report.atomic_write_text, []
+
+    def counting(path: Path, text: str) -> None:
+        written.append(Path(path))
+        real(path, text)
+
+    monkeypatch.setattr(json_report, "atomic_write_text", counting)  # every report.json write
+    out = tmp_path / "out"
+    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "*_field.*")
+    assert res.exit_code == 0, res.output
+    reports = [p for p in written if p.name == "report.json"]
+    assert sorted(p.parent.name for p in reports) == ["a_field", "b_field", "c_field"]
+    for path in reports:
+        assert json.loads(path.read_text())["batch"]["run_key"] == first_run_key(out, path.parent.name)
 
 
 def test_report_from_before_run_keys_resumes_without_screening_again(
@@ -297,11 +342,11 @@ def test_ctrl_c_while_hashing_still_writes_the_summary(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import wsi_screen.batch.core as core
+    import wsi_screen.batch.plan as plan
 
     out = tmp_path / "out"
     shutil.copytree(first_run[0], out)
-    real, hashed = core.sha256_file, []
+    real, hashed = plan.sha256_file, []
 
     def ctrl_c_on_second_input(path: Path) -> str:
         hashed.append(path)
@@ -309,7 +354,7 @@ def test_ctrl_c_while_hashing_still_writes_the_summary(
             raise KeyboardInterrupt
         return real(path)
 
-    monkeypatch.setattr(core, "sha256_file", ctrl_c_on_second_input)
+    monkeypatch.setattr(plan, "sha256_file", ctrl_c_on_second_input)
     res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "*_field.*")
     assert res.exit_code == 1  # as after Ctrl-C while screening
     rows = read_summary(out)

@@ -8,10 +8,10 @@ Example:
 
 from __future__ import annotations
 
-from wsi_screen.batch.core import BatchOptions
-from wsi_screen.batch.core import BatchResult
 from wsi_screen.batch.core import run_batch
 from wsi_screen.batch.discover import BatchInput
 from wsi_screen.batch.discover import discover_inputs
+from wsi_screen.batch.options import BatchOptions
+from wsi_screen.batch.options import BatchResult
 
 __all__ = ["BatchInput", "BatchOptions", "BatchResult", "discover_inputs", "run_batch"]

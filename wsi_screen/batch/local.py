@@ -23,6 +23,7 @@ def screen_local(
     on_cells: Callable[[int], None],
     stop: Callable[[], bool],
     engine_info: dict[str, Any],
+    run_keys: Sequence[str] | None = None,
 ) -> Iterator[tuple[int, InputOutcome]]:
     """Screen ``todo`` into ``out/<stem>/``, yielding ``(index into todo, outcome)`` in order.
 
@@ -33,6 +34,7 @@ def screen_local(
         on_cells: called with the number of cells of each classification batch.
         stop: polled after each input; when it returns True no further input is started.
         engine_info: filled with the device and worker count for run_metadata.json.
+        run_keys: the batch run key of each input, written into its report.json (``batch.run_key``).
 
     Raises:
         WsiScreenError: the screener cannot be built (config, model or detector).
@@ -49,7 +51,13 @@ def screen_local(
         detector=info["detector"],
     )
     outcomes = screen_to_folder(
-        screener, info, [t.path for t in todo], out, stems=[t.stem for t in todo], on_batch=on_cells
+        screener,
+        info,
+        [t.path for t in todo],
+        out,
+        stems=[t.stem for t in todo],
+        on_batch=on_cells,
+        run_keys=run_keys,
     )
     try:
         for i, outcome in enumerate(outcomes):

@@ -62,12 +62,20 @@ class ScreenWorker:
             "pid": os.getpid(),
         }
 
-    def screen(self, path: str, stem: str, out: str) -> dict[str, Any]:
-        """Screen one input into ``out/<stem>/``; return its failure, report and seconds."""
+    def screen(self, path: str, stem: str, out: str, run_key: str | None = None) -> dict[str, Any]:
+        """Screen one input into ``out/<stem>/``; return its failure, report and seconds.
+
+        ``run_key`` (the batch's) is written into the input's report.json as ``batch.run_key``.
+        """
         from wsi_screen.runner import screen_to_folder
 
+        keys = None if run_key is None else [run_key]
         outcome = next(
-            iter(screen_to_folder(self.screener, self.info, [Path(path)], Path(out), stems=[stem]))
+            iter(
+                screen_to_folder(
+                    self.screener, self.info, [Path(path)], Path(out), stems=[stem], run_keys=keys
+                )
+            )
         )
         return {
             "failure": asdict(outcome.failure) if outcome.failure else None,
@@ -170,11 +178,13 @@ def screen_ray(
     engine_info: dict[str, Any],
     address: str | None = None,
     workers: int | None = None,
+    run_keys: Sequence[str] | None = None,
 ) -> Iterator[tuple[int, InputOutcome]]:
     """Screen ``todo`` on Ray actors, yielding ``(index into todo, outcome)`` as inputs finish.
 
     An input whose worker process dies (out of memory, a crash in a native reader) fails with
-    stage ``worker``; the worker is replaced and the batch goes on.
+    stage ``worker``; the worker is replaced and the batch goes on. ``run_keys`` (one per input)
+    are written into the inputs' report.json files (``batch.run_key``).
 
     Raises:
         WsiScreenError: Ray or the workers cannot start (config, model, CUDA).
@@ -215,7 +225,7 @@ def screen_ray(
             ray_address=address or "local",
         )
         log.info("Ray: %d worker(s) on %s", len(actors), ", ".join(engine_info["devices"]))
-        yield from _schedule(ray, todo, out, actors, start, on_cells=on_cells, stop=stop)
+        yield from _schedule(ray, todo, out, actors, start, on_cells=on_cells, stop=stop, run_keys=run_keys)
 
 
 def _schedule(
@@ -227,6 +237,7 @@ def _schedule(
     *,
     on_cells: Callable[[int], None],
     stop: Callable[[], bool],
+    run_keys: Sequence[str] | None = None,
 ) -> Iterator[tuple[int, InputOutcome]]:
     """Keep every actor busy with one input; after ``stop()`` drain the inputs in flight."""
     from ray.exceptions import RayActorError
@@ -238,7 +249,8 @@ def _schedule(
         while idle and next_i < len(todo) and not stop():
             actor = idle.pop()
             item = todo[next_i]
-            pending[actor.screen.remote(str(item.path), item.stem, str(out))] = (next_i, actor)
+            key = run_keys[next_i] if run_keys is not None else None
+            pending[actor.screen.remote(str(item.path), item.stem, str(out), key)] = (next_i, actor)
             next_i += 1
         if not pending:
             return

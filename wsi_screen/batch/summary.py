@@ -21,7 +21,7 @@ from wsi_screen.types import Failure
 if TYPE_CHECKING:
     import polars as pl
 
-    from wsi_screen.batch.core import BatchOptions
+    from wsi_screen.batch.options import BatchOptions
 
 log = logging.getLogger(__name__)
 

@@ -58,8 +58,9 @@ def write_input_reports(
     detector_info: dict[str, Any],
     calls: CellCalls,
     options: ReportOptions | None = None,
+    run_key: str | None = None,
 ) -> dict[str, Any]:
-    """Aggregate one screened input and write its outputs.
+    """Aggregate one screened input and write its outputs; report.json once, last.
 
     Args:
         item: a :class:`wsi_screen.pipeline.ScreenedInput` that succeeded (source still open).
@@ -69,9 +70,11 @@ def write_input_reports(
         detector_info: name and params.
         calls: all calls of the input.
         options: how much imagery report.html embeds (defaults keep 2,000-cell slides quick).
+        run_key: a batch's run key for this input, recorded in report.json as ``batch.run_key``
+            (what makes the batch count the input as done); None outside a batch.
 
     Returns:
-        The report dict.
+        The report dict (as written to report.json).
     """
     options = options or cfg.report
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,5 +123,7 @@ def write_input_reports(
     item.timer.add("total", time.perf_counter() - item.started)
     report["timings_s"] = {k: round(v, 4) for k, v in item.timer.seconds.items()}
     write_report_html(report, out_dir / REPORT_HTML, frame=frame, assets=assets, options=options)
+    if run_key is not None:
+        report["batch"] = {"run_key": run_key}
     write_report_json(report, out_dir / REPORT_JSON)
     return report
