@@ -32,6 +32,17 @@ def test_discovery_is_sorted_and_skips_hidden_and_out(tmp_path: Path) -> None:
     assert [(i.name, i.stem) for i in deep] == [("sub/c.svs", "sub__c")]
 
 
+def test_several_patterns_select_files_matching_any(tmp_path: Path) -> None:
+    for name in ("a.svs", "b.ndpi", "c.png", "d.svs.txt", "sub/e.ndpi"):
+        _touch(tmp_path / name)
+    items = discover_inputs([tmp_path], pattern=["*.svs", "*.ndpi"])
+    assert [i.name for i in items] == ["a.svs", "b.ndpi"]
+    # a file matching two patterns is one input; recursive applies to every pattern
+    deep = discover_inputs([tmp_path], recursive=True, pattern=("*.ndpi", "b.*", "*.svs"))
+    assert [i.name for i in deep] == ["a.svs", "b.ndpi", "sub/e.ndpi"]
+    assert discover_inputs([tmp_path], pattern="*.svs") == discover_inputs([tmp_path], pattern=["*.svs"])
+
+
 def test_discovery_is_deterministic_and_deduplicates(tmp_path: Path) -> None:
     for name in ("x.png", "y.png"):
         _touch(tmp_path / name)

@@ -92,8 +92,11 @@ def test_cli_evaluate(tiny_bundle: Path, tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "macro recall" in res.output
+    wrote = [line.removeprefix("wrote ") for line in res.output.splitlines() if line.startswith("wrote ")]
+    names = ["metrics.json", "predictions.csv", "confusion_matrix.png", "pr_curves.png"]
+    assert wrote == [str(tmp_path / "out" / n) for n in names]  # no blasts here: no blast_roc.png
     res = CliRunner().invoke(main, ["evaluate", "no_such_model", str(data), "-o", str(tmp_path / "out")])
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a model that does not load is a usage error, as documented
     assert "no_such_model" in res.output
 
 

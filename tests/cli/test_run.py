@@ -145,3 +145,39 @@ def test_unwritable_output_folder_is_refused_before_screening(tmp_path: Path, ti
 def test_help_is_fast_and_lists_commands() -> None:
     res = CliRunner().invoke(main, ["--help"])
     assert res.exit_code == 0 and "run" in res.output
+
+
+def test_missing_input_is_a_usage_error_naming_the_file(tmp_path: Path, tiny_bundle: Path) -> None:
+    missing = tmp_path / "no-such-field.png"
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["run", str(missing), "-o", str(out), "--model", str(tiny_bundle)])
+    assert res.exit_code == 2, res.output
+    assert str(missing) in res.output and "does not exist" in res.output
+    assert not out.exists()  # refused before anything is written
+
+
+def test_output_folder_is_required(tmp_path: Path, field_2452: tuple) -> None:
+    field, _ = field_2452
+    for cmd in ("run", "batch"):
+        res = CliRunner().invoke(main, [cmd, str(field if cmd == "run" else tmp_path)])
+        assert res.exit_code == 2 and "Missing option '-o' / '--output'" in res.output
+
+
+def test_deprecated_out_still_works_and_warns(tmp_path: Path, tiny_bundle: Path) -> None:
+    img = tmp_path / "blank.png"
+    cv2.imwrite(str(img), np.full((300, 300, 3), 235, np.uint8))
+    out = tmp_path / "old"
+    res = CliRunner().invoke(
+        main, ["--log-level", "warning", "run", str(img), "--out", str(out), "--model", str(tiny_bundle)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "--out is deprecated" in res.stderr and "-o/--output" in res.stderr
+    assert "--out is deprecated" not in res.stdout
+    validate_report(json.loads((out / "blank" / "report.json").read_text()))
+    assert f"{out / 'blank'}/ (report.json, report.html, cells.parquet, cells.geojson" in res.stdout
+    # the new spelling does not warn
+    res = CliRunner().invoke(
+        main,
+        ["--log-level", "warning", "run", str(img), "-o", str(tmp_path / "new"), "--model", str(tiny_bundle)],
+    )
+    assert res.exit_code == 0 and "is deprecated" not in res.output

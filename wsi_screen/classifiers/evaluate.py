@@ -74,20 +74,28 @@ def predict_folder(
     """Class probabilities (N x C) of every item of ``ps``.
 
     With ``errors`` given, unreadable images are recorded there as (index, message) (their rows
-    are meaningless and must be dropped) instead of stopping the evaluation.
+    are meaningless and must be dropped) instead of stopping the evaluation. A progress bar
+    (tqdm, stderr) counts the images when stderr is a terminal.
     """
+    from tqdm.auto import tqdm
+
     from wsi_screen.classifiers.timm_classifier import TimmClassifier
 
     clf = TimmClassifier(bundle, device=device, batch_size=batch_size)
     scale = None if mpp is None else mpp / bundle.mpp
     paths = ps.paths
     out = []
-    for s in range(0, len(paths), chunk):
-        bad: list[tuple[int, str]] | None = None if errors is None else []
-        arr = load_patches(paths[s : s + chunk], patch_size_px=bundle.patch_size_px, scale=scale, errors=bad)
-        if errors is not None and bad:
-            errors.extend((s + i, msg) for i, msg in bad)
-        out.append(clf.classify_arrays(arr))
+    bar = tqdm(total=len(paths), desc="images classified", unit="image", leave=False, disable=None)
+    with bar:
+        for s in range(0, len(paths), chunk):
+            bad: list[tuple[int, str]] | None = None if errors is None else []
+            arr = load_patches(
+                paths[s : s + chunk], patch_size_px=bundle.patch_size_px, scale=scale, errors=bad
+            )
+            if errors is not None and bad:
+                errors.extend((s + i, msg) for i, msg in bad)
+            out.append(clf.classify_arrays(arr))
+            bar.update(len(arr))
     if not out:
         return np.zeros((0, len(bundle.class_names)), dtype=np.float32)
     return np.concatenate(out)
@@ -158,8 +166,13 @@ def plot_pr_curves(y_codes: Sequence[str], probs: np.ndarray, names: Sequence[st
 
 def plot_blast_roc(
     y_codes: Sequence[str], probs: np.ndarray, names: Sequence[str], blast: Sequence[str], path: Path
-) -> None:
-    """Write the blast-vs-non-blast ROC curve from summed blast-class probabilities."""
+) -> bool:
+    """Write the blast-vs-non-blast ROC curve from summed blast-class probabilities.
+
+    Returns:
+        Whether it was written (not when the model has no blast class or the data holds only
+        blasts or none).
+    """
     from matplotlib.figure import Figure
     from sklearn.metrics import roc_auc_score
     from sklearn.metrics import roc_curve
@@ -167,7 +180,7 @@ def plot_blast_roc(
     bidx = [names.index(b) for b in blast if b in names]
     yb = np.isin(np.array(y_codes), list(blast))
     if not bidx or yb.all() or not yb.any():
-        return
+        return False
     score = probs[:, bidx].sum(1)
     fpr, tpr, _ = roc_curve(yb, score)
     fig = Figure(figsize=(4.5, 4.5))
@@ -179,6 +192,7 @@ def plot_blast_roc(
     ax.set_title(f"{'+'.join(blast)} vs rest (summed probabilities)", fontsize=9)
     ax.legend()
     _save_fig(fig, path)
+    return True
 
 
 def evaluate_bundle(
@@ -192,11 +206,13 @@ def evaluate_bundle(
     only: Path | None = None,
     blast_classes: Sequence[str] = ("BLA",),
     device: str = "auto",
+    written: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``bundle`` on the labelled folder ``data``; write results into ``out``.
 
     Writes ``metrics.json``, ``predictions.csv``, ``confusion_matrix.png``, ``pr_curves.png``
-    and (when blasts are present) ``blast_roc.png``.
+    and (when blasts are present) ``blast_roc.png``; with ``written`` given, the paths of the
+    files written are appended to it.
 
     Example:
         >>> evaluate_bundle(resolve_model("default"), Path("pbc"), Path("out"))  # doctest: +SKIP
@@ -261,11 +277,16 @@ def evaluate_bundle(
             ]
         )
     atomic_write_text(out / "predictions.csv", buf.getvalue())
-    _plots(codes, probs, names, blast_classes, out)
+    plots = _plots(codes, probs, names, blast_classes, out)
+    if written is not None:
+        written.extend([out / "metrics.json", out / "predictions.csv", *plots])
     return m
 
 
-def _plots(codes: list[str], probs: np.ndarray, names: list[str], blast: Sequence[str], out: Path) -> None:
+def _plots(
+    codes: list[str], probs: np.ndarray, names: list[str], blast: Sequence[str], out: Path
+) -> list[Path]:
+    """Write the confusion matrix, PR curves and blast ROC that the data allow; return their paths."""
     from sklearn.metrics import confusion_matrix
 
     rows = names + sorted({c for c in codes if c not in names})
@@ -274,6 +295,7 @@ def _plots(codes: list[str], probs: np.ndarray, names: list[str], blast: Sequenc
     cm_full = confusion_matrix(codes, pred, labels=rows) if codes else np.zeros((0, 0))
     keep = [rows.index(r) for r in present_rows]
     cm = cm_full[np.ix_(keep, list(range(len(names))))] if keep else np.zeros((0, len(names)))
+    written: list[Path] = []
     if keep:
         plot_confusion(
             cm,
@@ -282,7 +304,12 @@ def _plots(codes: list[str], probs: np.ndarray, names: list[str], blast: Sequenc
             out / "confusion_matrix.png",
             "row-normalised; rows without a model class are not assessable",
         )
+        written.append(out / "confusion_matrix.png")
     known = [i for i, c in enumerate(codes) if c in names]
     if known:
         plot_pr_curves([codes[i] for i in known], probs[known], names, out / "pr_curves.png")
-        plot_blast_roc([codes[i] for i in known], probs[known], names, list(blast), out / "blast_roc.png")
+        written.append(out / "pr_curves.png")
+        roc = out / "blast_roc.png"
+        if plot_blast_roc([codes[i] for i in known], probs[known], names, list(blast), roc):
+            written.append(roc)
+    return written

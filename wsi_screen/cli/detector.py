@@ -238,7 +238,7 @@ def _per_image_csv(rows: list[dict[str, Any]]) -> str:
     "options",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Detector option, JSON value (e.g. --option min_area_um2=15).",
+    help="Detector option, the value read as JSON (e.g. --option min_area_um2=15); repeatable.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N images.")
 def evaluate_detector(

@@ -6,18 +6,15 @@ from pathlib import Path
 
 import click
 
+from wsi_screen.cli.options import CommandError
+from wsi_screen.cli.options import output_option
+from wsi_screen.cli.options import torch_device_option
 
-@click.command()
+
+@click.command(short_help="Per-class metrics and plots of a model on labelled data.")
 @click.argument("model")
 @click.argument("data", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Folder for metrics.json, predictions.csv and plots.",
-)
+@output_option("Folder for metrics.json, predictions.csv and the plots")
 @click.option(
     "--scheme",
     default=None,
@@ -53,7 +50,7 @@ import click
     show_default=True,
     help="Class(es) whose summed probability is the blast score (repeatable).",
 )
-@click.option("--device", default="auto", show_default=True)
+@torch_device_option
 def evaluate(
     model: str,
     data: Path,
@@ -67,8 +64,10 @@ def evaluate(
 ) -> None:
     """Evaluate MODEL (bundle folder or shipped name) on DATA (class folders) into -o.
 
-    Unreadable or truncated images are skipped, listed in metrics.json (`unreadable`) and on
-    stderr, and make the exit code 1; the metrics cover the other images.
+    Writes metrics.json, predictions.csv, confusion_matrix.png, pr_curves.png and (when DATA
+    holds blasts) blast_roc.png. Unreadable or truncated images are skipped, listed in
+    metrics.json ('unreadable') and on stderr, and make the exit code 1; the metrics cover the
+    other images. A model, scheme or data folder that cannot be used exits 2.
 
     Example: wsi-screen evaluate default ../shared/data/pbc --scheme pbc_matek --mpp 0.2155 -o out
     """
@@ -78,6 +77,7 @@ def evaluate(
     from wsi_screen.training.schemes import load_scheme
     from wsi_screen.training.schemes import load_tolerance
 
+    written: list[Path] = []
     try:
         bundle = resolve_model(model)
         m = evaluate_bundle(
@@ -90,9 +90,10 @@ def evaluate(
             only=only,
             blast_classes=blast,
             device=device,
+            written=written,
         )
     except WsiScreenError as e:
-        raise click.ClickException(str(e)) from e
+        raise CommandError(str(e)) from e
     macro = m.get("macro", {})
     click.echo(
         f"{m['n_evaluated']}/{m['n_images']} images of known classes; "
@@ -101,7 +102,8 @@ def evaluate(
     )
     for code, u in m.get("unknown_classes", {}).items():
         click.echo(f"  {code}: {u['n']} image(s) of a class the model does not have (not assessable)")
-    click.echo(f"wrote {out / 'metrics.json'}")
+    for path in written:
+        click.echo(f"wrote {path}")
     for bad in m.get("unreadable", []):
         click.echo(f"SKIPPED {bad['error']}", err=True)
     if m.get("unreadable"):

@@ -7,12 +7,24 @@ from pathlib import Path
 
 import click
 
+from wsi_screen.cli.options import CommandError
+from wsi_screen.cli.options import output_option
+from wsi_screen.cli.options import torch_device_option
 
-@click.command()
+
+@click.command(short_help="Grad-CAM / SmoothGrad maps and feature embeddings.")
 @click.argument("model")
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True)
-@click.option("--method", type=click.Choice(["gradcam", "smoothgrad"]), default="gradcam", show_default=True)
+@output_option(
+    "Folder for the maps (<image>_<method>.png and .npy), explanations.json and the embedding files"
+)
+@click.option(
+    "--method",
+    type=click.Choice(["gradcam", "smoothgrad"]),
+    default="gradcam",
+    show_default=True,
+    help="Saliency method: Grad-CAM on the last feature map, or SmoothGrad (averaged noisy gradients).",
+)
 @click.option("--target", default=None, help="Class code to explain (default: the predicted one).")
 @click.option(
     "--mpp",
@@ -44,7 +56,7 @@ import click
     default=None,
     help="Embed only the listed files of the --embedding folder.",
 )
-@click.option("--device", default="auto", show_default=True)
+@torch_device_option
 def explain(
     model: str,
     images: tuple[Path, ...],
@@ -61,6 +73,7 @@ def explain(
     """Explain MODEL's decisions on IMAGE files (maps written to -o); optionally embed a folder.
 
     Unreadable images are named on stderr and make the exit code 1; the others are explained.
+    A model, target class, scheme or folder that cannot be used exits 2.
 
     \b
     Examples:
@@ -68,6 +81,7 @@ def explain(
       wsi-screen explain default -o out --embedding ../shared/data/matek_bm
     """  # noqa: D301 - click needs a real \b (backspace) to keep the example lines unwrapped
     import numpy as np
+    from tqdm.auto import tqdm
 
     from wsi_screen.classifiers import resolve_model
     from wsi_screen.classifiers.timm_classifier import TimmClassifier
@@ -86,18 +100,25 @@ def explain(
         scale = None if mpp is None else mpp / bundle.mpp
         out.mkdir(parents=True, exist_ok=True)
         records = []
+        written: list[str] = []  # one line per image or file written, printed at the end
         unreadable: list[tuple[int, str]] = []
         if images:
             patches = load_patches(
-                list(images), patch_size_px=bundle.patch_size_px, scale=scale, errors=unreadable
+                list(images),
+                patch_size_px=bundle.patch_size_px,
+                scale=scale,
+                errors=unreadable,
+                progress="loading images",
             )
             for _, msg in unreadable:
                 click.echo(f"FAILED  {msg}", err=True)
             bad = {i for i, _ in unreadable}
             readable = [img for i, img in enumerate(images) if i not in bad]
             patches = patches[[i for i in range(len(images)) if i not in bad]]
-            explained = explain_patches(clf, patches, method=method, target=target) if readable else []
-            for img, patch, exp in zip(readable, patches, explained, strict=True):
+            pairs = zip(readable, patches, strict=True)
+            bar = tqdm(pairs, total=len(readable), desc="images explained", leave=False, disable=None)
+            for img, patch in bar:
+                exp = explain_patches(clf, patch[None], method=method, target=target)[0]
                 stem = f"{img.stem}_{method}"
                 overlay_figure(patch, exp, out / f"{stem}.png", title=img.name)
                 with (out / f"{stem}.npy").open("wb") as f:
@@ -115,12 +136,20 @@ def explain(
                         "figure": f"{stem}.png",
                     }
                 )
-                click.echo(f"{img.name}: {exp.predicted} ({exp.probs.max():.3f}) -> {stem}.png")
+                written.append(
+                    f"{img.name}: {exp.predicted} ({exp.probs.max():.3f}) -> "
+                    f"{out / (stem + '.png')}, {out / (stem + '.npy')}"
+                )
             atomic_write_text(out / "explanations.json", json.dumps(records, indent=2) + "\n")
+            written.append(f"wrote {out / 'explanations.json'}")
         if embed_data is not None:
-            _embed(clf, embed_data, out, scheme=scheme, only=only, scale=scale, method=embed_method)
+            written.append(
+                _embed(clf, embed_data, out, scheme=scheme, only=only, scale=scale, method=embed_method)
+            )
     except WsiScreenError as e:
-        raise click.ClickException(str(e)) from e
+        raise CommandError(str(e)) from e
+    for line in written:
+        click.echo(line)
     if unreadable:
         click.echo(f"{len(unreadable)} of {len(images)} image(s) could not be read", err=True)
         raise SystemExit(1)
@@ -135,9 +164,12 @@ def _embed(
     only: Path | None,
     scale: float | None,
     method: str,
-) -> None:
+) -> str:
+    """Embed the penultimate features of the labelled folder ``data``; return what was written."""
     import csv
     import io
+
+    from tqdm.auto import tqdm
 
     from wsi_screen.classifiers.evaluate import select_files
     from wsi_screen.io import atomic_write_text
@@ -153,9 +185,11 @@ def _embed(
         ps = select_files(ps, only)
     bundle = clf.bundle  # type: ignore[attr-defined]
     feats = []
-    for s in range(0, len(ps.items), 512):
-        arr = load_patches(ps.paths[s : s + 512], patch_size_px=bundle.patch_size_px, scale=scale)
-        feats.append(penultimate_features(clf, arr))  # type: ignore[arg-type]
+    with tqdm(total=len(ps.items), desc="images embedded", unit="image", leave=False, disable=None) as bar:
+        for s in range(0, len(ps.items), 512):
+            arr = load_patches(ps.paths[s : s + 512], patch_size_px=bundle.patch_size_px, scale=scale)
+            feats.append(penultimate_features(clf, arr))  # type: ignore[arg-type]
+            bar.update(len(arr))
     import numpy as np
 
     xy, used = embed_2d(np.concatenate(feats), method=method)
@@ -172,4 +206,4 @@ def _embed(
     for it, (x, y) in zip(ps.items, xy, strict=True):
         w.writerow([str(it.path.relative_to(ps.root)), it.target, f"{x:.4f}", f"{y:.4f}"])
     atomic_write_text(out / "embedding.csv", buf.getvalue())
-    click.echo(f"embedded {len(labels)} images with {used} -> {out / 'embedding.png'}")
+    return f"embedded {len(labels)} images with {used} -> {out / 'embedding.png'}, {out / 'embedding.csv'}"

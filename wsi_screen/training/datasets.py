@@ -251,6 +251,7 @@ def load_patches(
     interpolation: str = "bilinear",
     preprocess: str | None = None,
     errors: list[tuple[int, str]] | None = None,
+    progress: str | None = None,
 ) -> np.ndarray:
     """Load images as uint8 Nx S x S x3, S = ``input_size`` when given else ``patch_size_px``.
 
@@ -263,10 +264,15 @@ def load_patches(
         preprocess: ``shah`` to apply NLM denoising + sharpening (on the full patch).
         errors: when given, an unreadable image is recorded here as (index, message) and its row
             left black instead of raising :class:`InputError`.
+        progress: when given, the label of a progress bar (tqdm, stderr, on a terminal only)
+            counting the images loaded.
     """
+    from tqdm.auto import tqdm
+
     side = input_size or patch_size_px
     out = np.empty((len(paths), side, side, 3), dtype=np.uint8)
-    for i, p in enumerate(paths):
+    bar = tqdm(paths, desc=progress, unit="image", leave=False, disable=True if progress is None else None)
+    for i, p in enumerate(bar):
         try:
             rgb = read_rgb(p)
         except InputError as e:

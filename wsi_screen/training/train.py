@@ -81,8 +81,8 @@ def train_split(
         "preprocess": cfg.preprocess,
     }
     log.info("loading %d training and %d validation patches", len(train_set.items), len(val_set.items))
-    x_train = to_chw_tensor(load_patches(train_set.paths, **kw))
-    x_val = to_chw_tensor(load_patches(val_set.paths, **kw))
+    x_train = to_chw_tensor(load_patches(train_set.paths, **kw, progress="loading training patches"))
+    x_val = to_chw_tensor(load_patches(val_set.paths, **kw, progress="loading validation patches"))
     y_train, y_val = train_set.labels, val_set.labels
     if len(np.unique(y_train)) < n_classes:
         missing = set(train_set.class_names) - {train_set.class_names[i] for i in y_train}
