@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from wsi_screen.cli.options import CommandError
+
 
 @click.command(short_help="List shipped models and detectors; print their cards.")
 @click.option(
@@ -36,7 +38,7 @@ def models(show_card: str | None) -> None:
             card = (bundle.path or models_dir() / show_card) / "MODEL_CARD.md"
         if not card.is_file():
             msg = f"{card}: model {show_card} has no MODEL_CARD.md"
-            raise click.ClickException(msg)
+            raise CommandError(msg)
         click.echo(card.read_text(encoding="utf-8"))
         return
     names = shipped_models()
