@@ -16,9 +16,9 @@ from pathlib import Path
 
 import click
 
-from wsi_screen.detectors.convert import prepare_yolo_dataset
+from wsi_screen.detectors.ultralytics_env import ultralytics_session
 from wsi_screen.detectors.yolo import resolve_model_dir
-from wsi_screen.detectors.yolo import ultralytics_session
+from wsi_screen.training.detector_convert import prepare_yolo_dataset
 
 
 @click.command()

@@ -30,11 +30,11 @@ from wsi_screen.detectors.yolo import MODELS_DIR
 from wsi_screen.detectors.yolo import YoloDetector
 from wsi_screen.detectors.yolo import content_window
 from wsi_screen.detectors.yolo import resolve_model_dir
-from wsi_screen.detectors.yolo import train_yolo
 from wsi_screen.errors import ConfigError
 from wsi_screen.errors import ModelBundleError
 from wsi_screen.sources import FieldSource
 from wsi_screen.stages import detect_cells
+from wsi_screen.training.yolo_train import train_yolo
 from wsi_screen.types import Tile
 
 SHIPPED = MODELS_DIR / "yolo-wbc" / "weights.pt"
@@ -53,7 +53,7 @@ def one_epoch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A yolov8n built from its yaml, trained one epoch at 64 px: may find nothing yet."""
     root = tmp_path_factory.mktemp("yolo1")
     data = write_disc_dataset(root / "data", n_train=8, n_val=2)
-    from wsi_screen.detectors.convert import prepare_yolo_dataset
+    from wsi_screen.training.detector_convert import prepare_yolo_dataset
 
     yaml_path = prepare_yolo_dataset(data, root / "prepared")
     weights = train_yolo(yaml_path, root / "model", arch="yolov8n", epochs=1, imgsz=64, batch=8)
@@ -201,7 +201,7 @@ def test_train_detector_cli_selects_classes(tmp_path: Path) -> None:
 def test_trained_on_easy_fields_finds_the_discs(tmp_path: Path) -> None:
     """A yolov8n trained ~40 epochs on trivially easy fields finds most discs through the pipeline."""
     data = write_disc_dataset(tmp_path / "data", n_train=48, n_val=6, size=(160, 160))
-    from wsi_screen.detectors.convert import prepare_yolo_dataset
+    from wsi_screen.training.detector_convert import prepare_yolo_dataset
 
     yaml_path = prepare_yolo_dataset(data, tmp_path / "prepared")
     weights = train_yolo(

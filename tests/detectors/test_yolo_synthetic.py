@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 from _synthetic import synthetic_field
 
-from wsi_screen.detectors.convert import YoloLabel
-from wsi_screen.detectors.convert import read_yolo_labels
-from wsi_screen.detectors.convert import write_yolo_labels
+from wsi_screen.training.detector_convert import YoloLabel
+from wsi_screen.training.detector_convert import read_yolo_labels
+from wsi_screen.training.detector_convert import write_yolo_labels
 
 DISC_MPP = 0.4
 """Microns per pixel of generated fields: a 12 um white cell is 30 px across."""

@@ -74,7 +74,7 @@ def test_tiny_training_learns(tmp_path: Path) -> None:
 
 
 def test_final_fit_without_validation_keeps_the_last_epoch(tmp_path: Path) -> None:
-    from wsi_screen.classifiers.evaluate import evaluate_bundle
+    from wsi_screen.training.evaluate import evaluate_bundle
 
     data = make_class_folders(tmp_path / "data")
     bundle = train_model(data, tmp_path / "m", tiny_cfg(test_fraction=0.2, val_fraction=0.0))

@@ -114,11 +114,11 @@ def train_detector(
     Writes weights.pt and detector.json (use the folder as --detector-weights) and the
     ultralytics run (run/). A data set, architecture or device that cannot be used exits 2.
     """
-    from wsi_screen.detectors.convert import prepare_yolo_dataset
     from wsi_screen.detectors.yolo import CONFIG_FILE
-    from wsi_screen.detectors.yolo import train_yolo
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.io import atomic_write_text
+    from wsi_screen.training.detector_convert import prepare_yolo_dataset
+    from wsi_screen.training.yolo_train import train_yolo
 
     wanted = _split_classes(classes)
     try:
@@ -260,9 +260,9 @@ def evaluate_detector(
     Writes metrics.json (precision, recall, F1, mAP50, count errors, centre matching) and
     per_image.csv. A detector, split, class or option that cannot be used exits 2.
     """
-    from wsi_screen.detectors.evaluate import evaluate_on_yolo_dataset
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.io import atomic_write_text
+    from wsi_screen.training.detector_eval import evaluate_on_yolo_dataset
 
     if mpp is not None and field_um is not None:
         msg = "give --mpp or --field-um, not both"

@@ -72,8 +72,8 @@ def evaluate(
     Example: wsi-screen evaluate default ../shared/data/pbc --scheme pbc_matek --mpp 0.2155 -o out
     """
     from wsi_screen.classifiers import resolve_model
-    from wsi_screen.classifiers.evaluate import evaluate_bundle
     from wsi_screen.errors import WsiScreenError
+    from wsi_screen.training.evaluate import evaluate_bundle
     from wsi_screen.training.schemes import load_scheme
     from wsi_screen.training.schemes import load_tolerance
 

@@ -171,10 +171,10 @@ def _embed(
 
     from tqdm.auto import tqdm
 
-    from wsi_screen.classifiers.evaluate import select_files
     from wsi_screen.io import atomic_write_text
     from wsi_screen.training.datasets import load_patches
     from wsi_screen.training.datasets import scan_folder
+    from wsi_screen.training.evaluate import select_files
     from wsi_screen.training.explain import embed_2d
     from wsi_screen.training.explain import penultimate_features
     from wsi_screen.training.explain import plot_embedding

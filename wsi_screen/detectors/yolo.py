@@ -1,10 +1,8 @@
-"""YOLO cell detector: the only module that imports ultralytics (AGPL-3.0).
+"""YOLO cell detector (ultralytics, AGPL-3.0): running a trained model on tiles.
 
-ultralytics is imported lazily, inside :func:`ultralytics_session`, never at package import. That
-context manager also keeps ultralytics offline and quiet and undoes the global state it changes on
-import and during predict/train: environment variables (``OMP_NUM_THREADS``, ...), OpenCV's and
-torch's thread counts (``select_device('cpu')`` drops torch to one thread), print options and
-torch's deterministic-algorithms switch.
+ultralytics itself is imported only by :mod:`wsi_screen.detectors.ultralytics_env`, lazily, inside
+:func:`~wsi_screen.detectors.ultralytics_env.ultralytics_session`, never at package import.
+Training a YOLO detector is :mod:`wsi_screen.training.yolo_train`.
 
 A model folder (``wsi_screen/models/yolo-wbc/``) holds ``weights.pt`` and ``detector.json`` with the
 training scale (``mpp``), the class names and the training image size.
@@ -12,25 +10,19 @@ training scale (``mpp``), the class names and the training image size.
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from wsi_screen.detectors.base import BaseDetector
+from wsi_screen.detectors.ultralytics_env import ultralytics_session
 from wsi_screen.errors import ConfigError
 from wsi_screen.errors import InputError
-from wsi_screen.errors import MissingDependencyError
 from wsi_screen.errors import ModelBundleError
 from wsi_screen.sources.base import PAD_VALUE
 from wsi_screen.types import Cell
@@ -45,119 +37,6 @@ DEFAULT_MODEL = "yolo-wbc"
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "detector.json"
 _STRIDE = 32
-
-
-def _config_dir() -> Path:
-    """Return the ultralytics config dir, with the font it would otherwise download.
-
-    A ``YOLO_CONFIG_DIR`` set by the caller (tests, a deployment) is kept; otherwise a private
-    folder in the temp dir is used, so ultralytics never writes into the user's home.
-    """
-    preset = os.environ.get("YOLO_CONFIG_DIR")
-    if preset:
-        root = Path(preset)
-    else:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # no passwd entry in some containers
-            user = "user"
-        root = Path(tempfile.gettempdir()) / f"wsi_screen_ultralytics_{user}"
-    font = root / "Ultralytics" / "Arial.ttf"
-    if not font.exists():
-        font.parent.mkdir(parents=True, exist_ok=True)
-        import matplotlib  # only needed to find a bundled font
-
-        dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-        if dejavu.exists():
-            # ultralytics downloads Arial.ttf for plots when it is missing; give it a local font
-            shutil.copyfile(dejavu, font)
-    return root
-
-
-_OFF_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
-
-
-def _quiet_settings(config_dir: Path) -> None:
-    """Turn off telemetry and logger integrations in ultralytics' (private) settings file."""
-    from ultralytics.utils import SETTINGS
-
-    wanted: dict[str, Any] = {"sync": False, **dict.fromkeys(_OFF_INTEGRATIONS, False)}
-    wanted["runs_dir"] = str(config_dir / "runs")
-    wanted["weights_dir"] = str(config_dir / "weights")
-    if any(SETTINGS.get(k) != v for k, v in wanted.items()):
-        SETTINGS.update(wanted)  # type: ignore[no-untyped-call]
-
-
-_YOLO_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False"}
-
-
-@contextmanager
-def _restored_globals() -> Iterator[None]:
-    """Undo what ultralytics changes process-wide on import, predict and train.
-
-    Environment variables (``OMP_NUM_THREADS``, ``NUMEXPR_MAX_THREADS``, ``PYTHONHASHSEED``, ...),
-    torch and OpenCV thread counts (``select_device('cpu')`` drops torch to one thread), numpy and
-    torch print options, torch's deterministic-algorithms switch (set by training), and the
-    monkey-patches ultralytics applies on import to ``torch.save`` and ``PIL.Image.open`` (the latter
-    tries to install a HEIF plug-in when a file is not an image, which would turn our reader's
-    clear "not an image" error into an install attempt).
-    """
-    import cv2
-    import torch
-    from PIL import Image
-
-    env = dict(os.environ)
-    torch_save = torch.save
-    pil_open = Image.open
-    torch_threads = torch.get_num_threads()
-    cv2_threads = cv2.getNumThreads()
-    np_print = np.get_printoptions()
-    torch_print = dict(vars(torch._tensor_str.PRINT_OPTS))  # no public getter
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    try:
-        yield
-    finally:
-        for key in set(os.environ) - set(env):
-            if key not in _YOLO_ENV and key != "YOLO_CONFIG_DIR":
-                del os.environ[key]
-        for key, value in env.items():
-            if os.environ.get(key) != value:
-                os.environ[key] = value
-        torch.set_num_threads(torch_threads)
-        cv2.setNumThreads(cv2_threads)
-        np.set_printoptions(**np_print)
-        for key, value in torch_print.items():
-            setattr(torch._tensor_str.PRINT_OPTS, key, value)
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-        torch.save = torch_save
-        Image.open = pil_open
-
-
-@contextmanager
-def ultralytics_session() -> Iterator[Any]:
-    """Import ultralytics offline and quietly; yield its ``YOLO`` class; restore global state.
-
-    ``YOLO_OFFLINE``, ``YOLO_VERBOSE`` and ``YOLO_CONFIG_DIR`` are set before the import and left
-    set, because ultralytics reads them again later; everything else it changes is undone.
-
-    Raises:
-        MissingDependencyError: ultralytics is not installed.
-
-    Example:
-        >>> with ultralytics_session() as YOLO:  # doctest: +SKIP
-        ...     model = YOLO("yolo11n.yaml")
-    """
-    os.environ.update(_YOLO_ENV)
-    os.environ["YOLO_CONFIG_DIR"] = str(_config_dir())
-    with _restored_globals():
-        try:
-            from ultralytics import YOLO  # type: ignore[attr-defined]  # AGPL-3.0; imported here only
-        except ImportError as e:
-            msg = "the YOLO detector needs ultralytics: pip install ultralytics"
-            raise MissingDependencyError(msg) from e
-        _quiet_settings(Path(os.environ["YOLO_CONFIG_DIR"]))
-        yield YOLO
 
 
 def resolve_model_dir(weights: str | Path | None) -> tuple[Path, dict[str, Any]]:
@@ -356,7 +235,7 @@ class YoloDetector(BaseDetector):
         """Return the cells this tile owns, in level-0 coordinates.
 
         Ownership is decided on the box centre (the pipeline widens the core by a seam margin of
-        2 tile pixels, see :func:`wsi_screen.pipeline.detect_cells`). With a tile overlap of at
+        2 tile pixels, see :func:`wsi_screen.stages.detect_cells`). With a tile overlap of at
         least one cell diameter plus twice that margin, a cell cut by a tile edge has its true
         centre outside that tile's core and its cut box's centre too, so it is counted once; with
         a smaller overlap, run :func:`wsi_screen.detectors.merge.merge_cells` over all cells of
@@ -390,90 +269,3 @@ class YoloDetector(BaseDetector):
                 )
             )
         return cells
-
-
-def export_weights(src: str | Path, dst: str | Path) -> Path:
-    """Copy an ultralytics checkpoint to ``dst`` without optimizer state (EMA weights, fp16).
-
-    Checkpoints saved during training carry the optimizer and are ~5x larger; this is what
-    ultralytics does to ``best.pt`` at the end of training, usable on an interrupted run too.
-    """
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with ultralytics_session():
-        from ultralytics.utils.torch_utils import strip_optimizer
-
-        if not strip_optimizer(src, str(dst)):
-            msg = f"{src}: not an ultralytics checkpoint"
-            raise ModelBundleError(msg)
-    return dst
-
-
-def train_yolo(
-    data_yaml: str | Path,
-    out_dir: str | Path,
-    *,
-    arch: str = "yolo11n",
-    epochs: int = 10,
-    imgsz: int = 416,
-    batch: int = 16,
-    device: str = "cpu",
-    workers: int = 0,
-    seed: int = 0,
-    extra: dict[str, Any] | None = None,
-) -> Path:
-    """Train a YOLO detector from scratch (architecture yaml, no download) and save its weights.
-
-    Args:
-        data_yaml: an ultralytics dataset yaml (absolute ``path``, ``train``, ``val``, ``names``).
-        out_dir: folder for ``weights.pt`` and the ultralytics run (``run/``).
-        arch: an ultralytics architecture name (``yolo11n``, ``yolov8n``, ...) or a ``.yaml`` or
-            ``.pt`` file; names are built from their yaml, so nothing is downloaded.
-        epochs: training epochs.
-        imgsz: training image side.
-        batch: batch size.
-        device: torch device string.
-        workers: dataloader workers.
-        seed: random seed.
-        extra: further ultralytics train arguments (e.g. ``{"mosaic": 0.5}``).
-
-    Returns:
-        The path of the best weights copied to ``out_dir/weights.pt``.
-
-    Raises:
-        ModelBundleError: training produced no weights.
-    """
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    model_src = arch if arch.endswith((".yaml", ".pt")) else f"{arch}.yaml"
-    args: dict[str, Any] = {
-        "data": str(Path(data_yaml).resolve()),
-        "epochs": epochs,
-        "imgsz": imgsz,
-        "batch": batch,
-        "device": device,
-        "workers": workers,
-        "seed": seed,
-        "project": str(out),
-        "name": "run",
-        "exist_ok": True,
-        "pretrained": False,
-        "amp": False,
-        "plots": False,
-        "verbose": False,
-    }
-    args.update(extra or {})
-    with ultralytics_session() as yolo_cls:
-        model = yolo_cls(model_src, task="detect")
-        model.train(**args)
-        trainer = model.trainer
-    best = Path(trainer.best) if trainer is not None else out / "run" / "weights" / "best.pt"
-    if not best.is_file():
-        best = out / "run" / "weights" / "last.pt"
-    if not best.is_file():
-        msg = f"training wrote no weights under {out / 'run'}"
-        raise ModelBundleError(msg)
-    target = out / WEIGHTS_FILE
-    shutil.copyfile(best, target)
-    log.info("saved %s (from %s)", target, best)
-    return target

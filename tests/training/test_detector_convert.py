@@ -8,21 +8,21 @@ import cv2
 import numpy as np
 import pytest
 
-from wsi_screen.detectors.convert import Box
-from wsi_screen.detectors.convert import YoloLabel
-from wsi_screen.detectors.convert import box_to_yolo
-from wsi_screen.detectors.convert import find_splits
-from wsi_screen.detectors.convert import label_path_for
-from wsi_screen.detectors.convert import points_to_yolo
-from wsi_screen.detectors.convert import prepare_yolo_dataset
-from wsi_screen.detectors.convert import read_voc
-from wsi_screen.detectors.convert import read_yolo_labels
-from wsi_screen.detectors.convert import voc_to_yolo
-from wsi_screen.detectors.convert import write_voc
-from wsi_screen.detectors.convert import write_yolo_labels
-from wsi_screen.detectors.convert import yolo_to_box
-from wsi_screen.detectors.convert import yolo_to_points
 from wsi_screen.errors import InputError
+from wsi_screen.training.detector_convert import Box
+from wsi_screen.training.detector_convert import YoloLabel
+from wsi_screen.training.detector_convert import box_to_yolo
+from wsi_screen.training.detector_convert import find_splits
+from wsi_screen.training.detector_convert import label_path_for
+from wsi_screen.training.detector_convert import points_to_yolo
+from wsi_screen.training.detector_convert import prepare_yolo_dataset
+from wsi_screen.training.detector_convert import read_voc
+from wsi_screen.training.detector_convert import read_yolo_labels
+from wsi_screen.training.detector_convert import voc_to_yolo
+from wsi_screen.training.detector_convert import write_voc
+from wsi_screen.training.detector_convert import write_yolo_labels
+from wsi_screen.training.detector_convert import yolo_to_box
+from wsi_screen.training.detector_convert import yolo_to_points
 
 NAMES = ("WBC", "RBC", "Platelets")
 

@@ -12,12 +12,12 @@ from test_yolo_synthetic import DISC_MPP
 from test_yolo_synthetic import write_disc_dataset
 
 from wsi_screen.cli import main
-from wsi_screen.detectors.evaluate import ImageDetections
-from wsi_screen.detectors.evaluate import average_precision
-from wsi_screen.detectors.evaluate import evaluate_detections
-from wsi_screen.detectors.evaluate import iou_matrix
-from wsi_screen.detectors.evaluate import match_by_centre
-from wsi_screen.detectors.evaluate import match_by_iou
+from wsi_screen.training.detector_eval import ImageDetections
+from wsi_screen.training.detector_eval import average_precision
+from wsi_screen.training.detector_eval import evaluate_detections
+from wsi_screen.training.detector_eval import iou_matrix
+from wsi_screen.training.detector_eval import match_by_centre
+from wsi_screen.training.detector_eval import match_by_iou
 
 
 def _arr(*boxes: tuple[float, float, float, float]) -> np.ndarray:

@@ -282,7 +282,7 @@ def evaluate_on_yolo_dataset(
 ) -> dict[str, Any]:
     """Run a detector through the pipeline's tiling on a YOLO data set and score it.
 
-    Each image goes through :func:`wsi_screen.pipeline.detect_cells`, the same path as
+    Each image goes through :func:`wsi_screen.stages.detect_cells`, the same path as
     ``wsi-screen run``, so the foreground and YOLO detectors are compared on equal terms. A
     progress bar (tqdm, stderr) counts the images when stderr is a terminal.
 
@@ -304,14 +304,14 @@ def evaluate_on_yolo_dataset(
     """
     from tqdm.auto import tqdm
 
-    from wsi_screen.detectors.convert import find_splits
-    from wsi_screen.detectors.convert import label_path_for
-    from wsi_screen.detectors.convert import list_images
-    from wsi_screen.detectors.convert import read_yolo_labels
-    from wsi_screen.detectors.convert import select_classes
     from wsi_screen.errors import InputError
-    from wsi_screen.pipeline import detect_cells
     from wsi_screen.sources import open_source
+    from wsi_screen.stages import detect_cells
+    from wsi_screen.training.detector_convert import find_splits
+    from wsi_screen.training.detector_convert import label_path_for
+    from wsi_screen.training.detector_convert import list_images
+    from wsi_screen.training.detector_convert import read_yolo_labels
+    from wsi_screen.training.detector_convert import select_classes
 
     splits, names = find_splits(data)
     if split not in splits:

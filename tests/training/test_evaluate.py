@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from wsi_screen.classifiers import ModelBundle
-from wsi_screen.classifiers.evaluate import evaluate_bundle
 from wsi_screen.errors import InputError
 from wsi_screen.training.datasets import fit_patch
+from wsi_screen.training.evaluate import evaluate_bundle
 from wsi_screen.training.schemes import load_scheme
 from wsi_screen.training.schemes import load_tolerance
 

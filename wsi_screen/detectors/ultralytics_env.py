@@ -1,0 +1,151 @@
+"""The one module that imports ultralytics (AGPL-3.0), lazily, offline and quietly.
+
+:func:`ultralytics_session` imports ultralytics inside a context that keeps it offline and quiet
+and undoes the global state it changes on import and during predict/train: environment variables
+(``OMP_NUM_THREADS``, ...), OpenCV's and torch's thread counts (``select_device('cpu')`` drops torch
+to one thread), print options and torch's deterministic-algorithms switch. The YOLO detector
+(:mod:`wsi_screen.detectors.yolo`) and its training (:mod:`wsi_screen.training.yolo_train`) reach
+ultralytics only through this module.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wsi_screen.errors import MissingDependencyError
+
+__all__ = ["strip_optimizer", "ultralytics_session"]
+
+
+def _config_dir() -> Path:
+    """Return the ultralytics config dir, with the font it would otherwise download.
+
+    A ``YOLO_CONFIG_DIR`` set by the caller (tests, a deployment) is kept; otherwise a private
+    folder in the temp dir is used, so ultralytics never writes into the user's home.
+    """
+    preset = os.environ.get("YOLO_CONFIG_DIR")
+    if preset:
+        root = Path(preset)
+    else:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry in some containers
+            user = "user"
+        root = Path(tempfile.gettempdir()) / f"wsi_screen_ultralytics_{user}"
+    font = root / "Ultralytics" / "Arial.ttf"
+    if not font.exists():
+        font.parent.mkdir(parents=True, exist_ok=True)
+        import matplotlib  # only needed to find a bundled font
+
+        dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if dejavu.exists():
+            # ultralytics downloads Arial.ttf for plots when it is missing; give it a local font
+            shutil.copyfile(dejavu, font)
+    return root
+
+
+_OFF_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
+
+
+def _quiet_settings(config_dir: Path) -> None:
+    """Turn off telemetry and logger integrations in ultralytics' (private) settings file."""
+    from ultralytics.utils import SETTINGS
+
+    wanted: dict[str, Any] = {"sync": False, **dict.fromkeys(_OFF_INTEGRATIONS, False)}
+    wanted["runs_dir"] = str(config_dir / "runs")
+    wanted["weights_dir"] = str(config_dir / "weights")
+    if any(SETTINGS.get(k) != v for k, v in wanted.items()):
+        SETTINGS.update(wanted)  # type: ignore[no-untyped-call]
+
+
+_YOLO_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False"}
+
+
+@contextmanager
+def _restored_globals() -> Iterator[None]:
+    """Undo what ultralytics changes process-wide on import, predict and train.
+
+    Environment variables (``OMP_NUM_THREADS``, ``NUMEXPR_MAX_THREADS``, ``PYTHONHASHSEED``, ...),
+    torch and OpenCV thread counts (``select_device('cpu')`` drops torch to one thread), numpy and
+    torch print options, torch's deterministic-algorithms switch (set by training), and the
+    monkey-patches ultralytics applies on import to ``torch.save`` and ``PIL.Image.open`` (the latter
+    tries to install a HEIF plug-in when a file is not an image, which would turn our reader's
+    clear "not an image" error into an install attempt).
+    """
+    import cv2
+    import torch
+    from PIL import Image
+
+    env = dict(os.environ)
+    torch_save = torch.save
+    pil_open = Image.open
+    torch_threads = torch.get_num_threads()
+    cv2_threads = cv2.getNumThreads()
+    np_print = np.get_printoptions()
+    torch_print = dict(vars(torch._tensor_str.PRINT_OPTS))  # no public getter
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(env):
+            if key not in _YOLO_ENV and key != "YOLO_CONFIG_DIR":
+                del os.environ[key]
+        for key, value in env.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+        torch.set_num_threads(torch_threads)
+        cv2.setNumThreads(cv2_threads)
+        np.set_printoptions(**np_print)
+        for key, value in torch_print.items():
+            setattr(torch._tensor_str.PRINT_OPTS, key, value)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.save = torch_save
+        Image.open = pil_open
+
+
+@contextmanager
+def ultralytics_session() -> Iterator[Any]:
+    """Import ultralytics offline and quietly; yield its ``YOLO`` class; restore global state.
+
+    ``YOLO_OFFLINE``, ``YOLO_VERBOSE`` and ``YOLO_CONFIG_DIR`` are set before the import and left
+    set, because ultralytics reads them again later; everything else it changes is undone.
+
+    Raises:
+        MissingDependencyError: ultralytics is not installed.
+
+    Example:
+        >>> with ultralytics_session() as YOLO:  # doctest: +SKIP
+        ...     model = YOLO("yolo11n.yaml")
+    """
+    os.environ.update(_YOLO_ENV)
+    os.environ["YOLO_CONFIG_DIR"] = str(_config_dir())
+    with _restored_globals():
+        try:
+            from ultralytics import YOLO  # type: ignore[attr-defined]  # AGPL-3.0; imported here only
+        except ImportError as e:
+            msg = "the YOLO detector needs ultralytics: pip install ultralytics"
+            raise MissingDependencyError(msg) from e
+        _quiet_settings(Path(os.environ["YOLO_CONFIG_DIR"]))
+        yield YOLO
+
+
+def strip_optimizer(src: str | Path, dst: str | Path) -> bool:
+    """Write checkpoint ``src`` to ``dst`` without its optimizer state (ultralytics' ``strip_optimizer``).
+
+    Returns:
+        Whether ``src`` was an ultralytics checkpoint (nothing is written otherwise).
+    """
+    with ultralytics_session():
+        from ultralytics.utils.torch_utils import strip_optimizer as strip
+
+        return bool(strip(str(src), str(dst)))
