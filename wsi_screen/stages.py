@@ -1,9 +1,9 @@
-"""The screening stages as plain functions: read, tile, localise, patch and classify.
+"""The screening stages as plain functions: read, tile, localise, patch, classify and aggregate.
 
 Each stage works on one input (:class:`ScreenedInput`) or on one batch of cells, records a failure
 on the input it concerns instead of raising, and adds its time to the input's timer, so a
 scheduler (:class:`wsi_screen.pipeline.Screener` today, a pipelined engine later) decides only
-*when* each stage runs. Aggregation and the reports follow in :mod:`wsi_screen.reports.writer`.
+*when* each stage runs. The last stage, report, is :func:`wsi_screen.reports.writer.write_input_reports`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from wsi_screen.aggregate import summarize
+from wsi_screen.config import AggregateConfig
 from wsi_screen.config import TilingConfig
 from wsi_screen.detectors.base import Detector
 from wsi_screen.detectors.merge import once_per_seam
@@ -237,3 +239,15 @@ def hand_out(groups: list[PatchGroup], calls: CellCalls, *, patch_s: float, clas
         g.owner.timer.add("patch", patch_s * share)
         g.owner.timer.add("classify", classify_s * share)
         start = end
+
+
+def aggregate(item: ScreenedInput, calls: CellCalls, cfg: AggregateConfig) -> dict[str, Any]:
+    """Stage ``aggregate``: the input's counts, differential, blast %, flags and QC from its calls.
+
+    Returns:
+        The report figures (:func:`wsi_screen.aggregate.summarize`).
+    """
+    t = time.perf_counter()
+    summary = summarize(calls.labels, calls.probs, calls.class_names, cfg)
+    item.timer.add("aggregate", time.perf_counter() - t)
+    return summary

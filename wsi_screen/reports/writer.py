@@ -15,7 +15,6 @@ from typing import Any
 
 import polars as pl
 
-from wsi_screen.aggregate import summarize
 from wsi_screen.config import ScreenConfig
 from wsi_screen.io import sha256_file
 from wsi_screen.report_files import CELLS_GEOJSON
@@ -35,6 +34,7 @@ from wsi_screen.reports.json_report import write_report_json
 from wsi_screen.reports.selection import final_labels
 from wsi_screen.reports.selection import gallery_ids
 from wsi_screen.reports.selection import review_queue
+from wsi_screen.stages import aggregate
 from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
 
@@ -60,7 +60,7 @@ def write_input_reports(
     options: ReportOptions | None = None,
     run_key: str | None = None,
 ) -> dict[str, Any]:
-    """Aggregate one screened input and write its outputs; report.json once, last.
+    """Stages aggregate and report of one screened input: its outputs, report.json once, last.
 
     Args:
         item: a :class:`wsi_screen.pipeline.ScreenedInput` that succeeded (source still open).
@@ -79,10 +79,8 @@ def write_input_reports(
     options = options or cfg.report
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / REPORT_JSON).unlink(missing_ok=True)  # the completion marker goes first, comes back last
-    t = time.perf_counter()
+    summary = aggregate(item, calls, cfg.aggregate)
     labels = calls.labels
-    summary = summarize(labels, calls.probs, calls.class_names, cfg.aggregate)
-    item.timer.add("aggregate", time.perf_counter() - t)
     src = item.source
     w, h = src.dimensions
     input_info = {
