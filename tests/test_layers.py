@@ -109,8 +109,8 @@ def import_edges(modules: dict[str, Path]) -> list[Edge]:
     return edges
 
 
-def find_cycles(edges: list[Edge]) -> list[list[Edge]]:
-    """One concrete cycle (a list of edges) per strongly connected group of modules (Tarjan)."""
+def find_cycles(edges: list[Edge]) -> list[tuple[list[str], list[Edge]]]:
+    """Each group of modules that import each other (Tarjan), with one concrete cycle through it."""
     graph: dict[str, dict[str, Edge]] = {}
     for e in edges:
         graph.setdefault(e.source, {}).setdefault(e.target, e)
@@ -148,7 +148,7 @@ def find_cycles(edges: list[Edge]) -> list[list[Edge]]:
     for v in sorted(graph):
         if v not in index:
             visit(v)
-    return [_cycle_in(sorted(g)[0], g, graph) for g in groups]
+    return [(sorted(g), _cycle_in(sorted(g)[0], g, graph)) for g in groups]
 
 
 def _cycle_in(start: str, group: set[str], graph: dict[str, dict[str, Edge]]) -> list[Edge]:
@@ -201,10 +201,12 @@ def layer_violations(edges: list[Edge]) -> list[str]:
 def test_no_import_cycles() -> None:
     cycles = find_cycles(import_edges(module_files()))
     lines = []
-    for cycle in cycles:
+    for group, cycle in cycles:
         chain = " -> ".join([cycle[0].source, *(e.target for e in cycle)])
         steps = "\n".join(f"      {e.source} -> {e.target}  ({e.where()})" for e in cycle)
-        lines.append(f"  {chain}\n{steps}")
+        others = sorted(set(group) - {e.source for e in cycle})
+        also = f"\n    also in this circle: {', '.join(others)}" if others else ""
+        lines.append(f"  {chain}\n{steps}{also}")
     if cycles:
         pytest.fail(
             f"{len(cycles)} import cycle(s) between wsi_screen modules (function-level imports count; "
@@ -246,8 +248,10 @@ def test_the_checker_sees_cycles_and_upward_imports(tmp_path: Path) -> None:
     )
     edges = import_edges(module_files(pkg))
     cycles = find_cycles(edges)
-    assert [[e.target for e in c] for c in cycles] == [["wsi_screen.b", "wsi_screen.a"]]
-    assert cycles[0][0].where() == "wsi_screen/a.py:2"  # the function-level import
+    assert [(g, [e.target for e in c]) for g, c in cycles] == [
+        (["wsi_screen.a", "wsi_screen.b", "wsi_screen.training.fit"], ["wsi_screen.b", "wsi_screen.a"])
+    ]
+    assert cycles[0][1][0].where() == "wsi_screen/a.py:2"  # the function-level import
     bad = layer_violations(edges)
     assert len(bad) == 1
     assert bad[0].startswith("wsi_screen/b.py:2: wsi_screen.b imports wsi_screen.training.fit")
