@@ -1,7 +1,10 @@
 """Aggregation: differential count, blast %, M:E ratio, flags and QC from per-cell calls.
 
 Every rule comes from :class:`AggregateConfig`; a flag whose class the model does not have is
-``not_assessable``, never ``not_raised``.
+``not_assessable``, never ``not_raised``. :func:`decide` is the three-state rule of a cut-off on its
+95 % interval (``raised`` when the lower bound reaches the cut-off, ``not_raised`` when the upper
+bound is below it, ``indeterminate`` when the interval spans it) and :func:`cells_to_decide` how
+many more counted cells would decide it if the proportion stayed where it is.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import betaincinv
+from scipy.special import ndtri
 from scipy.stats import binomtest
 
 from wsi_screen.classes import MATEK_CLASSES
 from wsi_screen.config import AggregateConfig
 from wsi_screen.errors import ConfigError
 
-RAISED, NOT_RAISED, NOT_ASSESSABLE = "raised", "not_raised", "not_assessable"
+RAISED, NOT_RAISED, INDETERMINATE, NOT_ASSESSABLE = "raised", "not_raised", "indeterminate", "not_assessable"
+MAX_CELLS_TO_DECIDE = 10_000_000
+"""Beyond this many counted cells a decision is reported as out of reach."""
 
 
 def proportion_ci(k: int, n: int, method: str = "wilson") -> list[float] | None:
@@ -39,6 +46,78 @@ class Flag:
     threshold: float | None
     message: str
     ci95: list[float] | None = None
+    more_cells_to_decide: int | None = None
+    """For an ``indeterminate`` flag: counted cells to add before the interval, at the same
+    proportion, would exclude the cut-off (None: decided, or not decidable by counting more)."""
+
+
+def decide(ci: list[float] | None, cut: float) -> str:
+    """Three-state decision of a cut-off from a 95 % interval in percent.
+
+    Example:
+        >>> decide([1.7, 20.1], 5.0), decide([5.0, 9.1], 5.0), decide([0.2, 4.99], 5.0)
+        ('indeterminate', 'raised', 'not_raised')
+    """
+    if ci is None:
+        return NOT_ASSESSABLE
+    if ci[0] >= cut:
+        return RAISED
+    return NOT_RAISED if ci[1] < cut else INDETERMINATE
+
+
+def _bounds(k: float, n: int, method: str) -> tuple[float, float]:
+    """95 % interval (fractions) of a proportion k/n for a real-valued k (the formulas of :func:`proportion_ci`)."""
+    if method == "exact":
+        lo = 0.0 if k <= 0 else float(betaincinv(k, n - k + 1, 0.025))
+        hi = 1.0 if k >= n else float(betaincinv(k + 1, n - k, 0.975))
+        return lo, hi
+    z, p = float(ndtri(0.975)), k / n
+    centre = (2 * n * p + z * z) / (2 * (n + z * z))
+    half = z / (2 * (n + z * z)) * float(np.sqrt(4 * n * p * (1 - p) + z * z))
+    return (0.0 if k <= 0 else centre - half), (1.0 if k >= n else centre + half)
+
+
+def cells_to_decide(k: int, n: int, cut_percent: float, method: str = "wilson") -> int | None:
+    """Counted cells to add to ``n`` before the interval at the proportion ``k / n`` excludes the cut-off.
+
+    Returns 0 when it already does, None when the proportion equals the cut-off (no count decides
+    it) or more than :data:`MAX_CELLS_TO_DECIDE` cells would be needed.
+
+    Example:
+        >>> cells_to_decide(2, 32, 5.0)  # 6.25 % of 32 cells: 95 % CI 1.7-20.1 %
+        1136
+    """
+    if n <= 0:
+        return None
+    p, c = k / n, cut_percent / 100.0
+    if p == c:
+        return None
+
+    def decided(total: int) -> bool:
+        lo, hi = _bounds(p * total, total, method)
+        return lo >= c if p > c else hi < c
+
+    if decided(n):
+        return 0
+    top = 2 * n
+    while not decided(top):
+        if top > MAX_CELLS_TO_DECIDE:
+            return None
+        top *= 2
+    low = top // 2  # not decided at low, decided at top
+    while top - low > 1:
+        mid = (low + top) // 2
+        low, top = (low, mid) if decided(mid) else (mid, top)
+    return top - n
+
+
+def _more_cells_note(more: int | None, counted: int, pct: float) -> str:
+    if more is None:
+        return "; cannot be decided by counting more at this proportion"
+    return (
+        f"; about {more} more counted cells ({counted + more} in all) would decide it "
+        f"if the proportion stayed at {pct:.1f} %"
+    )
 
 
 def _pct(k: float, n: float) -> float | None:
