@@ -45,7 +45,7 @@ def review_classes(model_classes: Iterable[str], scheme: Iterable[str] | None) -
 
 
 def figure_classes(
-    model_classes: Iterable[str], scheme: Iterable[str], labels: Iterable[str]
+    model_classes: Iterable[str], scheme: Iterable[str] | None, labels: Iterable[str]
 ) -> tuple[str, ...]:
     """Classes the figures cover: the model's, then the review classes in use (in scheme order)."""
     model = list(model_classes)
