@@ -189,8 +189,12 @@ def review_inputs(
 
 
 def model_confidence(frame: pl.DataFrame, model_classes: list[str]) -> NDArray[np.float32]:
-    """The model's maximum probability of each detection still counted (QC describes the model's calls)."""
+    """The model's maximum probability of each of its detections, removed ones too.
+
+    QC describes the model's calls as screened: a review changes the figures, not how confident
+    the model was.
+    """
     frame = with_review_columns(frame)
-    rows = frame.filter(frame["removed"].is_null() & (frame["origin"] == ORIGIN_MODEL))
+    rows = frame.filter(frame["origin"] == ORIGIN_MODEL)
     probs = prob_matrix(rows, list(model_classes))
     return probs.max(axis=1) if len(probs) else np.zeros(0, np.float32)

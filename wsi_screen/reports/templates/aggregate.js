@@ -93,7 +93,7 @@ var WsiAggregate = (function () {
 
   function flag(name, status, value, threshold, message, ci95) {
     return { name: name, status: status, value: value, threshold: threshold, message: message,
-      ci95: ci95 === undefined ? null : ci95 };
+      ci95: ci95 === undefined ? null : ci95, more_cells_to_decide: null };
   }
   function has(list, c) { return list.indexOf(c) >= 0; }
 
@@ -123,7 +123,7 @@ var WsiAggregate = (function () {
     var blast = blastFigures(cells, counts, names, model, counted, rules);
     var me = meRatio(counts, names, model, rules);
     var lowConf = 0, sumConf = 0;
-    cells.forEach(function (cell) { if (cell.conf < rules.low_confidence) lowConf += 1; sumConf += cell.conf; });
+    cells.forEach(function (cell) { if (Math.fround(cell.conf) < Math.fround(rules.low_confidence)) lowConf += 1; sumConf += cell.conf; });
     var flags = blastFlags(blast, counted, rules);
     flags.push(hairyFlag(cells, names, model, counted, rules));
     flags.push(flag("too_few_cells", counted < rules.min_cells ? RAISED : NOT_RAISED, counted, rules.min_cells,
@@ -211,7 +211,7 @@ var WsiAggregate = (function () {
     }
     if (counted === 0) return flag("hairy_cells", NOT_ASSESSABLE, null, thr, "no cells counted");
     var k = 0;
-    cells.forEach(function (cell) { if (cell.label === hc.hairy_class && cell.conf >= hc.min_confidence) k += 1; });
+    cells.forEach(function (cell) { if (cell.label === hc.hairy_class && Math.fround(cell.conf) >= Math.fround(hc.min_confidence)) k += 1; });
     var p = 100.0 * k / counted;
     var status = k >= hc.min_count && p >= hc.min_percent ? RAISED : NOT_RAISED;
     var msg = k + " " + hc.hairy_class + " calls with confidence >= " + t.hairy_min_confidence + " (" + pyFixed(p, 1) +
