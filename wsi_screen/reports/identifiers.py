@@ -189,3 +189,22 @@ def resolve_identifiers(
         if hit is not None:
             return hit
     return read_sidecar(Path(input_path))
+
+
+@dataclass(frozen=True)
+class IdentifierSource:
+    """Where a run takes identifiers from: options (one input), a manifest, and always the sidecars."""
+
+    sample_id: str | None = None
+    patient_id: str | None = None
+    manifest: Manifest | None = None
+
+    def for_input(self, input_path: Path, sha256: str | None = None) -> SampleIdentifiers | None:
+        """The identifiers of one input (see :func:`resolve_identifiers`)."""
+        return resolve_identifiers(
+            input_path,
+            sample_id=self.sample_id,
+            patient_id=self.patient_id,
+            manifest=self.manifest,
+            sha256=sha256,
+        )
