@@ -52,7 +52,12 @@ def test_differential_excludes_artefacts_and_counts_blasts() -> None:
     assert s["blast"]["percent_prob"] == pytest.approx(100 * p_blast / p_counted, abs=1e-2)
     assert s["me_ratio"]["value"] == pytest.approx(70 / 10)  # myeloid: BLA + NGS; erythroid: EBO + PEB
     assert flag(s, "blasts_ge_5pct")["status"] == "raised"
-    assert flag(s, "blasts_ge_10pct")["status"] == "raised"
+    # 10 % of 100 cells (95 % CI 5.5-17.4): the interval spans 10 %, and no count at exactly the
+    # cut-off can decide it
+    ge10 = flag(s, "blasts_ge_10pct")
+    assert ge10["status"] == "indeterminate"
+    assert ge10["more_cells_to_decide"] is None
+    assert "cannot decide" in ge10["message"]
     assert flag(s, "blasts_ge_20pct")["status"] == "not_raised"
     assert flag(s, "too_few_cells")["status"] == "not_raised"
     assert s["qc"]["artefact_fraction"] == pytest.approx(7 / 110, abs=1e-4)
@@ -117,15 +122,19 @@ def test_configurable_blast_classes_and_cutoffs() -> None:
 
 def test_blast_flag_below_cut_is_not_assessable_when_the_model_lacks_some_blast_classes() -> None:
     classes = ("BLA", "LYT")  # the configured blast equivalents include FGC, which this model cannot call
-    labels = ["BLA"] * 3 + ["LYT"] * 97
+    labels = ["BLA"] * 8 + ["LYT"] * 92  # 8 % (95 % CI 4.1-15.0)
     cfg = AggregateConfig(blast_classes=("BLA", "FGC"), blast_cutoffs_percent=(2.0, 5.0), min_cells=100)
     s = summarize(labels, one_hot(labels, classes), classes, cfg)
     assert s["blast"]["classes_missing_from_model"] == ["FGC"]
     ge2, ge5 = flag(s, "blasts_ge_2pct"), flag(s, "blasts_ge_5pct")
     assert ge2["status"] == "raised"  # a lower bound above the cut-off still raises it
-    assert ge5["status"] == "not_assessable"  # never a false "not raised"
+    assert ge5["status"] == "not_assessable"  # never a false "not raised" or "indeterminate"
     assert "lower bound" in ge5["message"] and "FGC" in ge5["message"]
-    full = summarize(labels, one_hot(labels, classes), classes, AggregateConfig(blast_cutoffs_percent=(5.0,)))
+    assert ge5["more_cells_to_decide"] is None
+    none = ["LYT"] * 100  # 0 % (95 % CI 0-3.7): below 5 % unless the missing class hides blasts
+    lacking = summarize(none, one_hot(none, classes), classes, cfg)
+    assert flag(lacking, "blasts_ge_5pct")["status"] == "not_assessable"
+    full = summarize(none, one_hot(none, classes), classes, AggregateConfig(blast_cutoffs_percent=(5.0,)))
     assert flag(full, "blasts_ge_5pct")["status"] == "not_raised"
 
 
@@ -161,3 +170,29 @@ def test_class_code_typos_in_the_configuration_are_refused() -> None:
         check_class_codes(AggregateConfig(excluded_classes=("art", "NIF")), CLASSES)
     with pytest.raises(ConfigError, match=r"aggregate\.blast_classes: .*'bla'"):
         check_class_codes(AggregateConfig(blast_classes=("bla",)), CLASSES)
+
+
+def test_blast_flags_follow_their_interval_at_the_boundaries() -> None:
+    from wsi_screen.aggregate import cells_to_decide
+
+    cfg = AggregateConfig(min_cells=10, blast_cutoffs_percent=(5.0,))
+
+    def ge5(n_bla: int, n: int) -> dict:
+        labels = ["BLA"] * n_bla + ["NGS"] * (n - n_bla)
+        return flag(summarize(labels, one_hot(labels), CLASSES, cfg), "blasts_ge_5pct")
+
+    # 2 of 32 (6.2 %, CI 1.7-20.1): the example is indeterminate, with the count that decides it
+    f = ge5(2, 32)
+    assert f["status"] == "indeterminate"
+    assert f["more_cells_to_decide"] == cells_to_decide(2, 32, 5.0) > 0
+    assert f"about {f['more_cells_to_decide']} more" in f["message"]
+    # just decided either way: lower bound >= cut-off, upper bound < cut-off
+    n = 400
+    k_raise = next(k for k in range(n) if proportion_ci(k, n)[0] >= 5.0)
+    assert ge5(k_raise, n)["status"] == "raised"
+    assert ge5(k_raise - 1, n)["status"] == "indeterminate"
+    k_clear = max(k for k in range(n) if proportion_ci(k, n)[1] < 5.0)
+    assert ge5(k_clear, n)["status"] == "not_raised"
+    assert ge5(k_clear + 1, n)["status"] == "indeterminate"
+    # the decided flags carry no count to add
+    assert ge5(k_raise, n)["more_cells_to_decide"] is None

@@ -301,13 +301,21 @@ def _blast_flags(blast: dict[str, Any], counted: int, cfg: AggregateConfig) -> l
             continue
         pct, ci = blast["percent"], blast["ci95"]
         missing = blast.get("classes_missing_from_model") or []
-        status = RAISED if pct >= cut else NOT_RAISED
+        status = decide(ci, cut)
+        more = None
         note = ""
-        if ci and ci[0] < cut <= ci[1]:
-            note = "; the 95 % interval spans the cut-off, review the blast calls"
-        if missing and status == NOT_RAISED:
+        if status == INDETERMINATE:
+            more = cells_to_decide(int(blast["count"]), counted, cut, cfg.ci_method)
+            note = (
+                f"; indeterminate: the 95 % interval spans the cut-off; about {more} more counted cells "
+                "at this proportion would decide it"
+                if more
+                else "; indeterminate: the 95 % interval spans the cut-off and counting more cells "
+                "at this proportion cannot decide it"
+            )
+        if missing and status in (NOT_RAISED, INDETERMINATE):
             # the model cannot call some blast-equivalent classes: the % is only a lower bound
-            status = NOT_ASSESSABLE
+            status, more = NOT_ASSESSABLE, None
             note += f"; a lower bound only: the model has no {', '.join(missing)} class"
         elif missing:
             note += f"; the model has no {', '.join(missing)} class, so the true % may be higher"
@@ -321,6 +329,7 @@ def _blast_flags(blast: dict[str, Any], counted: int, cfg: AggregateConfig) -> l
                 cut,
                 f"blasts {pct:.1f} % (95 % CI {ci[0]:.1f}-{ci[1]:.1f}) of {counted} cells{note}",
                 ci,
+                more,
             )
         )
     return flags

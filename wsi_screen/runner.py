@@ -39,10 +39,12 @@ class InputOutcome:
         r = self.report
         blast = r["blast"]["percent"]
         raised = [f["name"] for f in r["flags"] if f["status"] == "raised"]
+        undecided = [f["name"] for f in r["flags"] if f["status"] == "indeterminate"]
         return (
             f"{r['cells_detected']} cells detected, {r['cells_counted']} counted, "
             f"blasts {'n/a' if blast is None else f'{blast:.1f} %'}"
             + (f", flags: {', '.join(raised)}" if raised else "")
+            + (f", indeterminate: {', '.join(undecided)}" if undecided else "")
         )
 
 

@@ -11,6 +11,8 @@ from _fake import CLASSES
 from _fake import write_fake_report
 from click.testing import CliRunner
 
+from wsi_screen.config import AggregateConfig
+from wsi_screen.config import ScreenConfig
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.reports.corrections import ReviewError
 from wsi_screen.reports.corrections import screening_of
@@ -25,7 +27,11 @@ def _status(report, name):
 
 @pytest.fixture
 def hand_made(tmp_path):
-    """20 cells: 0-1 BLA, 2-19 LYT, all called with probability 0.9 -> blasts 2/20 = 10 %."""
+    """20 cells: 0-1 BLA, 2-19 LYT, all called with probability 0.9 -> blasts 2/20 = 10 %.
+
+    Cut-offs 1 % and 25 %, so that 20 cells decide something: 10 % (95 % CI 2.8-30.1) raises the
+    1 % flag and leaves 25 % indeterminate.
+    """
     probs = np.full((20, len(CLASSES)), 0.1 / (len(CLASSES) - 1), np.float32)
     labels = ["BLA", "BLA"] + ["LYT"] * 18
     for i, lab in enumerate(labels):
@@ -37,9 +43,12 @@ def hand_made(tmp_path):
     src = tmp_path / "field.png"
     src.write_bytes(b"fake input")
     out = tmp_path / "OUT" / "field"
-    report = write_fake_report(out, src, size=(2000, 600), calls=CellCalls(cells, probs, CLASSES, "fake"))
+    cfg = ScreenConfig(aggregate=AggregateConfig(blast_cutoffs_percent=(1.0, 25.0)))
+    calls = CellCalls(cells, probs, CLASSES, "fake")
+    report = write_fake_report(out, src, size=(2000, 600), calls=calls, cfg=cfg)
     assert report["blast"]["percent"] == 10.0
-    assert _status(report, "blasts_ge_10pct") == "raised"
+    assert _status(report, "blasts_ge_1pct") == "raised"
+    assert _status(report, "blasts_ge_25pct") == "indeterminate"
     return out, report
 
 
@@ -67,13 +76,15 @@ def test_apply_recomputes_counts_and_flags(hand_made, tmp_path):
     assert new["blast"]["percent_prob"] == pytest.approx(
         100 * (0.9 + 17 * 0.005) / (1 + 18 * 0.98), abs=2e-3
     )  # reviewed cells one-hot
-    assert _status(new, "blasts_ge_5pct") == "raised"
-    assert _status(new, "blasts_ge_10pct") == "not_raised"
+    # 1 of 19 (5.3 %, 95 % CI 0.9-24.6): 1 % no longer decided, 25 % now ruled out
+    assert _status(new, "blasts_ge_1pct") == "indeterminate"
+    assert _status(new, "blasts_ge_25pct") == "not_raised"
     rv = new["review"]
     assert rv["reviewer"] == "AB"
     assert rv["n_corrections"] == 2
     assert rv["blast_percent_before"] == 10.0
-    assert {"name": "blasts_ge_10pct", "from": "raised", "to": "not_raised"} in rv["flags_changed"]
+    assert {"name": "blasts_ge_1pct", "from": "raised", "to": "indeterminate"} in rv["flags_changed"]
+    assert {"name": "blasts_ge_25pct", "from": "indeterminate", "to": "not_raised"} in rv["flags_changed"]
     assert rv["original"]["blast"]["percent"] == 10.0
     assert rv["original"]["cells_counted"] == 20
     on_disk = json.loads((out / "report.json").read_text())
@@ -150,7 +161,7 @@ def test_cli_review_apply(hand_made, tmp_path):
     res = CliRunner().invoke(main, ["review", "apply", str(out), str(good), "--reviewer", "EF"])
     assert res.exit_code == 0, res.output
     assert "blasts 10.0 % -> 5.0 %" in res.output
-    assert "blasts_ge_10pct: raised -> not_raised" in res.output
+    assert "blasts_ge_25pct: indeterminate -> not_raised" in res.output
     assert "yes" in (out.parent / "index.html").read_text()
     bad = _write(tmp_path / "x.json", [{"cell_id": 1, "class": "nope"}])
     res = CliRunner().invoke(main, ["review", "apply", str(out), str(bad)])

@@ -49,7 +49,8 @@ SUMMARY_SCHEMA: dict[str, str] = {
     "mpp_source": "str",
     "input_sha256": "str",
     **{f"time_{s}_s": "float" for s in TIMING_STAGES},
-    "reviewed": "bool",  # last: columns added later keep the positions of the earlier ones
+    "reviewed": "bool",  # columns added later go last, keeping the positions of the earlier ones
+    "flags_indeterminate": "str",
 }
 TIMING_COLUMNS = tuple(f"time_{s}_s" for s in TIMING_STAGES)
 SUMMARY_PARQUET = "summary.parquet"
@@ -67,6 +68,7 @@ def report_figures(report: dict[str, Any]) -> dict[str, Any]:
     blast = report.get("blast") or {}
     ci = blast.get("ci95") or [None, None]
     raised = [f["name"] for f in report.get("flags", []) if f.get("status") == "raised"]
+    undecided = [f["name"] for f in report.get("flags", []) if f.get("status") == "indeterminate"]
     return {
         "cells_detected": report.get("cells_detected"),
         "cells_counted": report.get("cells_counted"),
@@ -75,6 +77,7 @@ def report_figures(report: dict[str, Any]) -> dict[str, Any]:
         "blast_ci95_high": ci[1],
         "flags_raised": ";".join(raised),
         "reviewed": "review" in report,
+        "flags_indeterminate": ";".join(undecided),
     }
 
 
@@ -145,7 +148,8 @@ def write_summary(rows: Sequence[dict[str, Any]], out: Path) -> None:
 def update_reviewed_input(out: Path, folder: str, report: dict[str, Any]) -> list[Path]:
     """Put the reviewed figures of OUT/<folder>/ into its row of OUT/summary.parquet and summary.csv.
 
-    Only that row's figures change (cells, blast % and interval, raised flags, ``reviewed``); every
+    Only that row's figures change (cells, blast % and interval, raised and indeterminate flags,
+    ``reviewed``); every
     other row and column is kept as it was, and a summary written before the ``reviewed`` column
     existed gains it. Each file is rewritten atomically; a missing file, or one without a row for
     that folder and input, is left alone.

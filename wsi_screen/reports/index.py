@@ -54,6 +54,7 @@ def index_row(folder: Path, report: dict[str, Any], out_dir: Path) -> dict[str, 
         "low_conf": qc.get("low_confidence_fraction"),
         "artefact": qc.get("artefact_fraction"),
         "raised": [f["name"] for f in report.get("flags", []) if f.get("status") == "raised"],
+        "indeterminate": [f["name"] for f in report.get("flags", []) if f.get("status") == "indeterminate"],
         "reviewed": bool(report.get("review")),
     }
 
