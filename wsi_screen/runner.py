@@ -145,6 +145,8 @@ def build_screener(
             "mpp": bundle.mpp,
             "patch_size_px": bundle.patch_size_px,
             "path": str(bundle.path) if bundle.path else None,
+            # probabilities are softmax(logits / T); 1.0: the bundle carries no calibration
+            "temperature": clf.temperature,
         },
         "detector": {"name": det.name, "params": det.params()},
     }

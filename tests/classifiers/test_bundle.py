@@ -117,3 +117,39 @@ def test_preprocessing_recorded_in_the_bundle_is_applied_at_inference(
     (shah / "model.json").write_text(json.dumps({**meta, "preprocess": "blur"}))
     with pytest.raises(ModelBundleError, match="preprocess must be null or one of shah"):
         ModelBundle.load(shah)
+
+
+def test_calibration_temperature_is_read_from_model_json_and_applied(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    import shutil
+
+    from wsi_screen.classifiers.calibration import softmax
+
+    folder = tmp_path / "calibrated"
+    shutil.copytree(tiny_bundle, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["calibration"] = {"method": "temperature", "temperature": 2.5, "fitted_on": "validation", "n": 10}
+    (folder / "model.json").write_text(json.dumps(meta))
+    plain, calibrated = ModelBundle.load(tiny_bundle), ModelBundle.load(folder)
+    assert plain.calibration is None
+    assert calibrated.calibration is not None and calibrated.calibration.temperature == 2.5
+    assert calibrated.to_json()["calibration"]["temperature"] == 2.5  # written back as it was read
+    assert "calibration" not in plain.to_json()
+
+    rng = np.random.default_rng(1)
+    patches = rng.integers(0, 255, (6, 250, 250, 3), dtype=np.uint8)
+    p1 = TimmClassifier(plain, device="cpu", reduced_precision=False).classify_arrays(patches)
+    p2 = TimmClassifier(calibrated, device="cpu", reduced_precision=False).classify_arrays(patches)
+    logits = np.log(p1.astype(np.float64))  # softmax is shift-invariant: log p are logits up to a constant
+    np.testing.assert_allclose(p2, softmax(logits, 2.5), atol=1e-5)
+    assert (p2.argmax(1) == p1.argmax(1)).all()  # calls unchanged, only the confidence
+
+    for bad, why in ((0, "> 0"), (-1.0, "> 0"), ("hot", "invalid value"), (None, "")):
+        meta["calibration"] = (
+            {"temperature": bad} if bad is not None else {"method": "platt", "temperature": 1}
+        )
+        (folder / "model.json").write_text(json.dumps(meta))
+        with pytest.raises(ModelBundleError, match="model.json") as e:
+            ModelBundle.load(folder)
+        assert why in str(e.value)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from wsi_screen.classifiers.calibration import Calibration
 from wsi_screen.classifiers.preprocess import INTERPOLATIONS
 from wsi_screen.errors import ModelBundleError
 from wsi_screen.io import atomic_path
@@ -69,6 +70,8 @@ class ModelBundle:
         model_kwargs: extra keyword arguments for ``timm.create_model``.
         provenance: data, recipe and licence of the training.
         metrics: validation metrics measured at training time.
+        calibration: temperature scaling fitted on validation data (model.json ``calibration``),
+            applied to every probability at inference; None: uncalibrated softmax.
     """
 
     architecture: str
@@ -86,6 +89,7 @@ class ModelBundle:
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     format_version: int = FORMAT_VERSION
+    calibration: Calibration | None = None
 
     @property
     def patch_size_um(self) -> float:
@@ -96,6 +100,9 @@ class ModelBundle:
         """Return the model.json content."""
         d = asdict(self)
         d.pop("path")
+        d.pop("calibration")
+        if self.calibration is not None:
+            d["calibration"] = self.calibration.to_json()
         d["class_names"] = list(self.class_names)
         d["mean"] = list(self.mean)
         d["std"] = list(self.std)
@@ -132,6 +139,11 @@ class ModelBundle:
                 metrics=dict(data.get("metrics", {})),
                 path=path,
                 format_version=int(data.get("format_version", FORMAT_VERSION)),
+                calibration=(
+                    Calibration.from_json(data["calibration"], where)
+                    if data.get("calibration") is not None
+                    else None
+                ),
             )
         except (TypeError, ValueError) as e:
             msg = f"{where}: invalid value: {e}"

@@ -82,8 +82,17 @@ class TimmClassifier:
         x = (x - self._mean) / self._std
         return x.contiguous(memory_format=torch.channels_last)
 
+    @property
+    def temperature(self) -> float:
+        """The bundle's calibration temperature (1.0 when it has none)."""
+        cal = self.bundle.calibration
+        return 1.0 if cal is None else float(cal.temperature)
+
     def classify_arrays(self, patches: NDArray[np.uint8]) -> NDArray[np.float32]:
-        """Return softmax probabilities (N x C, float32) for uint8 RGB patches."""
+        """Return probabilities (N x C, float32) for uint8 RGB patches.
+
+        ``softmax(logits / T)`` with the bundle's calibration temperature T (1 without one).
+        """
         import torch
 
         n = patches.shape[0]
@@ -93,6 +102,7 @@ class TimmClassifier:
             msg = f"patches must be N x H x W x 3 uint8, got shape {patches.shape}"
             raise ValueError(msg)
         out: list[NDArray[np.float32]] = []
+        temperature = self.temperature
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
                 x = self.to_tensor(patches[start : start + self.batch_size])
@@ -101,7 +111,9 @@ class TimmClassifier:
                         logits = self.model(x)
                 else:
                     logits = self.model(x)
-                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float32))
+                out.append(
+                    torch.softmax(logits.float() / temperature, dim=1).cpu().numpy().astype(np.float32)
+                )
         return np.concatenate(out, axis=0)
 
     def classify(self, batch: PatchBatch) -> CellCalls:
