@@ -21,6 +21,8 @@ from scipy.stats import binomtest
 
 from wsi_screen.classes import MATEK_CLASSES
 from wsi_screen.config import AggregateConfig
+from wsi_screen.domain_gate import domain_qc
+from wsi_screen.domain_gate import gate_flags
 from wsi_screen.errors import ConfigError
 
 RAISED, NOT_RAISED, INDETERMINATE, NOT_ASSESSABLE = "raised", "not_raised", "indeterminate", "not_assessable"
@@ -153,7 +155,11 @@ def check_class_codes(cfg: AggregateConfig, class_names: tuple[str, ...]) -> Non
 
 
 def summarize(
-    labels: list[str], probs: NDArray[np.float32], class_names: tuple[str, ...], cfg: AggregateConfig
+    labels: list[str],
+    probs: NDArray[np.float32],
+    class_names: tuple[str, ...],
+    cfg: AggregateConfig,
+    domain: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compute the report's figures from per-cell labels and probabilities.
 
@@ -162,6 +168,8 @@ def summarize(
         probs: N x C class probabilities in ``class_names`` order.
         class_names: the model's classes.
         cfg: the aggregation rules.
+        domain: the input's out-of-domain judgement (None: the model has no domain reference);
+            out of domain, blast and hairy-cell flags are ``not_assessable`` (``cfg.domain_gate``).
 
     Returns:
         A plain dict with ``cells_detected``, ``cells_counted``, ``differential``, ``excluded``,
@@ -210,6 +218,8 @@ def summarize(
         art_status, art_pct = NOT_ASSESSABLE, None
         art_msg = f"the model has no {art} class: artefacts cannot be assessed"
     flags.append(Flag("many_artefacts", art_status, art_pct, cfg.max_artefact_percent, art_msg))
+    qc_domain = domain_qc(domain)
+    flags = gate_flags(flags, qc_domain, cfg)
     qc = {
         "cells_detected": n,
         "cells_counted": counted,
@@ -221,6 +231,7 @@ def summarize(
         "artefact_fraction": None if art not in names or not n else round(counts[art] / n, 4),
         "not_identifiable_fraction": None if nif not in names or not n else round(counts[nif] / n, 4),
         "classes_not_covered": sorted(set(MATEK_CLASSES) - set(names)),
+        "domain": qc_domain,
     }
     return {
         "cells_detected": n,

@@ -20,6 +20,7 @@ from wsi_screen.sources import input_stem
 from wsi_screen.sources import is_supported
 from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
+from wsi_screen.types import concat_domain
 
 SIDECAR = "not an image (a sidecar file)"
 SUBFOLDER = "a folder inside a case (not searched)"
@@ -138,4 +139,5 @@ def pool_calls(
         if parts
         else np.zeros((0, len(class_names)), np.float32)
     )
-    return CellCalls(tuple(cells), probs, class_names, classifier), field_of
+    stats, ref = concat_domain(parts)
+    return CellCalls(tuple(cells), probs, class_names, classifier, stats, ref), field_of

@@ -85,6 +85,8 @@ class AggregateConfig:
         max_artefact_percent: QC warning when artefacts exceed this share of all detections.
         artefact_class: the class of artefacts (QC artefact fraction and warning).
         not_identifiable_class: the class of cells that cannot be identified (QC fraction).
+        domain_gate: when the model carries a domain reference and an input is out of its domain,
+            every blast and hairy-cell flag becomes ``not_assessable`` (``qc.domain`` says why).
     """
 
     excluded_classes: tuple[str, ...] = ("ART", "NIF", "OTH", "KSC")
@@ -101,6 +103,7 @@ class AggregateConfig:
     max_artefact_percent: float = 25.0
     artefact_class: str = "ART"
     not_identifiable_class: str = "NIF"
+    domain_gate: bool = True
 
     def __post_init__(self) -> None:
         if self.ci_method not in ("wilson", "exact"):

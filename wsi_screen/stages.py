@@ -232,9 +232,7 @@ def hand_out(groups: list[PatchGroup], calls: CellCalls, *, patch_s: float, clas
     start = 0
     for g in groups:
         end = start + len(g.cells)
-        g.owner.calls.append(
-            CellCalls(calls.cells[start:end], calls.probs[start:end], calls.class_names, calls.classifier)
-        )
+        g.owner.calls.append(calls.rows(start, end))
         share = len(g.cells) / n
         g.owner.timer.add("patch", patch_s * share)
         g.owner.timer.add("classify", classify_s * share)
@@ -248,6 +246,6 @@ def aggregate(item: ScreenedInput, calls: CellCalls, cfg: AggregateConfig) -> di
         The report figures (:func:`wsi_screen.aggregate.summarize`).
     """
     t = time.perf_counter()
-    summary = summarize(calls.labels, calls.probs, calls.class_names, cfg)
+    summary = summarize(calls.labels, calls.probs, calls.class_names, cfg, calls.judge_domain())
     item.timer.add("aggregate", time.perf_counter() - t)
     return summary

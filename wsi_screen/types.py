@@ -6,8 +6,11 @@ RGB uint8 arrays of shape (H, W, 3). Physical sizes carry a unit suffix (``_px``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -87,14 +90,53 @@ class PatchBatch:
     cells: tuple[Cell, ...]
 
 
+class DomainJudge(Protocol):
+    """What judges an input against the model's training data (a classifier's domain reference)."""
+
+    def judge(
+        self, stats: NDArray[np.floating[Any]], feature_distances: NDArray[np.floating[Any]]
+    ) -> dict[str, Any]:
+        """Judge one input from its cells' colour statistics and feature distances."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class CellCalls:
-    """Class probabilities for a batch of cells, columnar."""
+    """Class probabilities for a batch of cells, columnar.
+
+    Attributes:
+        cells: the cells, in row order.
+        probs: N x C class probabilities.
+        class_names: the C class codes.
+        classifier: name of the classifier that made the calls.
+        domain_stats: N x 7 per-cell evidence for the out-of-domain gate (six colour statistics,
+            then the feature distance), when the classifier carries a domain reference.
+        domain_reference: that reference (the same object for every batch of one classifier).
+    """
 
     cells: tuple[Cell, ...]
     probs: NDArray[np.float32]
     class_names: tuple[str, ...]
     classifier: str = ""
+    domain_stats: NDArray[np.float32] | None = None
+    domain_reference: DomainJudge | None = None
+
+    def rows(self, start: int, end: int) -> CellCalls:
+        """The calls of cells ``start`` to ``end - 1``, with their domain evidence."""
+        return CellCalls(
+            self.cells[start:end],
+            self.probs[start:end],
+            self.class_names,
+            self.classifier,
+            None if self.domain_stats is None else self.domain_stats[start:end],
+            self.domain_reference,
+        )
+
+    def judge_domain(self) -> dict[str, Any] | None:
+        """The out-of-domain judgement over these cells; None when the classifier has no reference."""
+        if self.domain_reference is None or self.domain_stats is None:
+            return None
+        return self.domain_reference.judge(self.domain_stats[:, :6], self.domain_stats[:, 6])
 
     @property
     def labels(self) -> list[str]:
@@ -123,7 +165,17 @@ class CellCalls:
             if probs
             else np.zeros((0, len(class_names)), dtype=np.float32)
         )
-        return CellCalls(tuple(cells), arr, class_names, classifier)
+        stats, ref = concat_domain(parts)
+        return CellCalls(tuple(cells), arr, class_names, classifier, stats, ref)
+
+
+def concat_domain(parts: Sequence[CellCalls]) -> tuple[NDArray[np.float32] | None, DomainJudge | None]:
+    """The domain evidence of several batches joined, when every batch has it (else none)."""
+    refs = [p.domain_reference for p in parts]
+    if not parts or any(r is None for r in refs) or any(p.domain_stats is None for p in parts):
+        return None, None
+    stats = np.concatenate([p.domain_stats for p in parts if p.domain_stats is not None]).astype(np.float32)
+    return stats, refs[0]
 
 
 @dataclass(frozen=True, slots=True)

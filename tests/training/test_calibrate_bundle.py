@@ -58,6 +58,17 @@ def test_calibrate_bundle_writes_temperature_and_reference(tmp_path: Path) -> No
     assert np.isfinite(res["none"]["score"]["median"])
     assert res["swap"]["score"]["median"] > res["none"]["score"]["median"], res
 
+    # screening carries the domain evidence with the calls, from the same forward pass
+    from wsi_screen.types import PatchBatch
+
+    cells = tuple(range(len(patches)))
+    calls = clf.classify(PatchBatch(patches, cells))  # type: ignore[arg-type]
+    assert calls.domain_stats is not None and calls.domain_stats.shape == (len(patches), 7)
+    np.testing.assert_allclose(calls.probs, clf.classify_arrays(patches), atol=1e-5)
+    judged = calls.judge_domain()
+    assert judged is not None and judged["status"] == "in_domain"
+    assert calls.rows(0, 5).domain_stats.shape == (5, 7)
+
     # calibrating again replaces the reference file instead of piling them up
     calibrate_bundle(out, data, gate=gate, device="cpu", threads=1)
     assert len(list(out.glob("domain-*.safetensors"))) == 1

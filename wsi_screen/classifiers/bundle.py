@@ -72,6 +72,8 @@ class ModelBundle:
         metrics: validation metrics measured at training time.
         calibration: temperature scaling fitted on validation data (model.json ``calibration``),
             applied to every probability at inference; None: uncalibrated softmax.
+        domain: the model.json ``domain`` block (what the model saw in training, for the
+            out-of-domain gate; its tensors are in the file it names), or None.
     """
 
     architecture: str
@@ -90,6 +92,7 @@ class ModelBundle:
     path: Path | None = None
     format_version: int = FORMAT_VERSION
     calibration: Calibration | None = None
+    domain: dict[str, Any] | None = None
 
     @property
     def patch_size_um(self) -> float:
@@ -101,6 +104,8 @@ class ModelBundle:
         d = asdict(self)
         d.pop("path")
         d.pop("calibration")
+        if self.domain is None:
+            d.pop("domain")
         if self.calibration is not None:
             d["calibration"] = self.calibration.to_json()
         d["class_names"] = list(self.class_names)
@@ -139,6 +144,7 @@ class ModelBundle:
                 metrics=dict(data.get("metrics", {})),
                 path=path,
                 format_version=int(data.get("format_version", FORMAT_VERSION)),
+                domain=_domain_block(data.get("domain"), where),
                 calibration=(
                     Calibration.from_json(data["calibration"], where)
                     if data.get("calibration") is not None
@@ -226,3 +232,17 @@ class ModelBundle:
             save_file(state, str(tmp), metadata={"architecture": self.architecture})
         atomic_write_text(folder / MODEL_JSON, json.dumps(self.to_json(), indent=2) + "\n")
         return ModelBundle.from_json(self.to_json(), path=folder)
+
+
+def _domain_block(block: object, where: str) -> dict[str, Any] | None:
+    """The model.json ``domain`` block, checked to be an object naming a plain file in the bundle."""
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        msg = f"{where}: domain must be an object, got {type(block).__name__}"
+        raise ModelBundleError(msg)
+    file = block.get("file")
+    if not isinstance(file, str) or not file or Path(file).name != file:
+        msg = f"{where}: domain.file must name a file inside the bundle folder, got {file!r}"
+        raise ModelBundleError(msg)
+    return dict(block)

@@ -10,6 +10,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wsi_screen.classifiers.bundle import ModelBundle
+from wsi_screen.classifiers.domain import COLOUR_STATS
+from wsi_screen.classifiers.domain import DomainReference
+from wsi_screen.classifiers.domain import colour_stats
 from wsi_screen.classifiers.preprocess import resize_patches
 from wsi_screen.classifiers.preprocess import shah_preprocess
 from wsi_screen.device import autocast_dtype
@@ -62,6 +65,9 @@ class TimmClassifier:
         self._mean = torch.tensor(bundle.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(bundle.std, device=self.device).view(1, 3, 1, 1) * 255.0
         self.name = bundle.name or (bundle.path.name if bundle.path else bundle.architecture)
+        self.domain: DomainReference | None = None
+        if bundle.domain is not None and bundle.path is not None:
+            self.domain = DomainReference.load(bundle.path, bundle.domain, str(bundle.path / "model.json"))
         log.info(
             "classifier %s (%s) on %s, precision %s",
             self.name,
@@ -117,6 +123,47 @@ class TimmClassifier:
         return np.concatenate(out, axis=0)
 
     def classify(self, batch: PatchBatch) -> CellCalls:
-        """Classify a batch of cell patches."""
-        probs = self.classify_arrays(batch.pixels)
-        return CellCalls(batch.cells, probs, self.class_names, self.name)
+        """Classify a batch of cell patches.
+
+        With a domain reference in the bundle, the same forward pass also gives each cell's
+        penultimate features; their distance to the training data and the patch's colour
+        statistics travel with the calls (``domain_stats``) for the out-of-domain gate.
+        """
+        if self.domain is None:
+            return CellCalls(batch.cells, self.classify_arrays(batch.pixels), self.class_names, self.name)
+        probs, features = self._probs_and_features(batch.pixels)
+        dist = self.domain.feature_distances(features) if len(features) else np.zeros(0)
+        colour = colour_stats(batch.pixels) if len(batch.pixels) else np.zeros((0, len(COLOUR_STATS)))
+        stats = np.concatenate([colour, np.asarray(dist, dtype=np.float32)[:, None]], axis=1).astype(
+            np.float32
+        )
+        return CellCalls(batch.cells, probs, self.class_names, self.name, stats, self.domain)
+
+    def _probs_and_features(
+        self, patches: NDArray[np.uint8]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Calibrated probabilities and penultimate features (pre-logits) in one backbone pass."""
+        import torch
+
+        probs: list[NDArray[np.float32]] = []
+        feats: list[NDArray[np.float32]] = []
+        temperature = self.temperature
+        with torch.inference_mode():
+            for start in range(0, patches.shape[0], self.batch_size):
+                x = self.to_tensor(patches[start : start + self.batch_size])
+                with torch.autocast(
+                    device_type=self.device.type,
+                    dtype=self.dtype or torch.float32,
+                    enabled=self.dtype is not None,
+                ):
+                    f = self.model.forward_features(x)
+                    pre = self.model.forward_head(f, pre_logits=True)
+                    logits = self.model.forward_head(f)
+                feats.append(pre.float().flatten(1).cpu().numpy().astype(np.float32))
+                probs.append(
+                    torch.softmax(logits.float() / temperature, dim=1).cpu().numpy().astype(np.float32)
+                )
+        n_cls = len(self.class_names)
+        if not probs:
+            return np.zeros((0, n_cls), np.float32), np.zeros((0, 0), np.float32)
+        return np.concatenate(probs), np.concatenate(feats)

@@ -230,7 +230,9 @@ def apply_review(
         merged.get(cid) if merged.get(cid) != pred else None for cid, pred in zip(ids, preds, strict=True)
     ]
     frame = frame.with_columns(pl.Series("reviewed_class", reviewed, dtype=pl.Utf8))
-    summary = summarize(final_labels(frame), reviewed_probs(frame, names), tuple(names), cfg)
+    # a review changes classes, not pixels: the screening's domain judgement stands
+    domain = (report.get("qc") or {}).get("domain")
+    summary = summarize(final_labels(frame), reviewed_probs(frame, names), tuple(names), cfg, domain)
     _keep_model_confidence(summary["qc"], prob_matrix(frame, names), cfg.low_confidence)
     previous = report.get("review") or {}
     original = previous.get("original") or {k: report[k] for k in _FIGURES if k in report}
