@@ -37,12 +37,12 @@ from wsi_screen.stages import detect_cells
 from wsi_screen.training.yolo_train import train_yolo
 from wsi_screen.types import Tile
 
-SHIPPED = MODELS_DIR / "yolo-wbc" / "weights.pt"
+SHIPPED = MODELS_DIR / "yolo-wbc" / "weights.safetensors"
 
 
 def _model_folder(weights: Path, folder: Path, mpp: float | None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(weights, folder / "weights.pt")
+    shutil.copyfile(weights, folder / weights.name)
     cfg = {"name": folder.name, "class_names": ["cell"], "mpp": mpp}
     (folder / "detector.json").write_text(json.dumps(cfg), encoding="utf-8")
     return folder
@@ -115,7 +115,8 @@ def test_adapter_end_to_end_level0_coords(one_epoch: Path) -> None:
     assert det.target_mpp == pytest.approx(DISC_MPP)
     params = det.params()
     assert params["conf"] == 0.0
-    assert params["weights"].endswith("weights.pt")
+    assert params["weights"].endswith("weights.safetensors")
+    assert params["weights_format"] == "safetensors"
     rng = np.random.default_rng(1)
     centres = random_centres(rng, 192, 160, 3, 40)
     pixels = synthetic_field(192, 160, centres, mpp=DISC_MPP, n_rbc=2)
@@ -152,13 +153,23 @@ def test_weights_resolution_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelBundleError, match="not found"):
         resolve_model_dir(tmp_path / "nothing.pt")
     (tmp_path / "empty_model").mkdir()
-    with pytest.raises(ModelBundleError, match="weights.pt"):
+    with pytest.raises(ModelBundleError, match="weights.safetensors"):
         resolve_model_dir(tmp_path / "empty_model")
     with pytest.raises(ConfigError, match="conf"):
         YoloDetector(tmp_path / "nothing.pt", conf=1.5)
+    with pytest.raises(ConfigError, match="trust_pickle"):
+        YoloDetector(tmp_path / "nothing.pt", trust_pickle="yes")  # type: ignore[arg-type]
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelBundleError, match="bad.pt"):
-        YoloDetector(tmp_path / "bad.pt")
+        YoloDetector(tmp_path / "bad.pt", trust_pickle=True)
+    (tmp_path / "bad.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelBundleError, match="bad.safetensors"):
+        YoloDetector(tmp_path / "bad.safetensors")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "weights.safetensors").write_bytes(b"x")
+    (tmp_path / "broken" / "detector.json").write_text("{not json")
+    with pytest.raises(ModelBundleError, match="detector.json"):
+        resolve_model_dir(tmp_path / "broken")
 
 
 def test_train_detector_cli_selects_classes(tmp_path: Path) -> None:
@@ -191,7 +202,8 @@ def test_train_detector_cli_selects_classes(tmp_path: Path) -> None:
     cfg = json.loads((out / "detector.json").read_text(encoding="utf-8"))
     assert cfg["class_names"] == ["cell"]
     assert cfg["mpp"] == DISC_MPP
-    assert (out / "weights.pt").is_file()
+    assert (out / "weights.safetensors").is_file()
+    assert not list(out.glob("*.pt"))  # the model folder holds no pickle
     assert not list((data / "labels").glob("*.cache"))  # the user's data set is not written to
     det = YoloDetector(out)
     assert det.class_names == {0: "cell"}

@@ -25,6 +25,7 @@ _COMMANDS: dict[str, str] = {
     "models": "wsi_screen.cli.models:models",
     "train-detector": "wsi_screen.cli.detector:train_detector",
     "evaluate-detector": "wsi_screen.cli.detector:evaluate_detector",
+    "convert-weights": "wsi_screen.cli.convert:convert_weights",
     "review": "wsi_screen.cli.review:review",
 }
 

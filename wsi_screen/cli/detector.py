@@ -1,6 +1,6 @@
 """``wsi-screen train-detector`` and ``wsi-screen evaluate-detector``.
 
-Training writes a YOLO model folder (``weights.pt`` + ``detector.json``) usable as
+Training writes a YOLO model folder (``weights.safetensors`` + ``detector.json``) usable as
 ``--detector yolo --detector-weights DIR``; evaluation writes ``metrics.json`` with ``precision``,
 ``recall`` and ``f1`` at the top level for any detector, ``foreground`` included.
 """
@@ -55,9 +55,17 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
     return max(rows, key=lambda r: 0.1 * r["map50"] + 0.9 * r["map50_95"])
 
 
+_trust_pickle_option = click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="DANGEROUS: load an ultralytics .pt checkpoint by unpickling it, which runs any code it "
+    "contains (default: refused; convert it once with wsi-screen convert-weights).",
+)
+
+
 @click.command("train-detector", short_help="Train a YOLO cell detector on YOLO-format data.")
 @click.argument("data", type=click.Path(path_type=Path, exists=True))
-@output_option("Model folder to write (weights.pt, detector.json, run/)", dest="out_dir")
+@output_option("Model folder to write (weights.safetensors, detector.json, run/)", dest="out_dir")
 @click.option(
     "--arch",
     default="yolo11n",
@@ -95,6 +103,7 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--name", "model_name", default=None, help="Model name recorded in detector.json.")
+@_trust_pickle_option
 def train_detector(
     data: Path,
     out_dir: Path,
@@ -108,10 +117,11 @@ def train_detector(
     workers: int,
     seed: int,
     model_name: str | None,
+    trust_pickle: bool,
 ) -> None:
     """Train a YOLO cell detector on YOLO-format DATA (data.yaml, or images/ + labels/).
 
-    Writes weights.pt and detector.json (use the folder as --detector-weights) and the
+    Writes weights.safetensors and detector.json (use the folder as --detector-weights) and the
     ultralytics run (run/). A data set, architecture or device that cannot be used exits 2.
     """
     from wsi_screen.detectors.yolo import CONFIG_FILE
@@ -140,6 +150,7 @@ def train_detector(
                 device=device,
                 workers=workers,
                 seed=seed,
+                trust_pickle=trust_pickle,
             )
     except WsiScreenError as e:
         raise CommandError(str(e)) from e
@@ -241,6 +252,7 @@ def _per_image_csv(rows: list[dict[str, Any]]) -> str:
     help="Detector option, the value read as JSON (e.g. --option min_area_um2=15); repeatable.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N images.")
+@_trust_pickle_option
 def evaluate_detector(
     detector: str,
     data: Path,
@@ -254,6 +266,7 @@ def evaluate_detector(
     device: str,
     options: tuple[str, ...],
     limit: int | None,
+    trust_pickle: bool,
 ) -> None:
     """Score DETECTOR (weights, a model folder, a shipped name, or 'foreground') on YOLO DATA.
 
@@ -277,6 +290,8 @@ def evaluate_detector(
             opts[key] = json.loads(value)
         except json.JSONDecodeError:
             opts[key] = value
+    if trust_pickle and detector.lower() != "foreground":
+        opts["trust_pickle"] = True
     try:
         det = _make_detector(detector, conf=conf, device=device, options=opts)
         is_fg = getattr(det, "name", "") == "foreground"

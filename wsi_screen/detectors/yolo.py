@@ -4,8 +4,11 @@ ultralytics itself is imported only by :mod:`wsi_screen.detectors.ultralytics_en
 :func:`~wsi_screen.detectors.ultralytics_env.ultralytics_session`, never at package import.
 Training a YOLO detector is :mod:`wsi_screen.training.yolo_train`.
 
-A model folder (``wsi_screen/models/yolo-wbc/``) holds ``weights.pt`` and ``detector.json`` with the
-training scale (``mpp``), the class names and the training image size.
+A model folder (``wsi_screen/models/yolo-wbc/``) holds ``weights.safetensors`` (tensors and the
+architecture, rebuilt through ultralytics' model classes: no pickle, see
+:mod:`wsi_screen.detectors.yolo_weights`) and ``detector.json`` with the training scale (``mpp``),
+the class names and the training image size. An ultralytics ``.pt`` checkpoint is a pickle that
+can run code when loaded: it is refused unless ``trust_pickle`` is set.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ import numpy as np
 
 from wsi_screen.detectors.base import BaseDetector
 from wsi_screen.detectors.ultralytics_env import ultralytics_session
+from wsi_screen.detectors.yolo_weights import SAFE_WEIGHTS_FILE
+from wsi_screen.detectors.yolo_weights import as_yolo
+from wsi_screen.detectors.yolo_weights import build_detection_model
+from wsi_screen.detectors.yolo_weights import is_pickle_file
+from wsi_screen.detectors.yolo_weights import pickle_refused
+from wsi_screen.detectors.yolo_weights import read_yolo_weights
 from wsi_screen.errors import ConfigError
 from wsi_screen.errors import InputError
 from wsi_screen.errors import ModelBundleError
@@ -34,23 +43,32 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 """Folder of the models shipped with the package."""
 
 DEFAULT_MODEL = "yolo-wbc"
-WEIGHTS_FILE = "weights.pt"
+WEIGHTS_FILE = SAFE_WEIGHTS_FILE
+"""The weights of a model folder: a safetensors file that cannot run code (``weights.safetensors``)."""
+PICKLE_WEIGHTS_FILE = "weights.pt"
+"""An ultralytics checkpoint in a model folder: loaded only with ``trust_pickle``."""
 CONFIG_FILE = "detector.json"
 _STRIDE = 32
 
 
-def resolve_model_dir(weights: str | Path | None) -> tuple[Path, dict[str, Any]]:
+def resolve_model_dir(
+    weights: str | Path | None, *, trust_pickle: bool = False
+) -> tuple[Path, dict[str, Any]]:
     """Resolve a weights file, a model folder or a shipped name to (weights path, config).
 
     Args:
         weights: None (the shipped ``yolo-wbc``), a shipped model name, a folder holding
-            ``weights.pt`` (and optionally ``detector.json``), or a ``.pt`` file.
+            ``weights.safetensors`` (and optionally ``detector.json``), or a weights file.
+        trust_pickle: allow an ultralytics ``.pt`` checkpoint (a folder's ``weights.pt``, or a
+            ``.pt`` file). Loading one unpickles it, which runs any code it contains; without
+            this flag it is refused with an error saying how to convert it.
 
     Returns:
         The weights file and the folder's ``detector.json`` (empty when absent).
 
     Raises:
-        ModelBundleError: the name, folder or file does not exist or lacks weights.
+        ModelBundleError: the name, folder or file does not exist, lacks weights, is a pickle
+            checkpoint without ``trust_pickle``, or its ``detector.json`` is not JSON.
     """
     name = DEFAULT_MODEL if weights is None else weights
     path = Path(name)
@@ -59,21 +77,39 @@ def resolve_model_dir(weights: str | Path | None) -> tuple[Path, dict[str, Any]]
     if path.is_dir():
         wfile = path / WEIGHTS_FILE
         if not wfile.is_file():
-            msg = f"{path}: no {WEIGHTS_FILE} in the model folder"
-            raise ModelBundleError(msg)
-        cfg_file = path / CONFIG_FILE
-        cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
-        return wfile, cfg
+            pickled = path / PICKLE_WEIGHTS_FILE
+            if not pickled.is_file():
+                msg = f"{path}: no {WEIGHTS_FILE} in the model folder"
+                raise ModelBundleError(msg)
+            if not trust_pickle:
+                raise pickle_refused(pickled)
+            wfile = pickled
+        return wfile, _detector_json(path / CONFIG_FILE)
     if path.is_file():
-        cfg_file = path.parent / CONFIG_FILE
-        cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
-        return path, cfg
+        if is_pickle_file(path) and not trust_pickle:
+            raise pickle_refused(path)
+        return path, _detector_json(path.parent / CONFIG_FILE)
     shipped = sorted(p.name for p in MODELS_DIR.glob("yolo*") if p.is_dir())
     msg = (
-        f"YOLO weights {str(name)!r} not found; give a .pt file, a model folder or a shipped "
-        f"name ({', '.join(shipped) or 'none shipped'})"
+        f"YOLO weights {str(name)!r} not found; give a {WEIGHTS_FILE} file, a model folder or a "
+        f"shipped name ({', '.join(shipped) or 'none shipped'})"
     )
     raise ModelBundleError(msg)
+
+
+def _detector_json(path: Path) -> dict[str, Any]:
+    """A model folder's ``detector.json`` ({} when absent); a broken one is a one-line error."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        msg = f"{path}: not a readable detector.json ({type(e).__name__}: {str(e)[:200]})"
+        raise ModelBundleError(msg) from e
+    if not isinstance(data, dict):
+        msg = f"{path}: detector.json must hold a JSON object, got {type(data).__name__}"
+        raise ModelBundleError(msg)
+    return data
 
 
 def content_window(rgb: np.ndarray, pad_value: int = PAD_VALUE) -> tuple[int, int, int, int]:
@@ -101,9 +137,19 @@ def _number(key: str, value: object) -> float:
 
 
 def check_yolo_options(
-    *, conf: object, iou: object, imgsz: object, classes: object, device: object, mpp: object
+    *,
+    conf: object,
+    iou: object,
+    imgsz: object,
+    classes: object,
+    device: object,
+    mpp: object,
+    trust_pickle: object = False,
 ) -> None:
     """Refuse YOLO options that would crash later or silently find nothing (``imgsz = 0``)."""
+    if not isinstance(trust_pickle, bool):
+        msg = f"detector.options.trust_pickle must be true or false, got {trust_pickle!r}"
+        raise ConfigError(msg)
     if not 0.0 <= _number("conf", conf) <= 1.0:
         msg = f"detector.options.conf must be in [0, 1], got {conf}"
         raise ConfigError(msg)
@@ -137,13 +183,17 @@ class YoloDetector(BaseDetector):
     one network pixel and the scale the model was trained at (``target_mpp``) is kept.
 
     Args:
-        weights: a ``.pt`` file, a model folder, a shipped name, or None for ``yolo-wbc``.
+        weights: a ``weights.safetensors`` file, a model folder, a shipped name, or None for
+            ``yolo-wbc``.
         conf: minimum confidence of a detection.
         iou: IoU of ultralytics' per-tile non-maximum suppression.
         imgsz: network input side; None runs each tile at its own size (scale kept).
         classes: class indices to keep (None: the model folder's ``cell_classes``, else all).
         device: torch device string, e.g. ``"cpu"`` or ``"cuda:0"``.
         mpp: microns per pixel the model was trained at; None takes it from ``detector.json``.
+        trust_pickle: also load ultralytics ``.pt`` checkpoints, by unpickling them (this runs
+            any code the file contains: only for files you trust; ``wsi-screen convert-weights``
+            converts one once, in a separate process).
 
     Example:
         >>> det = YoloDetector("yolo-wbc", conf=0.3)  # doctest: +SKIP
@@ -162,9 +212,18 @@ class YoloDetector(BaseDetector):
         classes: Sequence[int] | None = None,
         device: str = "cpu",
         mpp: float | None = None,
+        trust_pickle: bool = False,
     ) -> None:
-        check_yolo_options(conf=conf, iou=iou, imgsz=imgsz, classes=classes, device=device, mpp=mpp)
-        self.weights, self._cfg = resolve_model_dir(weights)
+        check_yolo_options(
+            conf=conf,
+            iou=iou,
+            imgsz=imgsz,
+            classes=classes,
+            device=device,
+            mpp=mpp,
+            trust_pickle=trust_pickle,
+        )
+        self.weights, self._cfg = resolve_model_dir(weights, trust_pickle=trust_pickle)
         self.conf = float(conf)
         self.iou = float(iou)
         self.imgsz = imgsz
@@ -174,11 +233,16 @@ class YoloDetector(BaseDetector):
         cfg_mpp = self._cfg.get("mpp")
         self._mpp = float(mpp) if mpp is not None else (float(cfg_mpp) if cfg_mpp else None)
         with ultralytics_session() as yolo_cls:
-            try:
-                self._model = yolo_cls(str(self.weights), task="detect")
-            except Exception as e:  # ultralytics raises many types for a bad checkpoint
-                msg = f"{self.weights}: cannot load YOLO weights ({type(e).__name__}: {e})"
-                raise ModelBundleError(msg) from e
+            if is_pickle_file(self.weights):  # only reached with trust_pickle
+                log.warning("%s: unpickling a checkpoint (--trust-pickle)", self.weights)
+                try:
+                    self._model = yolo_cls(str(self.weights), task="detect")
+                except Exception as e:  # ultralytics raises many types for a bad checkpoint
+                    msg = f"{self.weights}: cannot load YOLO weights ({type(e).__name__}: {e})"
+                    raise ModelBundleError(msg) from e
+            else:
+                net = build_detection_model(read_yolo_weights(self.weights))
+                self._model = as_yolo(yolo_cls, net, str(self._cfg.get("name") or "yolo"))
         self.class_names: dict[int, str] = dict(self._model.names)
 
     @property
@@ -198,6 +262,7 @@ class YoloDetector(BaseDetector):
             "class_names": self.class_names,
             "device": self.device,
             "mpp": self._mpp,
+            "weights_format": "pickle" if is_pickle_file(self.weights) else "safetensors",
         }
 
     def predict_boxes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

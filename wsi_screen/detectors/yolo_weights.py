@@ -100,8 +100,9 @@ def pickle_refused(path: str | Path) -> ModelBundleError:
     """The one-line error for a pickle checkpoint given where only safe weights are loaded."""
     msg = (
         f"{path}: refusing to load a pickle checkpoint (loading it can run any code it contains); "
-        f"convert it once with `wsi-screen convert-weights {path}` (only for a file you trust), "
-        "or pass --trust-pickle to load it as it is"
+        f"convert it once with `wsi-screen convert-weights {path} -o FOLDER` and use FOLDER "
+        "(only for a file you trust), or, for a file you trust, set trust_pickle = true under "
+        "[detector.options] (--trust-pickle for the detector commands)"
     )
     return ModelBundleError(msg)
 

@@ -1,20 +1,23 @@
 """Train a YOLO leukocyte detector with ultralytics and export its weights.
 
-The result is a model folder for ``--detector yolo --detector-weights DIR`` (``weights.pt``; the
-``train-detector`` command adds ``detector.json``). ultralytics is reached through
+The result is a model folder for ``--detector yolo --detector-weights DIR`` (``weights.safetensors``,
+pickle-free; the ``train-detector`` command adds ``detector.json``). The ultralytics run folder
+(``run/``) keeps ultralytics' own ``.pt`` checkpoints. ultralytics is reached through
 :mod:`wsi_screen.detectors.ultralytics_env` only.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 from wsi_screen.detectors.ultralytics_env import strip_optimizer
 from wsi_screen.detectors.ultralytics_env import ultralytics_session
 from wsi_screen.detectors.yolo import WEIGHTS_FILE
+from wsi_screen.detectors.yolo_weights import is_pickle_file
+from wsi_screen.detectors.yolo_weights import pickle_refused
+from wsi_screen.detectors.yolo_weights import save_yolo_weights
 from wsi_screen.errors import ModelBundleError
 
 log = logging.getLogger(__name__)
@@ -46,12 +49,13 @@ def train_yolo(
     workers: int = 0,
     seed: int = 0,
     extra: dict[str, Any] | None = None,
+    trust_pickle: bool = False,
 ) -> Path:
     """Train a YOLO detector from scratch (architecture yaml, no download) and save its weights.
 
     Args:
         data_yaml: an ultralytics dataset yaml (absolute ``path``, ``train``, ``val``, ``names``).
-        out_dir: folder for ``weights.pt`` and the ultralytics run (``run/``).
+        out_dir: folder for ``weights.safetensors`` and the ultralytics run (``run/``).
         arch: an ultralytics architecture name (``yolo11n``, ``yolov8n``, ...) or a ``.yaml`` or
             ``.pt`` file; names are built from their yaml, so nothing is downloaded.
         epochs: training epochs.
@@ -61,13 +65,17 @@ def train_yolo(
         workers: dataloader workers.
         seed: random seed.
         extra: further ultralytics train arguments (e.g. ``{"mosaic": 0.5}``).
+        trust_pickle: allow a ``.pt`` ``arch`` to fine-tune from (it is unpickled: only for a
+            file you trust).
 
     Returns:
-        The path of the best weights copied to ``out_dir/weights.pt``.
+        The best weights, written as ``out_dir/weights.safetensors``.
 
     Raises:
-        ModelBundleError: training produced no weights.
+        ModelBundleError: training produced no weights, or ``arch`` is a pickle without ``trust_pickle``.
     """
+    if is_pickle_file(arch) and not trust_pickle:
+        raise pickle_refused(arch)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     model_src = arch if arch.endswith((".yaml", ".pt")) else f"{arch}.yaml"
@@ -99,6 +107,9 @@ def train_yolo(
         msg = f"training wrote no weights under {out / 'run'}"
         raise ModelBundleError(msg)
     target = out / WEIGHTS_FILE
-    shutil.copyfile(best, target)
+    with ultralytics_session() as yolo_cls:
+        # best.pt was written by this training run a moment ago: ours, so unpickling it is safe
+        trained = yolo_cls(str(best), task="detect").model
+        save_yolo_weights(trained.float(), target)
     log.info("saved %s (from %s)", target, best)
     return target
