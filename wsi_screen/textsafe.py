@@ -13,6 +13,8 @@ import logging
 import unicodedata
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START_RE = r"^[=+\-@\t\r]"
+"""A regular expression matching a text that starts as a spreadsheet formula (see :func:`csv_cell`)."""
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 

@@ -16,6 +16,8 @@ from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import atomic_write_with
 from wsi_screen.report_files import REPORT_JSON
+from wsi_screen.textsafe import FORMULA_START_RE
+from wsi_screen.textsafe import csv_cell
 from wsi_screen.types import Failure
 
 if TYPE_CHECKING:
@@ -142,7 +144,27 @@ def write_summary(rows: Sequence[dict[str, Any]], out: Path) -> None:
     """Write OUT/summary.parquet and OUT/summary.csv atomically, rows in input order."""
     frame = _frame(rows)
     atomic_write_with(out / SUMMARY_PARQUET, lambda p: frame.write_parquet(p))
-    atomic_write_with(out / SUMMARY_CSV, lambda p: frame.write_csv(p))
+    text = spreadsheet_safe(frame)
+    atomic_write_with(out / SUMMARY_CSV, lambda p: text.write_csv(p))
+
+
+def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with every text cell that a spreadsheet would run as a formula made text.
+
+    A cell starting with ``= + - @`` (or a tab or carriage return), e.g. an input named
+    ``=cmd|' -c calc'!A0.png``, gets a leading ``'`` (:func:`wsi_screen.textsafe.csv_cell`);
+    summary.parquet keeps the values as they are.
+    """
+    import polars as pl
+
+    cols = [c for c, t in frame.schema.items() if t == pl.String]
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(FORMULA_START_RE))
+        .then(pl.lit("'") + pl.col(c))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in cols
+    )
 
 
 def update_reviewed_input(out: Path, folder: str, report: dict[str, Any]) -> list[Path]:
@@ -187,7 +209,7 @@ def _update_file(path: Path, output: str, sha: str | None, figures: dict[str, An
         if "output" not in frame.columns:
             msg = f"{path}: not a batch summary (no 'output' column)"
             raise SummaryError(msg)
-        mask = pl.col("output") == output
+        mask = pl.col("output") == (csv_cell(output) if csv else output)
         if sha and "input_sha256" in frame.columns:
             mask &= pl.col("input_sha256").is_null() | (pl.col("input_sha256") == sha)
         if not frame.select(mask.any()).item():

@@ -68,8 +68,13 @@ def main(log_level: str) -> None:
 
     Output supports a morphologist's review; it is not a diagnosis.
     """
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    from wsi_screen.textsafe import EscapingFormatter
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    logging.basicConfig(level=getattr(logging, log_level.upper()))
+    for handler in root.handlers:  # ours only: file names in messages cannot forge lines or colours
+        if handler not in before:
+            handler.setFormatter(
+                EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+            )

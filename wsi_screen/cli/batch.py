@@ -23,6 +23,8 @@ from wsi_screen.cli.options import ensure_output_folder
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 from wsi_screen.cli.options import output_option
+from wsi_screen.textsafe import EscapingFormatter
+from wsi_screen.textsafe import printable
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PROGRESS_LOGGER = "wsi_screen.batch.progress"
@@ -147,7 +149,8 @@ def batch(
     for row in result.rows:
         if row["status"] != "ok":
             stage = f"[{row['error_stage']}] " if row["error_stage"] else ""
-            click.echo(f"{row['status'].upper():8}{row['input']}: {stage}{row['error_message']}", err=True)
+            line = f"{row['status'].upper():8}{row['input']}: {stage}{row['error_message']}"
+            click.echo(printable(line), err=True)
     click.echo(
         f"{len(result.rows)} input(s): {result.n_screened} screened, {result.n_skipped} done earlier (skipped), "
         f"{result.n_failed} failed, {result.n_not_run} not run -> {out / 'summary.csv'}"
@@ -165,7 +168,7 @@ def _log_file(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+    handler.setFormatter(EscapingFormatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
     level = root.level
     console = [h for h in root.handlers if h.level == logging.NOTSET]

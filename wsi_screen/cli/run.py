@@ -20,6 +20,7 @@ from wsi_screen.cli.options import ensure_output_folder
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 from wsi_screen.cli.options import output_option
+from wsi_screen.textsafe import printable
 
 if TYPE_CHECKING:
     from wsi_screen.types import Failure
@@ -90,13 +91,15 @@ def run(
             if result.failure is None:
                 done.append((result.out_dir, result.report or {}))
                 click.echo(
-                    f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir}/ ({written})"
+                    printable(
+                        f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir}/ ({written})"
+                    )
                 )
             else:
                 failed += 1
                 f = result.failure
                 failures.append(f)
-                click.echo(f"FAILED  {result.path.name} [{f.stage}] {f.message}", err=True)
+                click.echo(printable(f"FAILED  {result.path.name} [{f.stage}] {f.message}"), err=True)
             if bar is not None:
                 bar.refresh()
     finally:
