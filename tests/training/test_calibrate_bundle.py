@@ -72,3 +72,20 @@ def test_calibrate_bundle_writes_temperature_and_reference(tmp_path: Path) -> No
     # calibrating again replaces the reference file instead of piling them up
     calibrate_bundle(out, data, gate=gate, device="cpu", threads=1)
     assert len(list(out.glob("domain-*.safetensors"))) == 1
+
+
+def test_cli_calibrate_writes_into_the_bundle(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from wsi_screen.cli import main
+
+    data = make_class_folders(tmp_path / "data", n=80)
+    out = tmp_path / "m"
+    train_model(data, out, tiny_cfg(epochs=1, test_fraction=0.2))
+    res = CliRunner().invoke(main, ["calibrate", str(out), str(data), "--device", "cpu", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "model.json").read_text())
+    assert f"temperature {meta['calibration']['temperature']:.3f}" in res.output
+    assert (out / meta["domain"]["file"]).is_file()
+    bad = CliRunner().invoke(main, ["calibrate", str(data / "BLA"), str(data), "--device", "cpu"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -119,3 +119,25 @@ def test_unreadable_images_are_skipped_and_listed_not_scored(tiny_bundle: Path, 
     assert sorted(Path(u["path"]).name for u in saved["unreadable"]) == ["BLA_trunc.jpg", "LYT_text.png"]
     assert saved["n_evaluated"] == 6
     assert len((out / "predictions.csv").read_text().splitlines()) == 7
+
+
+def test_ece_is_reported_with_and_without_the_bundles_temperature(tiny_bundle: Path, tmp_path: Path) -> None:
+    """metrics.json carries the ECE of the calibrated and of the raw softmax; the raw one equals
+    the ECE the same weights give without a temperature."""
+    data = tmp_path / "data"
+    for code in ("BLA", "LYT"):
+        _write(data, code, 6)
+    plain = evaluate_bundle(ModelBundle.load(tiny_bundle), data, tmp_path / "a", device="cpu")
+    assert plain["calibration"]["temperature"] == 1.0
+    assert plain["calibration"]["ece_before"] == plain["calibration"]["ece_after"]
+    assert plain["calibration"]["ece_after"] == pytest.approx(plain["ece"], abs=1e-6)
+
+    meta = json.loads((tiny_bundle / "model.json").read_text())
+    meta["calibration"] = {"method": "temperature", "temperature": 3.0, "fitted_on": "validation"}
+    (tiny_bundle / "model.json").write_text(json.dumps(meta))
+    hot = evaluate_bundle(ModelBundle.load(tiny_bundle), data, tmp_path / "b", device="cpu")
+    cal = hot["calibration"]
+    assert cal["temperature"] == 3.0 and cal["n"] == 12
+    assert cal["ece_after"] == pytest.approx(hot["ece"])
+    assert cal["ece_before"] == pytest.approx(plain["ece"], abs=1e-5)
+    assert cal["ece_after"] != pytest.approx(cal["ece_before"], abs=1e-4)  # T = 3 flattens the softmax

@@ -21,6 +21,7 @@ _COMMANDS: dict[str, str] = {
     "batch": "wsi_screen.cli.batch:batch",
     "train": "wsi_screen.cli.train:train",
     "evaluate": "wsi_screen.cli.evaluate:evaluate",
+    "calibrate": "wsi_screen.cli.calibrate:calibrate",
     "explain": "wsi_screen.cli.explain:explain",
     "models": "wsi_screen.cli.models:models",
     "train-detector": "wsi_screen.cli.detector:train_detector",

@@ -100,6 +100,12 @@ def evaluate(
         f"accuracy {m.get('accuracy', float('nan')):.4f}, macro recall "
         f"{macro.get('recall', float('nan')):.4f}, macro F1 {macro.get('f1', float('nan')):.4f}"
     )
+    cal = m.get("calibration") or {}
+    if cal.get("ece_after") is not None:
+        click.echo(
+            f"ECE {cal['ece_after']:.4f} at temperature {cal['temperature']:.3f} "
+            f"(ECE {cal['ece_before']:.4f} without it)"
+        )
     for code, u in m.get("unknown_classes", {}).items():
         click.echo(f"  {code}: {u['n']} image(s) of a class the model does not have (not assessable)")
     for path in written:

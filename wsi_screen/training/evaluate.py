@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from wsi_screen.classifiers.bundle import ModelBundle
+from wsi_screen.classifiers.calibration import softmax
 from wsi_screen.errors import InputError
 from wsi_screen.io import atomic_path
 from wsi_screen.io import atomic_write_text
@@ -27,6 +28,7 @@ from wsi_screen.training.datasets import PatchSet
 from wsi_screen.training.datasets import load_patches
 from wsi_screen.training.datasets import scan_folder
 from wsi_screen.training.metrics import classification_metrics
+from wsi_screen.training.metrics import expected_calibration_error
 from wsi_screen.training.schemes import ClassScheme
 
 log = logging.getLogger(__name__)
@@ -237,6 +239,7 @@ def evaluate_bundle(
         probs = probs[keep]
     names = list(bundle.class_names)
     m = classification_metrics(codes, probs, names, tolerance=tolerance, blast_classes=blast_classes)
+    m["calibration"] = calibration_figures(bundle, codes, probs, names)
     m["unreadable"] = [
         {"path": str(all_paths_full[i].relative_to(ps.root)), "error": msg} for i, msg in errors
     ]
@@ -281,6 +284,41 @@ def evaluate_bundle(
     if written is not None:
         written.extend([out / "metrics.json", out / "predictions.csv", *plots])
     return m
+
+
+def uncalibrated(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Undo temperature scaling: ``softmax(T * log p)`` equals ``softmax(logits)``.
+
+    ``log p = z / T - c`` per row, so ``T * log p`` differs from the logits ``z`` by a row constant.
+
+    Example:
+        >>> p = softmax(np.array([[2.0, 0.0]]), 2.0)
+        >>> bool(np.allclose(uncalibrated(p, 2.0), softmax(np.array([[2.0, 0.0]]))))
+        True
+    """
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-300, None))
+    return softmax(logp * float(temperature))
+
+
+def calibration_figures(
+    bundle: ModelBundle, codes: Sequence[str], probs: np.ndarray, names: Sequence[str]
+) -> dict[str, Any]:
+    """ECE of the evaluated images with the bundle's temperature and without it (T = 1).
+
+    Only images of the model's classes count. ``ece_after`` is the figure of the probabilities
+    the pipeline reports; ``ece_before`` is that of the raw softmax.
+    """
+    t = bundle.calibration.temperature if bundle.calibration is not None else 1.0
+    idx = {c: i for i, c in enumerate(names)}
+    known = [i for i, c in enumerate(codes) if c in idx]
+    out: dict[str, Any] = {"temperature": t, "n": len(known), "ece_bins": 15}
+    if not known:
+        return {**out, "ece_before": None, "ece_after": None}
+    y = np.array([idx[codes[i]] for i in known])
+    p = np.asarray(probs)[known]
+    out["ece_after"] = expected_calibration_error(p, y)
+    out["ece_before"] = expected_calibration_error(uncalibrated(p, t), y) if t != 1.0 else out["ece_after"]
+    return out
 
 
 def _plots(
