@@ -38,15 +38,24 @@ CELL_CLASSES = ("BLA", "EOS", "LYT", "MON", "NGS", "PMO")
 @click.option("--per-class", type=int, default=24, show_default=True)
 @click.option("--radius-um", type=float, default=4.0, show_default=True)
 @click.option("--detector", "detectors", multiple=True, default=("foreground", "yolo"))
-def main(matek: Path, per_class: int, radius_um: float, detectors: tuple[str, ...]) -> None:
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    help="KEY=VALUE detector option (float), e.g. work_mpp=0.25 (repeatable).",
+)
+def main(
+    matek: Path, per_class: int, radius_um: float, detectors: tuple[str, ...], options: tuple[str, ...]
+) -> None:
     """Report centre-cell recall per class for each detector on composed Matek fields."""
+    opts = {k: float(v) for k, v in (o.split("=", 1) for o in options)}
     per_field = 42  # 7 x 6 grid of 300 px cells in a 2452 x 2056 field
     click.echo(
         f"| detector | class | patches | centre recall (<= {radius_um} um) | detections/field | s/field |"
     )
     click.echo("|---|---|---|---|---|---|")
     for name in detectors:
-        det = create_detector(name)
+        det = create_detector(name, **(opts if name == "foreground" else {}))
         for cls in CELL_CLASSES:
             files = sorted((matek / cls).glob("*.jpg"))[:per_class]
             patches = [cv2.imread(str(f))[:, :, ::-1] for f in files]

@@ -71,3 +71,20 @@ def test_real_matek_patches_found_once(tmp_path: object) -> None:
         hits, multi, total = hits + h, multi + m, total + len(centres)
     assert hits / total >= 0.95
     assert multi / total <= 0.02
+
+
+def test_work_scale_finds_the_same_cells_as_native_resolution() -> None:
+    """Masks computed at work_mpp (shrunk) give the native detector's cells, centres within 1 um."""
+    mpp = 0.0862
+    um = 1.0 / mpp
+    w, h = round(120 * um), round(100 * um)
+    centres = grid_centres(w, h, 24 * um, margin=6 * um)
+    img = synthetic_field(w, h, centres, mpp=mpp, lobed=[i % 2 == 0 for i in range(len(centres))], seed=3)
+    src = FieldSource(img, source_id="f", mpp=mpp)
+    native = detect_cells(src, create_detector("foreground", work_mpp=0), TilingConfig(), mpp=mpp)
+    coarse = detect_cells(src, create_detector("foreground", work_mpp=0.35), TilingConfig(), mpp=mpp)
+    assert len(native) == len(coarse) == len(centres)
+    hits, multi, extra = match_centres([(c.x, c.y) for c in coarse], [(c.x, c.y) for c in native], radius=um)
+    assert (hits, multi, extra) == (len(native), 0, 0)
+    with pytest.raises(ConfigError, match="work_mpp"):
+        create_detector("foreground", work_mpp=-1)
