@@ -44,3 +44,9 @@ class MissingDependencyError(WsiScreenError, ImportError):
     """An optional dependency is not installed."""
 
     stage = "setup"
+
+
+class OutputError(WsiScreenError):
+    """An output cannot be written where it belongs (e.g. through a symbolic link inside OUT)."""
+
+    stage = "report"

@@ -16,7 +16,49 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from wsi_screen.errors import OutputError
+
 _log = logging.getLogger(__name__)
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+"""``os.open`` flag that makes opening a symbolic link fail (0 where the platform lacks it)."""
+
+
+def refuse_symlink(path: Path) -> None:
+    """Raise :class:`OutputError` when ``path`` is a symbolic link (a dangling one too).
+
+    wsi-screen never writes, appends or creates files through a link inside its output folder:
+    a planted ``OUT/field_00 -> /elsewhere`` would otherwise receive that input's reports.
+    """
+    if path.is_symlink():
+        msg = f"{path}: is a symbolic link; wsi-screen does not write through links in its output folder"
+        raise OutputError(msg)
+
+
+def real_dir(path: Path) -> Path:
+    """Create folder ``path`` (and parents) and check it is a real folder, not a link to one."""
+    refuse_symlink(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:
+        msg = f"{path}: exists and is not a folder"
+        raise OutputError(msg) from e
+    except OSError as e:
+        msg = f"{path}: cannot create the output folder: {e.strerror}"
+        raise OutputError(msg) from e
+    refuse_symlink(path)  # created by someone else in between
+    return path
+
+
+def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that refuses a symbolic link at ``path`` with a one-line :class:`OutputError`."""
+    try:
+        return os.open(path, flags | NOFOLLOW, mode)
+    except OSError as e:
+        if path.is_symlink():
+            msg = f"{path}: is a symbolic link; wsi-screen does not write through links in its output folder"
+            raise OutputError(msg) from e
+        raise
 
 
 @contextmanager
@@ -29,6 +71,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_symlink(path)
     tmp, mode = _create_temp(path)
     try:
         yield tmp
@@ -40,7 +83,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def _create_temp(path: Path) -> tuple[Path, int]:
     """Create a new, empty temp file beside ``path``; return it and the mode it was created with."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW
     for _ in range(100):
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
@@ -66,6 +109,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write bytes to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def atomic_write_npy(path: str | Path, array: object) -> None:
+    """Write a numpy array as ``.npy`` atomically (a link at ``path`` is refused, not followed)."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_with(path: str | Path, writer: Callable[[Path], object]) -> None:

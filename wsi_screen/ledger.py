@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import open_nofollow
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class Ledger:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             created = not self.path.exists()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
                 if not created and not _ends_with_newline(self.path):
                     line = "\n" + line  # finish a line torn by an earlier kill

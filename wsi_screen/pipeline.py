@@ -19,6 +19,7 @@ from typing import Any
 from wsi_screen import stages
 from wsi_screen.config import ScreenConfig
 from wsi_screen.detectors.base import Detector
+from wsi_screen.outnames import clean_stem
 from wsi_screen.sources import input_stem
 from wsi_screen.stages import SEAM_MARGIN_PX
 from wsi_screen.stages import ScreenedInput
@@ -121,7 +122,7 @@ class Screener:
 
 
 def unique_stems(paths: Sequence[Path]) -> list[str]:
-    """Output folder names: the input stem, de-duplicated with ``-2``, ``-3``... when stems clash.
+    """Output folder names: the input stem made safe (:func:`~wsi_screen.outnames.clean_stem`), de-duplicated with ``-2``, ``-3``... when stems clash.
 
     A generated name never takes another input's own stem (``a.png``, ``a.tif``, ``a-2.png`` give
     ``a``, ``a-3``, ``a-2``).
@@ -130,7 +131,7 @@ def unique_stems(paths: Sequence[Path]) -> list[str]:
         >>> unique_stems([Path("a.png"), Path("a.tif"), Path("a-2.png")])
         ['a', 'a-3', 'a-2']
     """
-    bases = [input_stem(Path(p)) for p in paths]
+    bases = [clean_stem(input_stem(Path(p))) for p in paths]
     own = set(bases)
     taken: set[str] = set()
     out: list[str] = []

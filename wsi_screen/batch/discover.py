@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -17,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsi_screen.errors import InputError
+from wsi_screen.outnames import clean_stem
+from wsi_screen.outnames import is_clean
 from wsi_screen.sources import input_stem
 
 log = logging.getLogger(__name__)
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ def batch_stems(names: Sequence[str], known: Mapping[str, Sequence[str]] | None 
             continue
         parts = name.split("/")
         base = "__".join([*parts[:-1], input_stem(Path(parts[-1]))])
-        base = _UNSAFE.sub("_", base).strip(".") or "input"
+        base = clean_stem(base)
         stem, n = base, 1
         while stem in taken:
             n += 1
@@ -162,7 +161,7 @@ def batch_stems(names: Sequence[str], known: Mapping[str, Sequence[str]] | None 
 
 def _is_stem(stem: str) -> bool:
     """Whether a recorded folder name is one :func:`batch_stems` could have made (not a path)."""
-    return bool(stem) and not _UNSAFE.search(stem) and stem.strip(".") == stem
+    return is_clean(stem)
 
 
 def recorded_stems(ledger_path: Path) -> dict[str, list[str]]:

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from wsi_screen.errors import OutputError
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import open_nofollow
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +30,15 @@ def batch_lock(out: Path) -> Iterator[None]:
     import fcntl
 
     out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = open_nofollow(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    except OutputError as e:
+        raise WsiScreenError(str(e)) from e
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
-            msg = f"{out}: another wsi-screen batch is writing to this folder; wait for it or use another -o"
+            msg = f"{out}: another wsi-screen batch or run is writing to this folder; wait for it or use another -o"
             raise WsiScreenError(msg) from e
         yield
     finally:

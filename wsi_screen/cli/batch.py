@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from wsi_screen.cli.options import ensure_output_folder
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 from wsi_screen.cli.options import output_option
+from wsi_screen.errors import OutputError
+from wsi_screen.io import open_nofollow
 from wsi_screen.textsafe import EscapingFormatter
 from wsi_screen.textsafe import printable
 
@@ -166,7 +169,11 @@ def _log_file(path: Path) -> Iterator[None]:
     The console keeps the ``--log-level`` chosen; the file always gets one line per input.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    try:  # never appended through a link planted in OUT
+        fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except (OutputError, OSError) as e:
+        raise click.UsageError(str(e) if isinstance(e, OutputError) else f"{path}: {e.strerror}") from e
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
     handler.setLevel(logging.INFO)
     handler.setFormatter(EscapingFormatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
@@ -182,6 +189,7 @@ def _log_file(path: Path) -> Iterator[None]:
     finally:
         root.removeHandler(handler)
         handler.close()
+        handler.stream.close()
         root.setLevel(level)
         for h in console:
             h.setLevel(logging.NOTSET)

@@ -80,12 +80,12 @@ def explain(
       wsi-screen explain default BLA_00001.jpg -o out --method smoothgrad
       wsi-screen explain default -o out --embedding ../shared/data/matek_bm
     """  # noqa: D301 - click needs a real \b (backspace) to keep the example lines unwrapped
-    import numpy as np
     from tqdm.auto import tqdm
 
     from wsi_screen.classifiers import resolve_model
     from wsi_screen.classifiers.timm_classifier import TimmClassifier
     from wsi_screen.errors import WsiScreenError
+    from wsi_screen.io import atomic_write_npy
     from wsi_screen.io import atomic_write_text
     from wsi_screen.training.datasets import load_patches
     from wsi_screen.training.explain import explain_patches
@@ -121,8 +121,7 @@ def explain(
                 exp = explain_patches(clf, patch[None], method=method, target=target)[0]
                 stem = f"{img.stem}_{method}"
                 overlay_figure(patch, exp, out / f"{stem}.png", title=img.name)
-                with (out / f"{stem}.npy").open("wb") as f:
-                    np.save(f, exp.map)
+                atomic_write_npy(out / f"{stem}.npy", exp.map)
                 records.append(
                     {
                         "image": str(img),

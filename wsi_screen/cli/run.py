@@ -6,6 +6,7 @@ others still done); 2 usage or configuration error (bad option, config file, mod
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,6 +55,7 @@ def run(
     Writes OUT/<stem>/report.json, report.html, cells.parquet and cells.geojson for each input,
     and OUT/index.html. Reports support a morphologist's review; they are not a diagnosis.
     """
+    from wsi_screen.batch.outdir import batch_lock
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.report_files import CELLS_GEOJSON
     from wsi_screen.report_files import CELLS_PARQUET
@@ -77,42 +79,48 @@ def run(
     except WsiScreenError as e:
         raise click.UsageError(str(e)) from e
     ensure_output_folder(out)  # after the settings are known good: a usage error leaves no folder
-    failed = 0
-    done: list[tuple[Path, dict[str, Any]]] = []  # for OUT/index.html
-    failures: list[Failure] = []
-    written = ", ".join((REPORT_JSON, REPORT_HTML, CELLS_PARQUET, CELLS_GEOJSON, ASSETS_JSON))
-    bar = _cells_bar()
-    try:
-        for result in screen_to_folder(
-            screener, info, list(inputs), out, on_batch=None if bar is None else bar.update
-        ):
-            if bar is not None:
-                bar.clear()
-            if result.failure is None:
-                done.append((result.out_dir, result.report or {}))
-                click.echo(
-                    printable(
-                        f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir}/ ({written})"
+    stack = contextlib.ExitStack()
+    try:  # the batch lock: a run never rewrites a folder a batch (or another run) is writing
+        stack.enter_context(batch_lock(out))
+    except WsiScreenError as e:
+        raise click.UsageError(str(e)) from e
+    with stack:
+        failed = 0
+        done: list[tuple[Path, dict[str, Any]]] = []  # for OUT/index.html
+        failures: list[Failure] = []
+        written = ", ".join((REPORT_JSON, REPORT_HTML, CELLS_PARQUET, CELLS_GEOJSON, ASSETS_JSON))
+        bar = _cells_bar()
+        try:
+            for result in screen_to_folder(
+                screener, info, list(inputs), out, on_batch=None if bar is None else bar.update
+            ):
+                if bar is not None:
+                    bar.clear()
+                if result.failure is None:
+                    done.append((result.out_dir, result.report or {}))
+                    click.echo(
+                        printable(
+                            f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir}/ ({written})"
+                        )
                     )
-                )
-            else:
-                failed += 1
-                f = result.failure
-                failures.append(f)
-                click.echo(printable(f"FAILED  {result.path.name} [{f.stage}] {f.message}"), err=True)
+                else:
+                    failed += 1
+                    f = result.failure
+                    failures.append(f)
+                    click.echo(printable(f"FAILED  {result.path.name} [{f.stage}] {f.message}"), err=True)
+                if bar is not None:
+                    bar.refresh()
+        finally:
             if bar is not None:
-                bar.refresh()
-    finally:
-        if bar is not None:
-            bar.close()
-    try:
-        click.echo(f"index   {write_index_html(out, done, failures=failures)}")
-    except OSError as e:  # e.g. the disk filled up during the run
-        click.echo(f"FAILED  {out / 'index.html'}: cannot write ({e.strerror or e})", err=True)
-        failed = failed or 1
-    if failed:
-        click.echo(f"{failed} of {len(inputs)} input(s) failed", err=True)
-        raise SystemExit(1)
+                bar.close()
+        try:
+            click.echo(f"index   {write_index_html(out, done, failures=failures)}")
+        except OSError as e:  # e.g. the disk filled up during the run
+            click.echo(f"FAILED  {out / 'index.html'}: cannot write ({e.strerror or e})", err=True)
+            failed = failed or 1
+        if failed:
+            click.echo(f"{failed} of {len(inputs)} input(s) failed", err=True)
+            raise SystemExit(1)
 
 
 def _cells_bar() -> Any:

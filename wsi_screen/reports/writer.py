@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from wsi_screen.config import ScreenConfig
+from wsi_screen.io import real_dir
 from wsi_screen.io import sha256_file
 from wsi_screen.report_files import CELLS_GEOJSON
 from wsi_screen.report_files import CELLS_PARQUET
@@ -77,7 +78,7 @@ def write_input_reports(
         The report dict (as written to report.json).
     """
     options = options or cfg.report
-    out_dir.mkdir(parents=True, exist_ok=True)
+    real_dir(out_dir)  # never OUT/<stem> -> elsewhere
     (out_dir / REPORT_JSON).unlink(missing_ok=True)  # the completion marker goes first, comes back last
     summary = aggregate(item, calls, cfg.aggregate)
     labels = calls.labels
