@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -82,4 +81,4 @@ def test_run_refuses_an_out_a_batch_is_writing(tmp_path: Path, tiny_bundle: Path
     code, output = _run(["run", str(tmp_path / "f.jpg"), "-o", str(out)], tiny_bundle)
     assert code == 0, output
     assert json.loads((out / "f" / "report.json").read_text())["input"]["path"].endswith("f.jpg")
-    assert os.path.isfile(out / LOCK_NAME)
+    assert (out / LOCK_NAME).is_file()

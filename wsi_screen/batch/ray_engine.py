@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import ExitStack
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -88,6 +91,12 @@ class ScreenWorker:
 def ray_session(*, address: str | None, num_cpus: int) -> Iterator[Any]:
     """Start a quiet local Ray (loopback only, no dashboard) or connect to ``address``.
 
+    A local Ray binds every server (GCS, raylet, object manager, workers, runtime-env agent) to
+    127.0.0.1: Ray resolves a given ``127.0.0.1`` to the machine's network address unless its
+    cluster mode is off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read by Ray on import and by
+    its child processes). Its session folders go to a private ``mkdtemp`` folder (mode 0700),
+    removed afterwards. A cluster ``address`` is used exactly as given.
+
     Raises:
         WsiScreenError: Ray cannot start or the cluster cannot be reached.
     """
@@ -102,27 +111,53 @@ def ray_session(*, address: str | None, num_cpus: int) -> Iterator[Any]:
         msg = "--engine ray needs Ray: pip install 'ray[default]'"
         raise MissingDependencyError(msg) from e
     started = not ray.is_initialized()
+    cleanup = ExitStack()
     if started:
         common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         try:
             if address:
                 ray.init(address=address, **common)
             else:
+                private = tempfile.mkdtemp(prefix="wsi_screen_ray_")
+                cleanup.callback(shutil.rmtree, private, ignore_errors=True)
+                _loopback_only(ray, cleanup)
                 ray.init(
                     num_cpus=num_cpus,
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
+                    _temp_dir=str(Path(private) / "r"),  # Ray opens its own folder to all: ours stays 0700
                     **common,
                 )
         except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError...
             where = f"the Ray cluster at {address}" if address else "a local Ray"
             msg = f"cannot start {where}: {type(e).__name__}: {e}"
+            cleanup.close()
             raise WsiScreenError(msg) from e
     try:
         yield ray
     finally:
         if started:
             ray.shutdown()
+        cleanup.close()
+
+
+def _loopback_only(ray: Any, cleanup: ExitStack) -> None:
+    """Make this process and Ray's children keep a local node on 127.0.0.1 (undone on close)."""
+    from ray._private import ray_constants
+
+    key = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+    before_env, before_flag = os.environ.get(key), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[key] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+    def restore() -> None:
+        ray_constants.ENABLE_RAY_CLUSTER = before_flag
+        if before_env is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before_env
+
+    cleanup.callback(restore)
 
 
 def plan_workers(ray: Any, *, device: str, workers: int | None) -> tuple[int, bool]:

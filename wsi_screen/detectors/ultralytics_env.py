@@ -10,7 +10,7 @@ ultralytics only through this module.
 
 from __future__ import annotations
 
-import getpass
+import atexit
 import os
 import shutil
 import tempfile
@@ -22,34 +22,39 @@ from typing import Any
 import numpy as np
 
 from wsi_screen.errors import MissingDependencyError
+from wsi_screen.io import atomic_write_bytes
 
 __all__ = ["strip_optimizer", "ultralytics_session"]
+
+
+_PRIVATE_DIR: list[Path] = []  # this process's private folder, made once
 
 
 def _config_dir() -> Path:
     """Return the ultralytics config dir, with the font it would otherwise download.
 
     A ``YOLO_CONFIG_DIR`` set by the caller (tests, a deployment) is kept; otherwise a private
-    folder in the temp dir is used, so ultralytics never writes into the user's home.
+    folder (``tempfile.mkdtemp``, mode 0700, one per process) is used, so ultralytics never
+    writes into the user's home and nobody can plant files or links in it beforehand.
     """
     preset = os.environ.get("YOLO_CONFIG_DIR")
     if preset:
         root = Path(preset)
     else:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # no passwd entry in some containers
-            user = "user"
-        root = Path(tempfile.gettempdir()) / f"wsi_screen_ultralytics_{user}"
+        if not _PRIVATE_DIR:
+            _PRIVATE_DIR.append(Path(tempfile.mkdtemp(prefix="wsi_screen_ultralytics_")))
+            atexit.register(shutil.rmtree, _PRIVATE_DIR[0], ignore_errors=True)
+        root = _PRIVATE_DIR[0]
     font = root / "Ultralytics" / "Arial.ttf"
-    if not font.exists():
+    if not font.exists() and not font.is_symlink():
         font.parent.mkdir(parents=True, exist_ok=True)
         import matplotlib  # only needed to find a bundled font
 
         dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
         if dejavu.exists():
             # ultralytics downloads Arial.ttf for plots when it is missing; give it a local font
-            shutil.copyfile(dejavu, font)
+            # (written atomically: a link planted at the name is replaced, never followed)
+            atomic_write_bytes(font, dejavu.read_bytes())
     return root
 
 
