@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -230,11 +229,11 @@ class ClassifyConfig:
     reduced_precision: bool = True  # bf16 on CPUs with AMX/AVX512-BF16, AMP on CUDA
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            msg = f"classify.batch_size must be >= 1, got {self.batch_size}"
+        if not 1 <= self.batch_size <= 4096:
+            msg = f"classify.batch_size must be 1-4096, got {self.batch_size}"
             raise ConfigError(msg)
-        if self.threads < 0:
-            msg = f"classify.threads must be >= 0 (0: all cores), got {self.threads}"
+        if not 0 <= self.threads <= 1024:
+            msg = f"classify.threads must be 0-1024 (0: all cores), got {self.threads}"
             raise ConfigError(msg)
 
 
@@ -296,16 +295,10 @@ class ScreenConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> ScreenConfig:
         """Load a TOML file (sections ``tiling``, ``detector``, ``classify``, ``aggregate``, ``report``, ``regions``)."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            msg = f"{path}: cannot read config: {e.strerror}"
-            raise ConfigError(msg) from e
-        except tomllib.TOMLDecodeError as e:
-            msg = f"{path}: invalid TOML: {e}"
-            raise ConfigError(msg) from e
-        return cls.from_dict(data, where=str(path))
+        from wsi_screen.textfiles import read_toml
+
+        path = Path(path)  # size, nesting depth and UTF-8 are checked: one-line errors, no traceback
+        return cls.from_dict(read_toml(path, error=ConfigError), where=str(path))
 
     def replace(self, section: str, **changes: Any) -> ScreenConfig:
         """Return a copy with fields of one section changed (CLI overrides)."""

@@ -22,6 +22,7 @@ from wsi_screen.errors import ModelBundleError
 from wsi_screen.io import atomic_path
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import sha256_file
+from wsi_screen.textfiles import read_json_object
 
 if TYPE_CHECKING:
     import torch
@@ -30,6 +31,12 @@ FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"
 MATEK_MPP = 0.0862  # documented scale of the Matek 2021 patches (3.45 um camera pixel / 40x)
+MAX_INPUT_SIZE = 1024
+"""Largest network input side a bundle may declare (px)."""
+MAX_PATCH_PX = 2048
+"""Largest patch side a bundle may declare (px at its mpp)."""
+MAX_CLASSES = 256
+"""Most classes a bundle may declare."""
 _REQUIRED = ("architecture", "class_names", "input_size", "mean", "std", "patch_size_px", "mpp")
 PREPROCESSING: frozenset[str | None] = frozenset({None, "shah"})
 
@@ -121,8 +128,15 @@ class ModelBundle:
         if missing:
             msg = f"{where}: missing key(s) {', '.join(missing)}"
             raise ModelBundleError(msg)
+        raw_names = data["class_names"]
+        if not isinstance(raw_names, list) or not all(isinstance(c, str) and c for c in raw_names):
+            msg = f"{where}: class_names must be a list of non-empty strings, got {type(raw_names).__name__}"
+            raise ModelBundleError(msg)
+        if not isinstance(data.get("model_kwargs", {}), dict):
+            msg = f"{where}: model_kwargs must be an object"
+            raise ModelBundleError(msg)
         try:
-            names = tuple(str(c) for c in data["class_names"])
+            names = tuple(raw_names)
             mean = tuple(float(v) for v in data["mean"])
             std = tuple(float(v) for v in data["std"])
             if len(mean) != 3 or len(std) != 3:
@@ -160,8 +174,15 @@ class ModelBundle:
         if bundle.preprocess not in PREPROCESSING:
             msg = f"{where}: preprocess must be null or one of {', '.join(sorted(p for p in PREPROCESSING if p))}"
             raise ModelBundleError(msg)
-        if bundle.input_size < 8 or bundle.patch_size_px < 8:
-            msg = f"{where}: input_size and patch_size_px must be >= 8"
+        for key, value, hi in (
+            ("input_size", bundle.input_size, MAX_INPUT_SIZE),
+            ("patch_size_px", bundle.patch_size_px, MAX_PATCH_PX),
+        ):
+            if not 8 <= value <= hi:
+                msg = f"{where}: {key} must be 8-{hi}, got {value}"
+                raise ModelBundleError(msg)
+        if len(names) > MAX_CLASSES:
+            msg = f"{where}: {len(names)} class_names, more than {MAX_CLASSES}"
             raise ModelBundleError(msg)
         _check_numbers(bundle, where)
         return bundle
@@ -177,11 +198,7 @@ class ModelBundle:
         if not (folder / WEIGHTS).is_file():
             msg = f"{folder}: model bundle has no {WEIGHTS}"
             raise ModelBundleError(msg)
-        try:
-            data = json.loads(meta.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            msg = f"{meta}: not valid JSON ({e})"
-            raise ModelBundleError(msg) from e
+        data = read_json_object(meta, error=ModelBundleError)  # size, depth and UTF-8 checked
         return cls.from_json(data, path=folder)
 
     @property
@@ -208,11 +225,15 @@ class ModelBundle:
                 num_classes=len(self.class_names),
                 **self.model_kwargs,
             )
-        except RuntimeError as e:  # timm: unknown model
+        except (RuntimeError, TypeError, ValueError) as e:  # unknown model, bad model_kwargs
             msg = f"{self.path}: cannot build timm architecture {self.architecture!r}: {e}"
             raise ModelBundleError(msg) from e
         if load_weights:
-            state = load_file(str(self.weights_path))
+            try:
+                state = load_file(str(self.weights_path))
+            except Exception as e:  # noqa: BLE001 - SafetensorError (garbage, truncated), OSError
+                msg = f"{self.weights_path}: not a readable safetensors file ({type(e).__name__}: {e})"
+                raise ModelBundleError(msg) from e
             try:
                 model.load_state_dict(state)
             except RuntimeError as e:

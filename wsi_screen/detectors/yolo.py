@@ -112,6 +112,27 @@ def _detector_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_detector_json(cfg: dict[str, Any], where: Path) -> None:
+    """Types and ranges of the detector.json keys the adapter uses; a bad one is a one-line error."""
+    mpp = cfg.get("mpp")
+    if mpp is not None and not (
+        isinstance(mpp, int | float) and not isinstance(mpp, bool) and 0.01 <= mpp <= 100
+    ):
+        msg = f"{where}: mpp must be a number of microns per pixel (0.01-100), got {mpp!r}"
+        raise ModelBundleError(msg)
+    classes = cfg.get("cell_classes")
+    if classes is not None and not (
+        isinstance(classes, list)
+        and len(classes) <= 1000
+        and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 1000 for c in classes)
+    ):
+        msg = f"{where}: cell_classes must be a list of class indices, got {classes!r}"[:300]
+        raise ModelBundleError(msg)
+    if not isinstance(cfg.get("name", ""), str):
+        msg = f"{where}: name must be a string"
+        raise ModelBundleError(msg)
+
+
 def content_window(rgb: np.ndarray, pad_value: int = PAD_VALUE) -> tuple[int, int, int, int]:
     """Return (x0, y0, x1, y1) of ``rgb`` without the padding rows/columns on its borders.
 
@@ -224,6 +245,7 @@ class YoloDetector(BaseDetector):
             trust_pickle=trust_pickle,
         )
         self.weights, self._cfg = resolve_model_dir(weights, trust_pickle=trust_pickle)
+        _check_detector_json(self._cfg, self.weights.parent / CONFIG_FILE)
         self.conf = float(conf)
         self.iou = float(iou)
         self.imgsz = imgsz
