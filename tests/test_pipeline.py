@@ -101,8 +101,8 @@ class _OpenCounter:
         self.peak = 0
         real = stages.open_source
 
-        def open_source(path: Any) -> Any:
-            src = real(path)
+        def open_source(path: Any, **kw: Any) -> Any:
+            src = real(path, **kw)
             real_close = src.close
             self.open += 1
             self.peak = max(self.peak, self.open)

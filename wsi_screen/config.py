@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from wsi_screen.errors import ConfigError
+from wsi_screen.limits import LimitsConfig
 
 
 @dataclass(frozen=True)
@@ -229,8 +230,8 @@ class ClassifyConfig:
     reduced_precision: bool = True  # bf16 on CPUs with AMX/AVX512-BF16, AMP on CUDA
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= 4096:
-            msg = f"classify.batch_size must be 1-4096, got {self.batch_size}"
+        if not 1 <= self.batch_size <= 65536:
+            msg = f"classify.batch_size must be 1-65536, got {self.batch_size}"
             raise ConfigError(msg)
         if not 0 <= self.threads <= 1024:
             msg = f"classify.threads must be 0-1024 (0: all cores), got {self.threads}"
@@ -280,6 +281,7 @@ class ScreenConfig:
     aggregate: AggregateConfig = field(default_factory=AggregateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     regions: RegionsConfig = field(default_factory=RegionsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (echoed into reports)."""

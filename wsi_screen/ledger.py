@@ -30,7 +30,16 @@ LEDGER_VERSION = 1
 
 # Settings that change where or how fast a batch runs but not its results; changing them
 # must not force a lab to re-screen a whole folder (e.g. resuming on another GPU node).
-RUNTIME_ONLY_KEYS = (("classify", "device"), ("classify", "batch_size"), ("classify", "threads"))
+RUNTIME_ONLY_KEYS = (
+    ("classify", "device"),
+    ("classify", "batch_size"),
+    ("classify", "threads"),
+    # the limits decide whether an input is screened at all, never what its report says
+    ("limits", "max_slide_pixels"),
+    ("limits", "min_tile_px"),
+    ("limits", "max_tiles"),
+    ("limits", "input_timeout_s"),
+)
 
 
 def canonical_hash(data: Any) -> str:
@@ -63,6 +72,8 @@ def result_config(config: dict[str, Any]) -> dict[str, Any]:
     for section, key in RUNTIME_ONLY_KEYS:
         if isinstance(cfg.get(section), dict):
             cfg[section].pop(key, None)
+            if not cfg[section]:  # a section of runtime keys only: as if absent (older ledgers)
+                del cfg[section]
     return cfg
 
 

@@ -19,12 +19,15 @@ from typing import Any
 from wsi_screen import stages
 from wsi_screen.config import ScreenConfig
 from wsi_screen.detectors.base import Detector
+from wsi_screen.limits import InputTimeoutError
+from wsi_screen.limits import deadline
 from wsi_screen.outnames import clean_stem
 from wsi_screen.sources import input_stem
 from wsi_screen.stages import SEAM_MARGIN_PX
 from wsi_screen.stages import ScreenedInput
 from wsi_screen.stages import detect_cells
 from wsi_screen.types import Cell
+from wsi_screen.types import Failure
 
 __all__ = ["SEAM_MARGIN_PX", "ScreenedInput", "Screener", "detect_cells", "unique_stems"]
 
@@ -51,10 +54,33 @@ class Screener:
         """Most inputs kept open while waiting for a batch to fill; more flush a part-filled batch."""
 
     def _prepare(self, path: Path, stem: str) -> ScreenedInput:
-        """Stages read and detect of one input (a failure closes its source)."""
-        item = stages.read(path, stem, user_mpp=self.user_mpp, model_mpp=self.classifier.bundle.mpp)
-        stages.localise(item, self.detector, self.cfg.tiling)
-        return item
+        """Stages read and detect of one input (a failure closes its source).
+
+        Both run under the per-input time limit (``limits.input_timeout_s``).
+        """
+        limits = self.cfg.limits
+        holder: list[ScreenedInput] = []
+        try:
+            with deadline(limits.input_timeout_s, str(path)):
+                holder.append(
+                    stages.read(
+                        path,
+                        stem,
+                        user_mpp=self.user_mpp,
+                        model_mpp=self.classifier.bundle.mpp,
+                        limits=limits,
+                    )
+                )
+                stages.localise(holder[0], self.detector, self.cfg.tiling)
+        except InputTimeoutError as e:  # a BaseException: no stage's handler caught it
+            if not holder:
+                holder.append(ScreenedInput(path=path, stem=stem))
+            item = holder[0]
+            item.failure = item.failure or Failure(str(path), e.stage, type(e).__name__, str(e))
+            item.calls.clear()
+            item.cells.clear()
+            item.close()
+        return holder[0]
 
     def screen(
         self,

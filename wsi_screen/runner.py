@@ -56,6 +56,7 @@ def resolve_config(
     device: str | None = None,
     batch_size: int | None = None,
     config: ScreenConfig | None = None,
+    input_timeout: float | None = None,
 ) -> ScreenConfig:
     """Stack config defaults, the TOML file and CLI overrides, without loading any model.
 
@@ -69,6 +70,8 @@ def resolve_config(
         cfg = cfg.replace("classify", device=device)
     if batch_size is not None:
         cfg = cfg.replace("classify", batch_size=batch_size)
+    if input_timeout is not None:
+        cfg = cfg.replace("limits", input_timeout_s=float(input_timeout))
     if detector is None and detector_weights is not None:
         detector = "yolo"  # weights name the YOLO detector: --detector yolo is implied
     if detector is not None and detector != cfg.detector.name:
@@ -89,6 +92,7 @@ def build_screener(
     batch_size: int | None = None,
     mpp: float | None = None,
     config: ScreenConfig | None = None,
+    input_timeout: float | None = None,
 ) -> tuple[Screener, dict[str, Any]]:
     """Resolve config + CLI overrides, load the classifier and detector.
 
@@ -110,6 +114,7 @@ def build_screener(
         device=device,
         batch_size=batch_size,
         config=config,
+        input_timeout=input_timeout,
     )
     det_options = dict(cfg.detector.options)
     if detector_weights is not None:

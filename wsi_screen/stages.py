@@ -28,6 +28,7 @@ from wsi_screen.config import TilingConfig
 from wsi_screen.detectors.base import Detector
 from wsi_screen.detectors.merge import once_per_seam
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.limits import LimitsConfig
 from wsi_screen.patches import iter_patch_batches
 from wsi_screen.sources import ImageSource
 from wsi_screen.sources import ResolvedMpp
@@ -102,7 +103,14 @@ def fail(item: ScreenedInput, stage: str, e: Exception) -> None:
     item.calls.clear()
 
 
-def read(path: Path, stem: str, *, user_mpp: float | None, model_mpp: float) -> ScreenedInput:
+def read(
+    path: Path,
+    stem: str,
+    *,
+    user_mpp: float | None,
+    model_mpp: float,
+    limits: LimitsConfig | None = None,
+) -> ScreenedInput:
     """Stage ``read``: open the input and resolve its pixel size (file, else ``user_mpp``, else the model's).
 
     A failure is recorded on the returned input (stage as the error names it, ``read`` for an
@@ -111,7 +119,7 @@ def read(path: Path, stem: str, *, user_mpp: float | None, model_mpp: float) -> 
     item = ScreenedInput(path=path, stem=stem)
     try:
         t = time.perf_counter()
-        item.source = open_source(path)
+        item.source = open_source(path, limits=limits)
         item.mpp = resolve_mpp(item.source, user_mpp=user_mpp, model_mpp=model_mpp)
         if item.mpp.warning:
             item.warnings.append(item.mpp.warning)

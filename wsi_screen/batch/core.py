@@ -214,7 +214,15 @@ def _detector_fingerprint(cfg: Any, detector_weights: str | None) -> dict[str, A
     return {"weights_sha256": sha256_file(weights), "detector_json": det_json}
 
 
-_CONFIG_KEYS = ("config_path", "detector", "detector_weights", "device", "batch_size", "config")
+_CONFIG_KEYS = (
+    "config_path",
+    "detector",
+    "detector_weights",
+    "device",
+    "batch_size",
+    "config",
+    "input_timeout",
+)
 
 
 def _absolute_paths(kw: dict[str, Any]) -> dict[str, Any]:

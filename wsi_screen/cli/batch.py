@@ -21,6 +21,7 @@ from wsi_screen.cli.options import batch_size_option
 from wsi_screen.cli.options import config_option
 from wsi_screen.cli.options import device_option
 from wsi_screen.cli.options import ensure_output_folder
+from wsi_screen.cli.options import input_timeout_option
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 from wsi_screen.cli.options import output_option
@@ -84,6 +85,7 @@ PROGRESS_LOGGER = "wsi_screen.batch.progress"
 @mpp_option
 @device_option
 @batch_size_option
+@input_timeout_option
 @config_option
 def batch(
     folders: tuple[Path, ...],
@@ -101,6 +103,7 @@ def batch(
     mpp: float | None,
     device: str | None,
     batch_size: int | None,
+    input_timeout: float | None,
     config_path: Path | None,
 ) -> None:
     """Screen every field and slide in FOLDER(s) into OUT/<name>/, with a summary of all of them.
@@ -139,6 +142,7 @@ def batch(
         "detector_weights": detector_weights,
         "device": device,
         "batch_size": batch_size,
+        "input_timeout": input_timeout,
         "mpp": mpp,
     }
     console_level = logging.getLogger().level  # --log-level, set by the command group

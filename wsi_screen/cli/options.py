@@ -114,6 +114,19 @@ def batch_size_option(f: F) -> F:
     )(f)
 
 
+def input_timeout_option(f: F) -> F:
+    """``--input-timeout SECONDS``."""
+    return click.option(
+        "--input-timeout",
+        "input_timeout",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Seconds one input may take to read and search (0: no limit; default: "
+        "limits.input_timeout_s of --config, else none). An input past it fails at stage "
+        "'timeout'; the others go on.",
+    )(f)
+
+
 def config_option(f: F) -> F:
     """``--config FILE`` (TOML)."""
     return click.option(

@@ -18,6 +18,7 @@ from wsi_screen.cli.options import batch_size_option
 from wsi_screen.cli.options import config_option
 from wsi_screen.cli.options import device_option
 from wsi_screen.cli.options import ensure_output_folder
+from wsi_screen.cli.options import input_timeout_option
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 from wsi_screen.cli.options import output_option
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 @mpp_option
 @device_option
 @batch_size_option
+@input_timeout_option
 @config_option
 def run(
     inputs: tuple[Path, ...],
@@ -48,6 +50,7 @@ def run(
     mpp: float | None,
     device: str | None,
     batch_size: int | None,
+    input_timeout: float | None,
     config_path: Path | None,
 ) -> None:
     """Screen INPUT fields (PNG, JPEG, TIFF, BMP) and slides (TIFF, SVS, OME-TIFF).
@@ -75,6 +78,7 @@ def run(
             device=device,
             batch_size=batch_size,
             mpp=mpp,
+            input_timeout=input_timeout,
         )
     except WsiScreenError as e:
         raise click.UsageError(str(e)) from e

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from wsi_screen.errors import InputError
 from wsi_screen.errors import UnsupportedInputError
+from wsi_screen.limits import InputTooLargeError
+from wsi_screen.limits import LimitsConfig
 from wsi_screen.sources.base import ImageSource
 from wsi_screen.sources.field import FieldSource
 from wsi_screen.sources.field import read_image_file
@@ -57,7 +59,7 @@ def _plausible(mpp: float | None, path: Path) -> float | None:
     return None
 
 
-def open_source(path: str | Path) -> ImageSource:
+def open_source(path: str | Path, *, limits: LimitsConfig | None = None) -> ImageSource:
     """Open a field or slide; the caller closes it (or uses ``with``).
 
     Raises:
@@ -84,7 +86,9 @@ def open_source(path: str | Path) -> ImageSource:
         arr, mpp = read_image_file(path)
         return FieldSource(arr, source_id=stem, path=path, mpp=mpp)
     try:
-        slide = SlideSource(path, source_id=stem)
+        slide = SlideSource(path, source_id=stem, limits=limits)
+    except InputTooLargeError:
+        raise  # refused on its declared geometry: never decoded some other way
     except InputError as e:  # e.g. a planar RGB TIFF field, which tiffslide does not open
         try:
             arr, mpp = read_tiff_field(path, max_pixels=MAX_FIELD_PIXELS)

@@ -9,6 +9,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wsi_screen.errors import InputError
+from wsi_screen.limits import LimitsConfig
+from wsi_screen.limits import check_slide_geometry
 from wsi_screen.sources.base import PAD_VALUE
 from wsi_screen.sources.base import to_rgb8
 
@@ -16,7 +18,9 @@ from wsi_screen.sources.base import to_rgb8
 class SlideSource:
     """A tiffslide-backed source with level-0 coordinates and white padding at edges."""
 
-    def __init__(self, path: Path, *, source_id: str | None = None) -> None:
+    def __init__(
+        self, path: Path, *, source_id: str | None = None, limits: LimitsConfig | None = None
+    ) -> None:
         import tiffslide
 
         self.path: Path | None = path
@@ -35,6 +39,11 @@ class SlideSource:
             self._slide.close()
             msg = f"{path}: slide has zero size"
             raise InputError(msg)
+        try:
+            check_slide_geometry(path, props, (self._dims[0], self._dims[1]), limits or LimitsConfig())
+        except InputError:
+            self._slide.close()
+            raise
         mpp = props.get("tiffslide.mpp-x")
         self.mpp: float | None = float(mpp) if mpp and float(mpp) > 0 else None
         mpp_y = props.get("tiffslide.mpp-y")
