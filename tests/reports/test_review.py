@@ -383,3 +383,47 @@ def test_reviewed_page_does_not_restore_the_draft_of_the_page_before(hand_made, 
     draft_key = key()
     new = apply_review(out, _write(tmp_path / "c.json", [{"cell_id": 0, "class": "LYT"}]), reviewer="QA")
     assert key() != draft_key and key().endswith(new["review"]["reviewed_at"])
+
+
+def test_review_apply_leaves_foreign_index_and_summary_alone(hand_made, tmp_path):
+    """An index.html or summary.csv that wsi-screen did not write is never rewritten by a review."""
+    from wsi_screen.cli import main
+
+    out, _ = hand_made
+    index, summary = out.parent / "index.html", out.parent / "summary.csv"
+    index.write_text("<html><body>the lab's own page</body></html>")
+    summary.write_text("output,patient,notes\nfield/report.json,P1,keep\n")
+    good = _write(tmp_path / "c.json", [{"cell_id": 1, "class": "PMO"}])
+    res = CliRunner().invoke(main, ["review", "apply", str(out), str(good), "--reviewer", "EF"])
+    assert res.exit_code == 0, res.output
+    assert index.read_text() == "<html><body>the lab's own page</body></html>"
+    assert summary.read_text() == "output,patient,notes\nfield/report.json,P1,keep\n"
+    assert "not written by wsi-screen" in res.output and "not a wsi-screen batch summary" in res.output
+    assert json.loads((out / "report.json").read_text())["review"]["n_corrections"] == 1
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"reviewer": "A" * 10_000}, "at most 200"),
+        ({"reviewer": "AB\x1b[31m"}, "control characters"),
+    ],
+)
+def test_review_inputs_are_bounded(hand_made, tmp_path, doc, message):
+    out, _ = hand_made
+    path = _write(tmp_path / "c.json", [{"cell_id": 1, "class": "PMO"}], **doc)
+    with pytest.raises(ReviewError, match=message):
+        apply_review(out, path)
+    with pytest.raises(ReviewError, match="at most 200"):
+        apply_review(out, _write(tmp_path / "d.json", []), reviewer="B" * 201)
+
+
+def test_deeply_nested_corrections_are_a_one_line_error(hand_made, tmp_path):
+    from wsi_screen.cli import main
+
+    out, _ = hand_made
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    res = CliRunner().invoke(main, ["review", "apply", str(out), str(deep)])
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit)
+    assert "nested more than" in res.output and "Traceback" not in res.output

@@ -62,6 +62,7 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
     from wsi_screen.report_files import REPORT_JSON
     from wsi_screen.reports.index import INDEX_HTML
     from wsi_screen.reports.index import write_index_html
+    from wsi_screen.reports.index import written_by_us
 
     rv = new["review"]
     before, after = rv["blast_percent_before"], new["blast"]["percent"]
@@ -79,7 +80,9 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
     folder = report_dir.resolve()
     _update_summary(folder, new)
     out = folder.parent
-    if (out / INDEX_HTML).exists():
+    if (out / INDEX_HTML).exists() and not written_by_us(out / INDEX_HTML):
+        click.echo(f"warning: {out / INDEX_HTML} was not written by wsi-screen; left alone", err=True)
+    elif (out / INDEX_HTML).exists():
         try:  # a batch's index keeps its inputs and failures; any other is rebuilt from OUT/*/
             if not refresh_index(out):
                 write_index_html(out)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wsi_screen import textfiles
 from wsi_screen.errors import WsiScreenError
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,23 @@ class Corrections:
     source: Path
 
 
+MAX_JSON_BYTES = 256 << 20
+"""Largest report.json or corrections file read (a 2,000-cell slide's report is a few MB)."""
+
+
 def read_json(path: Path, what: str) -> Any:
     """Parse a JSON file.
 
     Raises:
         ReviewError: the file is missing or not JSON; the message names it and ``what`` it is.
     """
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
+    if not path.exists():
         msg = f"{path}: {what} not found"
-        raise ReviewError(msg) from e
-    except (OSError, ValueError) as e:
-        msg = f"{path}: cannot read {what}: {e}"
+        raise ReviewError(msg)
+    try:  # size, nesting depth and UTF-8 checked: a one-line error, never a RecursionError
+        return textfiles.read_json(path, error=ReviewError, max_bytes=MAX_JSON_BYTES)
+    except ReviewError as e:
+        msg = f"cannot read {what}: {e}"
         raise ReviewError(msg) from e
 
 
@@ -118,7 +123,23 @@ def load_corrections(
         msg = f"{path}: cell {cid} was predicted {was} where the corrections were made, this report predicts {predicted[cid]}: made on another screening of this input; nothing applied"
         raise ReviewError(msg)
     reviewer = doc.get("reviewer")
+    if isinstance(reviewer, str):
+        check_reviewer(reviewer, str(path))
     return Corrections(out, reviewer if isinstance(reviewer, str) and reviewer else None, path)
+
+
+MAX_REVIEWER_CHARS = 200
+"""Longest reviewer name accepted (a name, initials or a staff id; never a document)."""
+
+
+def check_reviewer(name: str, where: str) -> None:
+    """Refuse a reviewer name that is too long or holds control characters (it goes into reports)."""
+    if len(name) > MAX_REVIEWER_CHARS:
+        msg = f"{where}: reviewer name of {len(name)} characters; at most {MAX_REVIEWER_CHARS}"
+        raise ReviewError(msg)
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        msg = f"{where}: reviewer name holds control characters"
+        raise ReviewError(msg)
 
 
 def _check_header(path: Path, doc: Any, report: dict[str, Any]) -> None:

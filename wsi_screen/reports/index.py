@@ -69,6 +69,20 @@ def _scan(out_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
+INDEX_MARKERS = ('<meta name="generator" content="wsi-screen">', '<h1>wsi-screen <span class="input-name">')
+"""What an index page wsi-screen wrote holds in its first lines (the second: pages before the first)."""
+
+
+def written_by_us(path: Path) -> bool:
+    """Whether the page at ``path`` is an index wsi-screen wrote (``review apply`` rewrites no other)."""
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as f:
+            head = f.read(8192)
+    except OSError:
+        return False
+    return any(marker in head for marker in INDEX_MARKERS)
+
+
 def write_index_html(
     out_dir: Path,
     reports: Sequence[tuple[Path, dict[str, Any]]] | None = None,

@@ -32,6 +32,7 @@ from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.assets import read_assets
 from wsi_screen.reports.cells_table import write_cells_parquet
 from wsi_screen.reports.corrections import ReviewError
+from wsi_screen.reports.corrections import check_reviewer
 from wsi_screen.reports.corrections import load_corrections
 from wsi_screen.reports.corrections import read_json
 from wsi_screen.reports.geojson import write_cells_geojson
@@ -212,6 +213,8 @@ def apply_review(
         >>> apply_review(Path("OUT/field_a"), Path("corrections.json"), reviewer="AB")  # doctest: +SKIP
     """
     report_dir = Path(report_dir)
+    if reviewer is not None:
+        check_reviewer(reviewer, "--reviewer")
     report, cfg = _load_report(report_dir / REPORT_JSON)
     names = list(report["model"]["classes"])
     frame = _load_cells(report_dir / CELLS_PARQUET, names)
