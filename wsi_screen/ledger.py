@@ -39,6 +39,7 @@ RUNTIME_ONLY_KEYS = (
     ("limits", "min_tile_px"),
     ("limits", "max_tiles"),
     ("limits", "input_timeout_s"),
+    ("limits", "max_unreadable_tile_fraction"),
 )
 
 

@@ -50,6 +50,8 @@ class LimitsConfig:
         min_tile_px: smallest tile side of a tiled TIFF level (degenerate tilings make every
             read touch millions of tiles).
         max_tiles: most tiles of one level.
+        max_unreadable_tile_fraction: share of a slide's tiles that may be corrupt (skipped and
+            counted in ``qc.unreadable_tiles``) before the input fails.
         input_timeout_s: seconds one input may take from opening to its last cell found
             (0: no limit). Measured from the start of reading, so it covers decoding and detection.
     """
@@ -57,6 +59,7 @@ class LimitsConfig:
     max_slide_pixels: float = 2e10
     min_tile_px: int = 64
     max_tiles: int = 2_000_000
+    max_unreadable_tile_fraction: float = 0.05
     input_timeout_s: float = 0.0
 
     def __post_init__(self) -> None:
@@ -68,6 +71,9 @@ class LimitsConfig:
             raise ConfigError(msg)
         if self.max_tiles < 1:
             msg = f"limits.max_tiles must be >= 1, got {self.max_tiles}"
+            raise ConfigError(msg)
+        if not 0 <= self.max_unreadable_tile_fraction <= 1:
+            msg = f"limits.max_unreadable_tile_fraction must be 0-1, got {self.max_unreadable_tile_fraction}"
             raise ConfigError(msg)
         if not (math.isfinite(self.input_timeout_s) and self.input_timeout_s >= 0):
             msg = f"limits.input_timeout_s must be >= 0 (0: none), got {self.input_timeout_s}"

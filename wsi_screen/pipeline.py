@@ -71,7 +71,12 @@ class Screener:
                         limits=limits,
                     )
                 )
-                stages.localise(holder[0], self.detector, self.cfg.tiling)
+                stages.localise(
+                    holder[0],
+                    self.detector,
+                    self.cfg.tiling,
+                    max_unreadable_fraction=limits.max_unreadable_tile_fraction,
+                )
         except InputTimeoutError as e:  # a BaseException: no stage's handler caught it
             if not holder:
                 holder.append(ScreenedInput(path=path, stem=stem))

@@ -27,14 +27,17 @@ from wsi_screen.config import AggregateConfig
 from wsi_screen.config import TilingConfig
 from wsi_screen.detectors.base import Detector
 from wsi_screen.detectors.merge import once_per_seam
+from wsi_screen.errors import InputError
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.limits import LimitsConfig
+from wsi_screen.patches import crop_patch
 from wsi_screen.patches import iter_patch_batches
 from wsi_screen.sources import ImageSource
 from wsi_screen.sources import ResolvedMpp
 from wsi_screen.sources import open_source
 from wsi_screen.sources import resolve_mpp
 from wsi_screen.tiling import iter_tiles
+from wsi_screen.tiling import plan_tiles
 from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
 from wsi_screen.types import Failure
@@ -62,6 +65,8 @@ class ScreenedInput:
     failure: Failure | None = None
     warnings: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    unreadable: dict[str, int] = field(default_factory=dict)
+    """Corrupt parts skipped: ``tiles`` (of ``tiles_total``) at detection, ``patches`` at patching."""
 
     @property
     def ok(self) -> bool:
@@ -132,7 +137,12 @@ def read(
 
 
 def seam_tiles(
-    source: ImageSource, tiling: TilingConfig, *, mpp: float, target_mpp: float | None
+    source: ImageSource,
+    tiling: TilingConfig,
+    *,
+    mpp: float,
+    target_mpp: float | None,
+    unreadable: list[tuple[int, int]] | None = None,
 ) -> Iterator[tuple[Tile, Tile, float]]:
     """Stage ``tile``: the tiles of ``source``, each with its core widened by the seam margin.
 
@@ -141,7 +151,7 @@ def seam_tiles(
         :data:`SEAM_MARGIN_PX` of its pixels further (what the detector is given), and that margin
         in level-0 pixels.
     """
-    for tile in iter_tiles(source, tiling, mpp=mpp, target_mpp=target_mpp):
+    for tile in iter_tiles(source, tiling, mpp=mpp, target_mpp=target_mpp, unreadable=unreadable):
         m = SEAM_MARGIN_PX * tile.scale
         x0, y0, x1, y1 = tile.core
         widened = dataclasses.replace(
@@ -150,19 +160,28 @@ def seam_tiles(
         yield tile, widened, m
 
 
-def detect_cells(source: ImageSource, detector: Detector, tiling: TilingConfig, *, mpp: float) -> list[Cell]:
+def detect_cells(
+    source: ImageSource,
+    detector: Detector,
+    tiling: TilingConfig,
+    *,
+    mpp: float,
+    unreadable: list[tuple[int, int]] | None = None,
+) -> list[Cell]:
     """Run ``detector`` over all tiles of ``source``; cells are numbered 0..n-1 in tile order.
 
     Each tile reports the cells of its core, plus those up to :data:`SEAM_MARGIN_PX` of its
     pixels beyond it: two overlapping tiles resample and threshold a seam cell slightly
     differently, so its centre can fall a fraction of a pixel outside both cores (lost) or inside
     both (counted twice). Detections of different tiles closer than two margins are one cell
-    (:func:`once_per_seam`), so every cell is counted exactly once.
+    (:func:`once_per_seam`), so every cell is counted exactly once. With ``unreadable`` given,
+    tiles that cannot be read are skipped and listed there (see :func:`~wsi_screen.tiling.iter_tiles`).
     """
     owned: list[Cell] = []
     extra: list[Cell] = []
     radius = 0.0
-    for tile, widened, m in seam_tiles(source, tiling, mpp=mpp, target_mpp=detector.target_mpp):
+    tiles = seam_tiles(source, tiling, mpp=mpp, target_mpp=detector.target_mpp, unreadable=unreadable)
+    for tile, widened, m in tiles:
         radius = max(radius, 2 * m)
         for c in detector.detect(widened):
             c = dataclasses.replace(c, tile_index=tile.index)  # whatever the (plug-in) detector set
@@ -174,18 +193,55 @@ def detect_cells(source: ImageSource, detector: Detector, tiling: TilingConfig, 
     ]
 
 
-def localise(item: ScreenedInput, detector: Detector, tiling: TilingConfig) -> None:
-    """Stage ``detect``: find the input's cells (:func:`detect_cells`); a failure closes its source."""
+def localise(
+    item: ScreenedInput, detector: Detector, tiling: TilingConfig, *, max_unreadable_fraction: float = 0.0
+) -> None:
+    """Stage ``detect``: find the input's cells (:func:`detect_cells`); a failure closes its source.
+
+    Corrupt tiles are skipped and counted (``item.unreadable``); more than
+    ``max_unreadable_fraction`` of the tiles unreadable fails the input.
+    """
     if not item.ok or item.source is None or item.mpp is None:
         return
     try:
         t = time.perf_counter()
-        item.cells = detect_cells(item.source, detector, tiling, mpp=item.mpp.mpp)
+        bad: list[tuple[int, int]] = []
+        item.cells = detect_cells(item.source, detector, tiling, mpp=item.mpp.mpp, unreadable=bad)
+        if bad:
+            _count_unreadable(item, bad, tiling, detector, max_unreadable_fraction)
         item.timer.add("detect", time.perf_counter() - t)
         log.info("%s: %d cells detected", item.path.name, len(item.cells))
     except Exception as e:  # noqa: BLE001 - isolate failures per input, with cause logged
         fail(item, "detect", e)
         item.close()
+
+
+def _count_unreadable(
+    item: ScreenedInput,
+    bad: list[tuple[int, int]],
+    tiling: TilingConfig,
+    detector: Detector,
+    max_fraction: float,
+) -> None:
+    """Record the skipped tiles on ``item``; raise when more than ``max_fraction`` of them were."""
+    assert item.source is not None  # noqa: S101 - checked by the caller
+    assert item.mpp is not None  # noqa: S101 - checked by the caller
+    mpp = item.mpp.mpp
+    total = len(plan_tiles(item.source.dimensions, tiling, mpp=mpp, scale=_scale(detector, mpp)))
+    item.unreadable.update(tiles=len(bad), tiles_total=total)
+    log.warning("%s: %d of %d tiles unreadable, skipped", item.path.name, len(bad), total)
+    if len(bad) > max_fraction * total:
+        msg = (
+            f"{item.path}: {len(bad)} of {total} tiles unreadable (first at level-0 {bad[0]}), "
+            f"more than limits.max_unreadable_tile_fraction ({max_fraction:g})"
+        )
+        raise InputError(msg)
+
+
+def _scale(detector: Detector, mpp: float) -> float:
+    """Level-0 pixels per tile pixel of ``detector``'s tiles (as :func:`~wsi_screen.tiling.iter_tiles`)."""
+    target = detector.target_mpp
+    return 1.0 if target is None else max(target / mpp, 1e-6)
 
 
 def patch(
@@ -214,6 +270,31 @@ def patch(
             continue
         groups.append(PatchGroup(owner, cells, batch.pixels))
     return groups
+
+
+def _readable_patches(
+    owner: ScreenedInput, cells: list[Cell], *, patch_size_px: int, model_mpp: float
+) -> tuple[list[Cell], NDArray[np.uint8]]:
+    """The cells whose patch can be read, and their patches; the others are counted as unreadable."""
+    assert owner.source is not None  # noqa: S101 - checked by the caller
+    assert owner.mpp is not None  # noqa: S101 - checked by the caller
+    kept: list[Cell] = []
+    pixels: list[NDArray[np.uint8]] = []
+    for c in cells:
+        try:
+            pixels.append(
+                crop_patch(
+                    owner.source,
+                    c,
+                    patch_size_px=patch_size_px,
+                    source_mpp=owner.mpp.mpp,
+                    model_mpp=model_mpp,
+                )
+            )
+            kept.append(c)
+        except InputError:
+            owner.unreadable["patches"] = owner.unreadable.get("patches", 0) + 1
+    return kept, (np.stack(pixels) if pixels else np.zeros((0, patch_size_px, patch_size_px, 3), np.uint8))
 
 
 def classify(classifier: Any, groups: list[PatchGroup]) -> CellCalls | None:

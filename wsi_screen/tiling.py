@@ -16,6 +16,7 @@ import numpy as np
 
 from wsi_screen.config import TilingConfig
 from wsi_screen.errors import ConfigError
+from wsi_screen.errors import InputError
 from wsi_screen.sources.base import ImageSource
 from wsi_screen.types import Tile
 
@@ -85,6 +86,7 @@ def iter_tiles(
     *,
     mpp: float,
     target_mpp: float | None = None,
+    unreadable: list[tuple[int, int]] | None = None,
 ) -> Iterator[Tile]:
     """Yield overlapping tiles in row-major order; pixels are read lazily, one tile at a time.
 
@@ -93,6 +95,9 @@ def iter_tiles(
         cfg: tiling section of the configuration.
         mpp: microns per level-0 pixel (already resolved).
         target_mpp: detect at this pixel size (tiles are resampled); None keeps level-0 pixels.
+        unreadable: when given, a tile whose pixels cannot be read (a corrupt tile inside an
+            otherwise valid pyramid) is skipped and its level-0 origin appended here; when None
+            the read error propagates.
     """
     scale = 1.0 if target_mpp is None else max(target_mpp / mpp, 1e-6)
     grid = plan_tiles(source.dimensions, cfg, mpp=mpp, scale=scale)
@@ -103,7 +108,14 @@ def iter_tiles(
     for j, y in enumerate(grid.ys):
         for i, x in enumerate(grid.xs):
             read = math.ceil(grid.extent / ds)
-            pixels = source.read_region(x, y, read, read, level=level)
+            try:
+                pixels = source.read_region(x, y, read, read, level=level)
+            except InputError:
+                if unreadable is None:
+                    raise
+                unreadable.append((x, y))
+                index += 1
+                continue
             if pixels.shape[0] != tile_px and abs(scale - 1.0) > 1e-9:
                 interp = cv2.INTER_AREA if read > tile_px else cv2.INTER_LINEAR
                 pixels = np.asarray(

@@ -107,6 +107,14 @@ def write_input_reports(
         config=cfg.to_dict(),
         warnings=list(item.warnings),
     )
+    if getattr(item, "unreadable", None):  # corrupt tiles skipped, patches dropped
+        u = item.unreadable
+        report["qc"]["unreadable_tiles"] = {
+            "tiles": int(u.get("tiles", 0)),
+            "tiles_total": int(u.get("tiles_total", 0)),
+            "fraction": round(u.get("tiles", 0) / u["tiles_total"], 6) if u.get("tiles_total") else 0.0,
+            "patches": int(u.get("patches", 0)),
+        }
     by_id = {c.cell_id: c for c in calls.cells}
     shown: list[Cell] = [by_id[i] for i in cells_to_show(frame, report, cfg, options)]
     assets = build_assets(
