@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -80,6 +81,30 @@ def resolve_config(
         msg = f"--detector-weights applies to --detector yolo only, not {cfg.detector.name}"
         raise WsiScreenError(msg)
     return cfg
+
+
+def discard_partial_reports(out_dir: Path) -> None:
+    """Remove the report files of an input whose report.json was not written (a failed write).
+
+    Every file is complete (atomic writes), but without report.json the set is not a report:
+    it goes, so a failed input leaves nothing that looks like a result. A folder holding a
+    report.json (an earlier, complete screening) or a symbolic link is left alone.
+    """
+    from wsi_screen.report_files import CELLS_GEOJSON
+    from wsi_screen.report_files import CELLS_PARQUET
+    from wsi_screen.report_files import REPORT_HTML
+    from wsi_screen.report_files import REPORT_JSON
+    from wsi_screen.reports.assets import ASSETS_JSON
+
+    if out_dir.is_symlink() or not out_dir.is_dir() or (out_dir / REPORT_JSON).exists():
+        return
+    for name in (CELLS_PARQUET, CELLS_GEOJSON, ASSETS_JSON, REPORT_HTML):
+        try:
+            (out_dir / name).unlink(missing_ok=True)
+        except OSError:
+            log.warning("%s: could not remove a partial output", out_dir / name)
+    with contextlib.suppress(OSError):
+        out_dir.rmdir()  # only when empty
 
 
 def build_screener(
@@ -195,6 +220,10 @@ def screen_to_folder(
                 )
             except WsiScreenError as e:
                 item.failure = Failure(str(item.path), "report", type(e).__name__, str(e))
-            except OSError as e:
-                item.failure = Failure(str(item.path), "report", type(e).__name__, f"{out_dir}: {e}")
+                discard_partial_reports(out_dir)
+            except OSError as e:  # disk full, permission denied: the message names the path
+                where = e.filename or out_dir
+                reason = e.strerror or str(e)
+                item.failure = Failure(str(item.path), "report", type(e).__name__, f"{where}: {reason}")
+                discard_partial_reports(out_dir)
         yield InputOutcome(item.path, out_dir, item.failure, report, time.perf_counter() - item.started)
