@@ -416,8 +416,11 @@ def test_version_2_adds_removes_and_reclassifies_to_scheme_classes(hand_made, tm
 @pytest.mark.parametrize(
     ("item", "message"),
     [
-        ({"kind": "remove", "cell_id": 0, "reason": "ugly"}, "'reason' must be one of duplicate, not_a_cell"),
-        ({"kind": "add", "x": "a", "y": 1, "class": "EBO"}, "'x' must be a non-negative number"),
+        (
+            {"kind": "remove", "cell_id": 0, "reason": "ugly"},
+            "reason 'ugly' is not one of duplicate, not_a_cell",
+        ),
+        ({"kind": "add", "x": "a", "y": 1, "class": "EBO"}, "'x' and 'y' must be pixel positions inside the"),
         ({"kind": "zap", "cell_id": 0}, "unknown kind 'zap'"),
         ({"kind": "reclassify", "cell_id": 0, "class": "LYT", "comment": "x" * 5000}, "at most 2000 allowed"),
     ],

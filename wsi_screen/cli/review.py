@@ -27,7 +27,13 @@ def review() -> None:
 @click.argument("report_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("corrections", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--reviewer", default=None, help="Reviewer name (overrides the one in the corrections file).")
-def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
+@click.option(
+    "--sign",
+    is_flag=True,
+    help="Sign the new version: its files are frozen read-only under REPORT_DIR/versions/v<N>/ and "
+    "recorded in the audit trail (needs a reviewer).",
+)
+def apply(report_dir: Path, corrections: Path, reviewer: str | None, sign: bool) -> None:
     """Apply CORRECTIONS (JSON exported from report.html) to the report in REPORT_DIR.
 
     Recomputes the differential, blast %, M:E ratio and flags with the reviewer's classes,
@@ -47,7 +53,7 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
             out = report_dir.resolve().parent
             if (out / LOCK_NAME).exists():  # a batch's folder: never while that batch is writing it
                 stack.enter_context(batch_lock(out))
-            new = apply_review(report_dir, corrections, reviewer=reviewer)
+            new = apply_review(report_dir, corrections, reviewer=reviewer, sign=sign)
         except WsiScreenError as e:
             raise ReviewInputError(str(e)) from e
         _report_applied(report_dir, new)
@@ -74,6 +80,14 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
     )
     for f in rv["flags_changed"]:
         click.echo(f"  flag {f['name']}: {f['from']} -> {f['to']}")
+    block = new.get("signoff") or {}
+    if block.get("status") == "signed":
+        click.echo(
+            f"version {block['version']} signed by {block['reviewer']}: {report_dir / 'versions'}/v{block['version']}/"
+        )
+    elif block:
+        amends = f", amends signed version {block['amends']}" if block.get("amends") else ""
+        click.echo(f"version {block['version']}: draft, not signed{amends}")
     rewritten = ", ".join((REPORT_JSON, REPORT_HTML, CELLS_PARQUET, CELLS_GEOJSON))
     click.echo(f"wrote {report_dir}/ ({rewritten})")
     folder = report_dir.resolve()

@@ -108,8 +108,9 @@ def load_corrections(
     path = Path(path)
     doc = read_json(path, "corrections file")
     version = _check_header(path, doc, report)
+    size = (report["input"].get("width"), report["input"].get("height"))
     edits = parse_items(path, doc["corrections"], version, predicted=predicted, class_names=class_names,
-                        error=ReviewError)  # fmt: skip
+                        error=ReviewError, image_size=size if all(isinstance(v, int) for v in size) else None)  # fmt: skip
     reviewer = doc.get("reviewer")
     if reviewer is not None and not isinstance(reviewer, str):
         msg = f"{path}: 'reviewer' must be a string, got {reviewer!r:.40}"

@@ -41,7 +41,7 @@ def short_text(value: Any, where: str, error: type[WsiScreenError]) -> str | Non
     if value is None:
         return None
     if not isinstance(value, str):
-        msg = f"{where} must be a string, got {value!r:.40}"
+        msg = f"{where} must be text, got {value!r:.40}"
         raise error(msg)
     if len(value) > MAX_COMMENT_CHARS:
         msg = f"{where} has {len(value):,} characters; at most {MAX_COMMENT_CHARS} allowed"
@@ -57,6 +57,7 @@ def parse_items(
     predicted: dict[int, str | None],
     class_names: list[str],
     error: type[WsiScreenError],
+    image_size: tuple[int, int] | None = None,
 ) -> CellEdits:
     """Check every item of a corrections file and gather them as :class:`CellEdits`.
 
@@ -116,18 +117,16 @@ def parse_items(
         elif kind == "remove":
             reason = item.get("reason")
             if reason not in REMOVAL_REASONS:
-                msg = f"{where}: 'reason' must be one of {', '.join(REMOVAL_REASONS)}, got {reason!r:.40}"
+                msg = f"{where}: reason {reason!r:.40} is not one of {', '.join(REMOVAL_REASONS)}"
                 raise error(msg)
             removed[cid] = reason
         elif kind == "add":
-            added.append(
-                AddedCell(_coord(item, "x", where, error), _coord(item, "y", where, error), code, comment)
-            )
+            added.append(AddedCell(*_position(item, where, error, image_size), code, comment))
     if bad_ids:
         msg = f"{path}: unknown cell id(s) {', '.join(bad_ids[:10])}{' …' if len(bad_ids) > 10 else ''}; this report has cells 0..{max(predicted, default=-1)}"
         raise error(msg)
     if bad_classes:
-        msg = f"{path}: unknown class code(s) {', '.join(sorted(bad_classes))}; the review classes are {', '.join(class_names)}"
+        msg = f"{path}: unknown class code(s) {', '.join(sorted(bad_classes))}; a reviewer may assign {', '.join(class_names)}"
         raise error(msg)
     if mismatch is not None:
         cid, was = mismatch
@@ -136,9 +135,19 @@ def parse_items(
     return CellEdits(classes, removed, tuple(added), comments)
 
 
-def _coord(item: dict[str, Any], key: str, where: str, error: type[WsiScreenError]) -> float:
-    value = item.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        msg = f"{where}: '{key}' must be a non-negative number of level-0 pixels, got {value!r:.40}"
+def _position(
+    item: dict[str, Any], where: str, error: type[WsiScreenError], size: tuple[int, int] | None
+) -> tuple[float, float]:
+    """The level-0 pixel position of an added cell, inside the image when its size is known.
+
+    Raises:
+        error: not two finite numbers inside the image.
+    """
+    x, y = item.get("x"), item.get("y")
+    w, h = size if size is not None else (math.inf, math.inf)
+    ok = all(not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) for v in (x, y))
+    if not ok or not (0 <= float(x) < w and 0 <= float(y) < h):  # type: ignore[arg-type]
+        inside = f"inside the {w} x {h} image" if size is not None else "of level-0 pixels"
+        msg = f"{where}: 'x' and 'y' must be pixel positions {inside}, got ({x!r:.20}, {y!r:.20})"
         raise error(msg)
-    return float(value)
+    return float(x), float(y)  # type: ignore[arg-type]

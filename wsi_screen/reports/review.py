@@ -22,6 +22,7 @@ from wsi_screen.aggregate import summarize
 from wsi_screen.config import AggregateConfig
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_path
+from wsi_screen.io import sha256_file
 from wsi_screen.report_files import CELLS_GEOJSON
 from wsi_screen.report_files import CELLS_PARQUET
 from wsi_screen.report_files import REPORT_HTML
@@ -50,6 +51,8 @@ from wsi_screen.reports.reviewed import review_records
 from wsi_screen.reports.reviewed import with_review_columns
 from wsi_screen.reports.rules import configured_review_classes
 from wsi_screen.reports.rules import review_classes
+from wsi_screen.reports.signoff import begin_review
+from wsi_screen.reports.signoff import finish_signing
 
 __all__ = ["ReviewError", "apply_review"]
 
@@ -194,6 +197,7 @@ def apply_review(
     *,
     reviewer: str | None = None,
     options: ReportOptions | None = None,
+    sign: bool = False,
 ) -> dict[str, Any]:
     """Apply corrections to OUT/<stem>/ and rewrite its cells table, GeoJSON, HTML and JSON reports.
 
@@ -205,6 +209,9 @@ def apply_review(
         corrections_path: the JSON exported from report.html.
         reviewer: overrides the reviewer named in the corrections file.
         options: gallery and queue sizes for the re-rendered page.
+        sign: sign the new version (needs a reviewer): its report.json, report.html and
+            cells.parquet are frozen read-only under ``versions/v<N>/`` and a ``signed`` event
+            records their sha256 in the append-only ``audit`` trail.
 
     Returns:
         The new report dict.
@@ -260,6 +267,18 @@ def apply_review(
         "flags_changed": changed,
         "original": original,
     }
+    who = new["review"]["reviewer"]
+    counts: dict[str, int] = {}
+    for rec in new["review"]["corrections"]:
+        counts[rec["kind"]] = counts.get(rec["kind"], 0) + 1
+    try:
+        new["audit"], new["signoff"] = begin_review(
+            report_dir, report, reviewer=who, sign=sign, changes=changes, flags_changed=changed,
+            corrections={"file": corr.source.name, "sha256": sha256_file(corr.source), "counts": counts},
+            comment=new["review"]["comment"],
+        )  # fmt: skip
+    except WsiScreenError as e:  # the message names the file
+        raise ReviewError(str(e)) from e
     try:
         validate_report(new)
     except WsiScreenError as e:
@@ -270,5 +289,14 @@ def apply_review(
     except WsiScreenError as e:  # the message names the file
         raise ReviewError(str(e)) from e
     _write_reviewed(report_dir, new, frame, names, assets, options)
+    if sign:
+        files = {n: report_dir / n for n in (REPORT_JSON, REPORT_HTML, CELLS_PARQUET)}
+        try:
+            new["audit"] = finish_signing(report_dir, new, files)
+            with atomic_path(report_dir / REPORT_JSON) as tmp:
+                write_report_json(new, tmp)
+        except (OSError, WsiScreenError) as e:
+            msg = f"{report_dir}: cannot sign the reviewed report: {e}"
+            raise ReviewError(msg) from e
     log.info("%s: %d correction(s) applied", report_dir, new["review"]["n_corrections"])
     return new
