@@ -66,7 +66,7 @@ def test_run_writes_reports_geojson_index_then_review(
     reviewed = json.loads((folder / "report.json").read_text())
     assert reviewed["review"]["reviewer"] == "QA"
     assert reviewed["review"]["corrections"] == [
-        {"cell_id": 0, "predicted_class": predicted, "reviewed_class": new_class}
+        {"cell_id": 0, "kind": "reclassified", "predicted_class": predicted, "reviewed_class": new_class}
     ]
     assert reviewed["cells_detected"] == report["cells_detected"]
     assert ">yes<" in (out / "index.html").read_text()

@@ -298,7 +298,7 @@ def test_export_as_the_page_writes_it_is_applied_and_survives_a_review(hand_made
     [
         ({"format": None}, "not a corrections file exported from report.html"),
         ({"format": "other-tool"}, "not a corrections file exported from report.html"),
-        ({"version": 2}, "version 2 is not supported"),
+        ({"version": 3}, "version 3 is not supported"),
         ({"input_sha256": None}, "'input_sha256' must be a string (the sha256 of the screened input)"),
         ({"screening": "x"}, "'screening' must be an object"),
     ],
@@ -385,23 +385,6 @@ def test_reviewed_page_does_not_restore_the_draft_of_the_page_before(hand_made, 
     assert key() != draft_key and key().endswith(new["review"]["reviewed_at"])
 
 
-def test_review_apply_leaves_foreign_index_and_summary_alone(hand_made, tmp_path):
-    """An index.html or summary.csv that wsi-screen did not write is never rewritten by a review."""
-    from wsi_screen.cli import main
-
-    out, _ = hand_made
-    index, summary = out.parent / "index.html", out.parent / "summary.csv"
-    index.write_text("<html><body>the lab's own page</body></html>")
-    summary.write_text("output,patient,notes\nfield/report.json,P1,keep\n")
-    good = _write(tmp_path / "c.json", [{"cell_id": 1, "class": "PMO"}])
-    res = CliRunner().invoke(main, ["review", "apply", str(out), str(good), "--reviewer", "EF"])
-    assert res.exit_code == 0, res.output
-    assert index.read_text() == "<html><body>the lab's own page</body></html>"
-    assert summary.read_text() == "output,patient,notes\nfield/report.json,P1,keep\n"
-    assert "not written by wsi-screen" in res.output and "not a wsi-screen batch summary" in res.output
-    assert json.loads((out / "report.json").read_text())["review"]["n_corrections"] == 1
-
-
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
@@ -427,3 +410,66 @@ def test_deeply_nested_corrections_are_a_one_line_error(hand_made, tmp_path):
     res = CliRunner().invoke(main, ["review", "apply", str(out), str(deep)])
     assert res.exit_code == 2 and isinstance(res.exception, SystemExit)
     assert "nested more than" in res.output and "Traceback" not in res.output
+
+
+def test_version_2_adds_removes_and_reclassifies_to_scheme_classes(hand_made, tmp_path):
+    out, before = hand_made
+    items = [
+        {"kind": "remove", "cell_id": 0, "reason": "duplicate"},
+        {"kind": "remove", "cell_id": 1, "reason": "not_a_cell", "comment": "debris"},
+        {"kind": "add", "x": 10.0, "y": 12.0, "class": "EBO"},
+        {"kind": "reclassify", "cell_id": 2, "class": "MYB"},
+    ]
+    new = apply_review(out, _write(tmp_path / "c.json", items, version=2), reviewer="AB")
+    assert new["cells_detected"] == before["cells_detected"] - 2 + 1
+    assert new["differential"]["EBO"]["count"] == 1 and new["differential"]["MYB"]["count"] == 1
+    assert new["review"]["classes_reviewer_only"] == []  # this model calls all 21 classes
+    assert sorted(r["kind"] for r in new["review"]["corrections"]) == [
+        "added",
+        "reclassified",
+        "removed",
+        "removed",
+    ]
+    frame = pl.read_parquet(out / "cells.parquet")
+    assert frame["removed"].to_list()[:2] == ["duplicate", "not_a_cell"]
+    assert frame["origin"].to_list()[-1] == "reviewer" and frame.height == before["cells_detected"] + 1
+    # reclassifying a removed cell restores it; the added cell can be removed like any other
+    again = [{"kind": "reclassify", "cell_id": 0, "class": "LYT"}, {"kind": "remove", "cell_id": frame.height - 1, "reason": "duplicate"}]  # fmt: skip
+    new = apply_review(out, _write(tmp_path / "d.json", again, version=2))
+    assert new["cells_detected"] == before["cells_detected"] - 1
+    assert new["differential"]["EBO"]["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (
+            {"kind": "remove", "cell_id": 0, "reason": "ugly"},
+            "reason 'ugly' is not one of duplicate, not_a_cell",
+        ),
+        ({"kind": "add", "x": "a", "y": 1, "class": "EBO"}, "'x' and 'y' must be pixel positions inside the"),
+        ({"kind": "zap", "cell_id": 0}, "unknown kind 'zap'"),
+        ({"kind": "reclassify", "cell_id": 0, "class": "LYT", "comment": "x" * 5000}, "at most 2000 allowed"),
+    ],
+)
+def test_bad_version_2_items_are_refused(hand_made, tmp_path, item, message):
+    out, _ = hand_made
+    before = _snapshot(out)
+    with pytest.raises(ReviewError, match="c.json") as e:
+        apply_review(out, _write(tmp_path / "c.json", [item], version=2))
+    assert message in str(e.value)
+    assert _snapshot(out) == before
+
+
+def test_long_reviewer_and_deep_json_get_one_line_errors(hand_made, tmp_path):
+    out, _ = hand_made
+    with pytest.raises(ReviewError, match="at most 200 allowed"):
+        apply_review(out, _write(tmp_path / "c.json", [], reviewer="A" * 10_000))
+    with pytest.raises(ReviewError, match="at most 200 allowed"):
+        apply_review(out, _write(tmp_path / "c.json", []), reviewer="A" * 10_000)
+    deep = tmp_path / "deep.json"
+    deep.write_text(
+        '{"format": "wsi-screen-corrections", "corrections": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    )
+    with pytest.raises(ReviewError, match="nested more than"):
+        apply_review(out, deep)

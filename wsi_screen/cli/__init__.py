@@ -28,6 +28,7 @@ _COMMANDS: dict[str, str] = {
     "evaluate-detector": "wsi_screen.cli.detector:evaluate_detector",
     "convert-weights": "wsi_screen.cli.convert:convert_weights",
     "review": "wsi_screen.cli.review:review",
+    "report": "wsi_screen.cli.report:report",
 }
 
 

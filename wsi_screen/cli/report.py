@@ -27,7 +27,8 @@ def report() -> None:
     "output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="PDF to write (one REPORT_DIR only). Default: REPORT_DIR/report.pdf.",
+    metavar="OUT",
+    help="PDF file to write (one REPORT_DIR only). Default: REPORT_DIR/report.pdf.",
 )
 @click.option(
     "--chromium",

@@ -27,7 +27,13 @@ def review() -> None:
 @click.argument("report_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("corrections", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--reviewer", default=None, help="Reviewer name (overrides the one in the corrections file).")
-def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
+@click.option(
+    "--sign",
+    is_flag=True,
+    help="Sign the new version: its files are frozen read-only under REPORT_DIR/versions/v<N>/ and "
+    "recorded in the audit trail (needs a reviewer).",
+)
+def apply(report_dir: Path, corrections: Path, reviewer: str | None, sign: bool) -> None:
     """Apply CORRECTIONS (JSON exported from report.html) to the report in REPORT_DIR.
 
     Recomputes the differential, blast %, M:E ratio and flags with the reviewer's classes,
@@ -47,7 +53,7 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None) -> None:
             out = report_dir.resolve().parent
             if (out / LOCK_NAME).exists():  # a batch's folder: never while that batch is writing it
                 stack.enter_context(batch_lock(out))
-            new = apply_review(report_dir, corrections, reviewer=reviewer)
+            new = apply_review(report_dir, corrections, reviewer=reviewer, sign=sign)
         except WsiScreenError as e:
             raise ReviewInputError(str(e)) from e
         _report_applied(report_dir, new)
@@ -62,7 +68,6 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
     from wsi_screen.report_files import REPORT_JSON
     from wsi_screen.reports.index import INDEX_HTML
     from wsi_screen.reports.index import write_index_html
-    from wsi_screen.reports.index import written_by_us
 
     rv = new["review"]
     before, after = rv["blast_percent_before"], new["blast"]["percent"]
@@ -75,13 +80,21 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
     )
     for f in rv["flags_changed"]:
         click.echo(f"  flag {f['name']}: {f['from']} -> {f['to']}")
+    block = new.get("signoff") or {}
+    if block.get("status") == "signed":
+        click.echo(
+            f"version {block['version']} signed by {block['reviewer']}: {report_dir / 'versions'}/v{block['version']}/"
+        )
+    elif block:
+        amends = f", amends signed version {block['amends']}" if block.get("amends") else ""
+        click.echo(f"version {block['version']}: draft, not signed{amends}")
     rewritten = ", ".join((REPORT_JSON, REPORT_HTML, CELLS_PARQUET, CELLS_GEOJSON))
     click.echo(f"wrote {report_dir}/ ({rewritten})")
     folder = report_dir.resolve()
     _update_summary(folder, new)
     out = folder.parent
     if (out / INDEX_HTML).exists() and not written_by_us(out / INDEX_HTML):
-        click.echo(f"warning: {out / INDEX_HTML} was not written by wsi-screen; left alone", err=True)
+        click.echo(f"warning: {out / INDEX_HTML} was not written by wsi-screen; left as it is", err=True)
     elif (out / INDEX_HTML).exists():
         try:  # a batch's index keeps its inputs and failures; any other is rebuilt from OUT/*/
             if not refresh_index(out):
@@ -93,11 +106,46 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
 
 def _update_summary(folder: Path, report: dict[str, Any]) -> None:
     """Put the reviewed figures into the batch summary of OUT (folder's parent), when there is one."""
+    from wsi_screen.batch.summary import SUMMARY_CSV
     from wsi_screen.batch.summary import SummaryError
     from wsi_screen.batch.summary import update_reviewed_input
 
+    csv = folder.parent / SUMMARY_CSV
+    if csv.is_file() and not _our_summary_header(csv):
+        click.echo(
+            f"warning: {csv} was not written by wsi-screen (its header is not a batch summary's); not updated",
+            err=True,
+        )
+        return
     try:
         for path in update_reviewed_input(folder.parent, folder.name, report):
             click.echo(f"summary {path}: row of {folder.name} updated")
     except SummaryError as e:
         click.echo(f"warning: {e}", err=True)
+
+
+GENERATOR_MARK = '<meta name="generator" content="wsi-screen">'
+_LEGACY_MARK = "<title>wsi-screen: "  # index pages written before the generator tag
+
+
+def written_by_us(page: Path) -> bool:
+    """Whether an HTML page carries wsi-screen's mark in its first 4 KiB (others are never rewritten)."""
+    try:
+        with page.open("rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return GENERATOR_MARK in head or _LEGACY_MARK in head
+
+
+def _our_summary_header(csv: Path) -> bool:
+    """Whether summary.csv starts with the columns of a wsi-screen batch summary."""
+    from wsi_screen.batch.summary import SUMMARY_SCHEMA
+
+    try:
+        with csv.open("rb") as f:
+            header = f.readline(65536).decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+    except OSError:
+        return False
+    first = list(SUMMARY_SCHEMA)[:6]
+    return header.split(",")[: len(first)] == first

@@ -8,18 +8,22 @@ it was made on. :mod:`wsi_screen.reports.review` applies what this module has va
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wsi_screen import textfiles
 from wsi_screen.errors import WsiScreenError
-
-log = logging.getLogger(__name__)
+from wsi_screen.reports.corrections_items import parse_items
+from wsi_screen.reports.corrections_items import short_text
+from wsi_screen.reports.reviewed import CellEdits
+from wsi_screen.textfiles import read_json as read_bounded_json
 
 CORRECTIONS_FORMAT = "wsi-screen-corrections"
-CORRECTIONS_VERSION = 1
+CORRECTIONS_VERSION = 2
+"""The version the page exports; version 1 files (reclassifications only) are still read."""
+READABLE_VERSIONS = (1, 2)
+MAX_REVIEWER_CHARS = 200
+MAX_CORRECTIONS_BYTES = 32 << 20
 # what identifies the screening a report.html shows (report.json paths); the page exports it as
 # ``screening`` and templates/report.html.j2 writes the same keys into its "screening-data" block
 SCREENING_FIELDS: dict[str, str] = {
@@ -38,15 +42,17 @@ class ReviewError(WsiScreenError):
 
 @dataclass(frozen=True)
 class Corrections:
-    """Validated corrections: cell id -> reviewed class code."""
+    """Validated corrections: the cell edits, the reviewer and case comment named in the file."""
 
-    classes: dict[int, str]
+    edits: CellEdits
     reviewer: str | None
     source: Path
+    comment: str | None = None
 
-
-MAX_JSON_BYTES = 256 << 20
-"""Largest report.json or corrections file read (a 2,000-cell slide's report is a few MB)."""
+    @property
+    def classes(self) -> dict[int, str]:
+        """Cell id -> reviewed class code (reclassifications only)."""
+        return self.edits.classes
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -55,13 +61,13 @@ def read_json(path: Path, what: str) -> Any:
     Raises:
         ReviewError: the file is missing or not JSON; the message names it and ``what`` it is.
     """
-    if not path.exists():
+    if not Path(path).exists():
         msg = f"{path}: {what} not found"
         raise ReviewError(msg)
-    try:  # size, nesting depth and UTF-8 checked: a one-line error, never a RecursionError
-        return textfiles.read_json(path, error=ReviewError, max_bytes=MAX_JSON_BYTES)
+    try:
+        return read_bounded_json(path, error=ReviewError, max_bytes=MAX_CORRECTIONS_BYTES)
     except ReviewError as e:
-        msg = f"cannot read {what}: {e}"
+        msg = f"{e} ({what})"
         raise ReviewError(msg) from e
 
 
@@ -80,13 +86,20 @@ def screening_of(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_corrections(
-    path: Path, *, report: dict[str, Any], predicted: dict[int, str], class_names: list[str]
+    path: Path,
+    *,
+    report: dict[str, Any],
+    predicted: dict[int, str | None],
+    class_names: list[str],
 ) -> Corrections:
     """Read a corrections file exported from report.html and check it was made on this report.
 
     The file must carry the format marker and the input's sha256; the screening it records (pixel
     size, model, detector, report time) and the predicted class of each corrected cell, where
-    given, must be those of ``report`` and its cells table (``predicted``: cell id -> class).
+    given, must be those of ``report`` and its cells table (``predicted``: cell id -> class, None
+    for cells a reviewer added). ``class_names`` are the classes a reviewer may assign (the review
+    scheme). Version 2 items have a ``kind`` (``reclassify``, ``add``, ``remove``); version 1
+    items are reclassifications.
 
     Raises:
         ReviewError: malformed file, unknown cell ids or class codes, or corrections made for
@@ -94,56 +107,37 @@ def load_corrections(
     """
     path = Path(path)
     doc = read_json(path, "corrections file")
-    _check_header(path, doc, report)
-    out: dict[int, str] = {}
-    bad_ids: list[str] = []
-    bad_classes: set[str] = set()
-    mismatch: tuple[int, str] | None = None
-    for k, item in enumerate(doc["corrections"]):
-        cid, code, was = _parse_item(path, k, item)
-        if isinstance(cid, bool) or not isinstance(cid, int) or cid not in predicted:
-            bad_ids.append(repr(cid))
-            continue
-        if not isinstance(code, str) or code not in class_names:
-            bad_classes.add(repr(code))
-            continue
-        if was is not None and was != predicted[cid] and mismatch is None:
-            mismatch = (cid, was)
-        if cid in out and out[cid] != code:
-            log.warning("%s: cell %d corrected twice; the later class %s is used", path, cid, code)
-        out[cid] = code
-    if bad_ids:
-        msg = f"{path}: unknown cell id(s) {', '.join(bad_ids[:10])}{' …' if len(bad_ids) > 10 else ''}; this report has cells 0..{max(predicted, default=-1)}"
-        raise ReviewError(msg)
-    if bad_classes:
-        msg = f"{path}: unknown class code(s) {', '.join(sorted(bad_classes))}; the model's classes are {', '.join(class_names)}"
-        raise ReviewError(msg)
-    if mismatch is not None:
-        cid, was = mismatch
-        msg = f"{path}: cell {cid} was predicted {was} where the corrections were made, this report predicts {predicted[cid]}: made on another screening of this input; nothing applied"
-        raise ReviewError(msg)
+    version = _check_header(path, doc, report)
+    size = (report["input"].get("width"), report["input"].get("height"))
+    edits = parse_items(path, doc["corrections"], version, predicted=predicted, class_names=class_names,
+                        error=ReviewError, image_size=size if all(isinstance(v, int) for v in size) else None)  # fmt: skip
     reviewer = doc.get("reviewer")
-    if isinstance(reviewer, str):
-        check_reviewer(reviewer, str(path))
-    return Corrections(out, reviewer if isinstance(reviewer, str) and reviewer else None, path)
+    if reviewer is not None and not isinstance(reviewer, str):
+        msg = f"{path}: 'reviewer' must be a string, got {reviewer!r:.40}"
+        raise ReviewError(msg)
+    check_reviewer(reviewer, where=str(path))
+    comment = short_text(doc.get("comment"), f"{path}: 'comment'", ReviewError)
+    return Corrections(edits, reviewer or None, path, comment)
 
 
-MAX_REVIEWER_CHARS = 200
-"""Longest reviewer name accepted (a name, initials or a staff id; never a document)."""
+def check_reviewer(name: str | None, *, where: str) -> None:
+    """Refuse a reviewer name over :data:`MAX_REVIEWER_CHARS` or with control characters.
 
-
-def check_reviewer(name: str, where: str) -> None:
-    """Refuse a reviewer name that is too long or holds control characters (it goes into reports)."""
+    Raises:
+        ReviewError: the name is too long or not printable.
+    """
+    if name is None:
+        return
     if len(name) > MAX_REVIEWER_CHARS:
-        msg = f"{where}: reviewer name of {len(name)} characters; at most {MAX_REVIEWER_CHARS}"
+        msg = f"{where}: reviewer name of {len(name):,} characters; at most {MAX_REVIEWER_CHARS} allowed"
         raise ReviewError(msg)
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        msg = f"{where}: reviewer name holds control characters"
+    if not name.isprintable():
+        msg = f"{where}: reviewer name has control characters"
         raise ReviewError(msg)
 
 
-def _check_header(path: Path, doc: Any, report: dict[str, Any]) -> None:
-    """Check the format marker, version, input sha256 and screening of a corrections file.
+def _check_header(path: Path, doc: Any, report: dict[str, Any]) -> int:
+    """Check the format marker, version, input sha256 and screening; return the version.
 
     Raises:
         ReviewError: not a corrections file of this format, or made for another input or screening.
@@ -152,9 +146,9 @@ def _check_header(path: Path, doc: Any, report: dict[str, Any]) -> None:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         msg = f'{path}: not a corrections file exported from report.html (expected "format": "{CORRECTIONS_FORMAT}", got {got!r:.60})'
         raise ReviewError(msg)
-    version = doc.get("version", CORRECTIONS_VERSION)
-    if isinstance(version, bool) or version != CORRECTIONS_VERSION:
-        msg = f"{path}: corrections format version {version!r:.40} is not supported (this wsi-screen reads version {CORRECTIONS_VERSION})"
+    version = doc.get("version", 1)
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        msg = f"{path}: corrections format version {version!r:.40} is not supported (this wsi-screen reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         raise ReviewError(msg)
     if not isinstance(doc.get("corrections"), list):
         msg = f"{path}: expected a JSON object with a 'corrections' list (as exported from report.html)"
@@ -167,6 +161,7 @@ def _check_header(path: Path, doc: Any, report: dict[str, Any]) -> None:
         msg = f"{path}: corrections were made for another input (sha256 {sha[:12]}…, this report {str(ours)[:12]}…)"
         raise ReviewError(msg)
     _check_screening(path, doc.get("screening"), screening_of(report))
+    return int(version)
 
 
 def _check_screening(path: Path, theirs: Any, ours: dict[str, Any]) -> None:
@@ -204,19 +199,3 @@ def _canonical(value: Any) -> str:
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= 80 else text[:79] + "…"
-
-
-def _parse_item(path: Path, k: int, item: Any) -> tuple[Any, Any, str | None]:
-    """``(cell_id, class, predicted or None)`` of the ``k``-th correction, unchecked against the report.
-
-    Raises:
-        ReviewError: not an object with ``cell_id`` and ``class``, or a ``predicted`` that is not a string.
-    """
-    if not isinstance(item, dict) or "cell_id" not in item or "class" not in item:
-        msg = f"{path}: correction #{k + 1} must be an object with 'cell_id' and 'class', got {item!r:.80}"
-        raise ReviewError(msg)
-    was = item.get("predicted")
-    if was is not None and not isinstance(was, str):
-        msg = f"{path}: correction #{k + 1}: 'predicted' must be a class code, got {was!r:.40}"
-        raise ReviewError(msg)
-    return item["cell_id"], item["class"], was

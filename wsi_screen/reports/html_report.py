@@ -30,6 +30,7 @@ from wsi_screen.reports.selection import gallery_ids
 from wsi_screen.reports.selection import hex_color
 from wsi_screen.reports.selection import prob_matrix
 from wsi_screen.reports.selection import review_queue
+from wsi_screen.reports.signoff import signoff_view
 
 SHORTCUT_KEYS = "1234567890"
 
@@ -58,6 +59,7 @@ def template_env() -> jinja2.Environment:
     env.filters["num"] = _num
     env.filters["label"] = class_label
     env.filters["color"] = hex_color
+    env.globals["signoff_of"] = signoff_view
     return env
 
 
@@ -155,7 +157,8 @@ def report_context(
         "assets": assets,
         "options": options,
         "payload": script_json(payload),
-        "css": static_text("report.css"),
+        "css": static_text("report.css")
+        + static_text("review.css"),  # review.css: its parts and the one-page print
         "js": static_text("report.js"),
         "cells_with_crops": len(assets.crops),
     }

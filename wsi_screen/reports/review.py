@@ -22,6 +22,7 @@ from wsi_screen.aggregate import summarize
 from wsi_screen.config import AggregateConfig
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_path
+from wsi_screen.io import sha256_file
 from wsi_screen.report_files import CELLS_GEOJSON
 from wsi_screen.report_files import CELLS_PARQUET
 from wsi_screen.report_files import REPORT_HTML
@@ -40,10 +41,20 @@ from wsi_screen.reports.html_report import aggregate_config
 from wsi_screen.reports.html_report import write_report_html
 from wsi_screen.reports.json_report import validate_report
 from wsi_screen.reports.json_report import write_report_json
-from wsi_screen.reports.selection import final_labels
-from wsi_screen.reports.selection import prob_matrix
+from wsi_screen.reports.reviewed import ORIGIN_REVIEWER
+from wsi_screen.reports.reviewed import REMOVAL_REASONS
+from wsi_screen.reports.reviewed import REVIEW_COLUMNS
+from wsi_screen.reports.reviewed import apply_edits
+from wsi_screen.reports.reviewed import model_confidence
+from wsi_screen.reports.reviewed import review_inputs
+from wsi_screen.reports.reviewed import review_records
+from wsi_screen.reports.reviewed import with_review_columns
+from wsi_screen.reports.rules import configured_review_classes
+from wsi_screen.reports.rules import review_classes
+from wsi_screen.reports.signoff import begin_review
+from wsi_screen.reports.signoff import finish_signing
 
-__all__ = ["ReviewError", "apply_review", "reviewed_probs"]
+__all__ = ["ReviewError", "apply_review"]
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +90,7 @@ def _load_report(path: Path) -> tuple[dict[str, Any], AggregateConfig]:
     return report, cfg
 
 
-def _load_cells(path: Path, names: list[str]) -> pl.DataFrame:
+def _load_cells(path: Path, names: list[str], allowed: list[str]) -> pl.DataFrame:
     """Read cells.parquet and check the columns and values a review uses.
 
     Raises:
@@ -103,8 +114,7 @@ def _load_cells(path: Path, names: list[str]) -> pl.DataFrame:
         *(f"prob_{c}" for c in names),
     ]
     kinds.update(dict.fromkeys(numeric, "numeric"))
-    if "reviewed_class" in frame.columns:
-        kinds["reviewed_class"] = "string"
+    kinds.update({c: "string" for c in REVIEW_COLUMNS if c in frame.columns})
     missing = [c for c in kinds if c not in frame.columns]
     if missing:
         msg = f"{path}: column(s) {', '.join(missing)} missing; not the cells table of this report"
@@ -115,17 +125,27 @@ def _load_cells(path: Path, names: list[str]) -> pl.DataFrame:
         if not ok[kind]:
             msg = f"{path}: column {col} must be {kind}, found {dtype}"
             raise ReviewError(msg)
-        if col != "reviewed_class" and frame[col].null_count():
+        nullable = col in REVIEW_COLUMNS or (col == "predicted_class" and "origin" in frame.columns)
+        if not nullable and frame[col].null_count():
             msg = f"{path}: column {col} has empty values"
             raise ReviewError(msg)
     if frame["cell_id"].n_unique() != frame.height:
         msg = f"{path}: cell ids are not unique"
         raise ReviewError(msg)
-    for col in ("predicted_class", "reviewed_class"):
+    frame = with_review_columns(frame)
+    unset = frame.filter(pl.col("predicted_class").is_null() & (pl.col("origin") != ORIGIN_REVIEWER)).height
+    if unset:
+        msg = f"{path}: column predicted_class has empty values"
+        raise ReviewError(msg)
+    bad_removed = set(frame["removed"].drop_nulls().to_list()) - set(REMOVAL_REASONS)
+    if bad_removed:
+        msg = f"{path}: column removed has value(s) {', '.join(sorted(bad_removed)[:5])}; expected {', '.join(REMOVAL_REASONS)}"
+        raise ReviewError(msg)
+    for col, known in (("predicted_class", names), ("reviewed_class", allowed)):
         if col in frame.columns:
-            unknown = sorted(set(frame[col].drop_nulls().to_list()) - set(names))
+            unknown = sorted(set(frame[col].drop_nulls().to_list()) - set(known))
             if unknown:
-                msg = f"{path}: {col} has class(es) {', '.join(unknown[:10])} that this report's model does not have"
+                msg = f"{path}: {col} has class(es) {', '.join(unknown[:10])} that this report does not have"
                 raise ReviewError(msg)
     return frame
 
@@ -165,20 +185,8 @@ def _write_reviewed(
         raise ReviewError(msg) from e
 
 
-def reviewed_probs(frame: pl.DataFrame, class_names: list[str]) -> np.ndarray:
-    """Model probabilities with reviewed cells replaced by a one-hot row of their reviewed class."""
-    probs = prob_matrix(frame, class_names).copy()
-    if "reviewed_class" in frame.columns:
-        for i, code in enumerate(frame["reviewed_class"].to_list()):
-            if code is not None:
-                probs[i] = 0.0
-                probs[i, class_names.index(code)] = 1.0
-    return probs
-
-
-def _keep_model_confidence(qc: dict[str, Any], model_probs: np.ndarray, threshold: float) -> None:
+def _keep_model_confidence(qc: dict[str, Any], conf: np.ndarray, threshold: float) -> None:
     """QC confidence figures describe the model's calls, not reviewed cells counted as certain."""
-    conf = model_probs.max(axis=1) if len(model_probs) else np.zeros(0)
     qc["mean_confidence"] = round(float(conf.mean()), 4) if len(conf) else None
     qc["low_confidence_fraction"] = round(float((conf < threshold).mean()), 4) if len(conf) else 0.0
 
@@ -189,6 +197,7 @@ def apply_review(
     *,
     reviewer: str | None = None,
     options: ReportOptions | None = None,
+    sign: bool = False,
 ) -> dict[str, Any]:
     """Apply corrections to OUT/<stem>/ and rewrite its cells table, GeoJSON, HTML and JSON reports.
 
@@ -200,6 +209,9 @@ def apply_review(
         corrections_path: the JSON exported from report.html.
         reviewer: overrides the reviewer named in the corrections file.
         options: gallery and queue sizes for the re-rendered page.
+        sign: sign the new version (needs a reviewer): its report.json, report.html and
+            cells.parquet are frozen read-only under ``versions/v<N>/`` and a ``signed`` event
+            records their sha256 in the append-only ``audit`` trail.
 
     Returns:
         The new report dict.
@@ -213,32 +225,28 @@ def apply_review(
         >>> apply_review(Path("OUT/field_a"), Path("corrections.json"), reviewer="AB")  # doctest: +SKIP
     """
     report_dir = Path(report_dir)
-    if reviewer is not None:
-        check_reviewer(reviewer, "--reviewer")
     report, cfg = _load_report(report_dir / REPORT_JSON)
     names = list(report["model"]["classes"])
-    frame = _load_cells(report_dir / CELLS_PARQUET, names)
+    scheme = configured_review_classes(report)
+    allowed = review_classes(names, scheme)
+    frame = _load_cells(report_dir / CELLS_PARQUET, names, allowed)
     ids = frame["cell_id"].to_list()
     preds = frame["predicted_class"].to_list()
+    check_reviewer(reviewer, where="--reviewer")
     corr = load_corrections(
-        corrections_path, report=report, predicted=dict(zip(ids, preds, strict=True)), class_names=names
+        corrections_path, report=report, predicted=dict(zip(ids, preds, strict=True)), class_names=allowed
     )
-    merged = (
-        dict(zip(ids, frame["reviewed_class"].to_list(), strict=True))
-        if "reviewed_class" in frame.columns
-        else {}
-    )
-    merged.update(corr.classes)
-    reviewed = [
-        merged.get(cid) if merged.get(cid) != pred else None for cid, pred in zip(ids, preds, strict=True)
-    ]
-    frame = frame.with_columns(pl.Series("reviewed_class", reviewed, dtype=pl.Utf8))
+    frame, changes = apply_edits(frame, corr.edits)
     # a review changes classes, not pixels: the screening's domain judgement stands
     domain = (report.get("qc") or {}).get("domain")
-    summary = summarize(final_labels(frame), reviewed_probs(frame, names), tuple(names), cfg, domain)
-    _keep_model_confidence(summary["qc"], prob_matrix(frame, names), cfg.low_confidence)
+    labels, probs, fig_names = review_inputs(frame, names, scheme)
+    summary = summarize(labels, probs, fig_names, cfg, domain)
+    _keep_model_confidence(summary["qc"], model_confidence(frame, names), cfg.low_confidence)
     previous = report.get("review") or {}
     original = previous.get("original") or {k: report[k] for k in _FIGURES if k in report}
+    summary["qc"]["classes_not_covered"] = (original.get("qc") or {}).get(
+        "classes_not_covered", summary["qc"]["classes_not_covered"]
+    )  # the classes the model cannot call stay those of the model
     # changes are stated against the model's figures, so applying the same file again says the same
     before = {f["name"]: f["status"] for f in original.get("flags", report["flags"])}
     changed = [
@@ -251,16 +259,26 @@ def apply_review(
         "reviewer": reviewer or corr.reviewer or previous.get("reviewer"),
         "reviewed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "corrections_file": corr.source.name,
-        "n_corrections": sum(r is not None for r in reviewed),
-        "corrections": [
-            {"cell_id": int(cid), "predicted_class": pred, "reviewed_class": rev}
-            for cid, pred, rev in zip(ids, preds, reviewed, strict=True)
-            if rev is not None
-        ],
+        "comment": corr.comment if corr.comment is not None else previous.get("comment"),
+        **review_records(frame),
+        "classes_reviewer_only": [c for c in fig_names if c not in names],
+        "changes": changes,
         "blast_percent_before": (original.get("blast") or report["blast"]).get("percent"),
         "flags_changed": changed,
         "original": original,
     }
+    who = new["review"]["reviewer"]
+    counts: dict[str, int] = {}
+    for rec in new["review"]["corrections"]:
+        counts[rec["kind"]] = counts.get(rec["kind"], 0) + 1
+    try:
+        new["audit"], new["signoff"] = begin_review(
+            report_dir, report, reviewer=who, sign=sign, changes=changes, flags_changed=changed,
+            corrections={"file": corr.source.name, "sha256": sha256_file(corr.source), "counts": counts},
+            comment=new["review"]["comment"],
+        )  # fmt: skip
+    except WsiScreenError as e:  # the message names the file
+        raise ReviewError(str(e)) from e
     try:
         validate_report(new)
     except WsiScreenError as e:
@@ -271,5 +289,14 @@ def apply_review(
     except WsiScreenError as e:  # the message names the file
         raise ReviewError(str(e)) from e
     _write_reviewed(report_dir, new, frame, names, assets, options)
+    if sign:
+        files = {n: report_dir / n for n in (REPORT_JSON, REPORT_HTML, CELLS_PARQUET)}
+        try:
+            new["audit"] = finish_signing(report_dir, new, files)
+            with atomic_path(report_dir / REPORT_JSON) as tmp:
+                write_report_json(new, tmp)
+        except (OSError, WsiScreenError) as e:
+            msg = f"{report_dir}: cannot sign the reviewed report: {e}"
+            raise ReviewError(msg) from e
     log.info("%s: %d correction(s) applied", report_dir, new["review"]["n_corrections"])
     return new

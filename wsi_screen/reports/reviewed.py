@@ -198,3 +198,31 @@ def model_confidence(frame: pl.DataFrame, model_classes: list[str]) -> NDArray[n
     rows = frame.filter(frame["origin"] == ORIGIN_MODEL)
     probs = prob_matrix(rows, list(model_classes))
     return probs.max(axis=1) if len(probs) else np.zeros(0, np.float32)
+
+
+def review_records(frame: pl.DataFrame) -> dict[str, Any]:
+    """``n_corrections`` and ``corrections`` of report.json's review block.
+
+    One record per cell the review changed against the model (``kind`` reclassified, added or removed).
+    """
+    frame = with_review_columns(frame)
+    records: list[dict[str, Any]] = []
+    for row in frame.iter_rows(named=True):
+        if row["origin"] == ORIGIN_REVIEWER:
+            kind = "added"
+        elif row["removed"] is not None:
+            kind = "removed"
+        elif row["reviewed_class"] is not None:
+            kind = "reclassified"
+        else:
+            continue
+        rec: dict[str, Any] = {"cell_id": int(row["cell_id"]), "kind": kind,
+                               "predicted_class": row["predicted_class"], "reviewed_class": row["reviewed_class"]}  # fmt: skip
+        if kind == "removed":
+            rec["reason"] = row["removed"]
+        if kind == "added":
+            rec["x"], rec["y"] = round(float(row["x"]), 1), round(float(row["y"]), 1)
+        if row["review_comment"]:
+            rec["comment"] = row["review_comment"]
+        records.append(rec)
+    return {"n_corrections": len(records), "corrections": records}

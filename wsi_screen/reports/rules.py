@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from wsi_screen.aggregate import MAX_CELLS_TO_DECIDE
 from wsi_screen.classes import MATEK_CLASSES
 from wsi_screen.config import AggregateConfig
 
@@ -33,6 +34,7 @@ def page_rules(cfg: AggregateConfig) -> dict[str, Any]:
             rules[key] = list(value)
     hc = cfg.hairy_cell
     rules["matek_classes"] = list(MATEK_CLASSES)
+    rules["max_cells_to_decide"] = MAX_CELLS_TO_DECIDE
     rules["text"] = {"hairy_min_confidence": str(hc.min_confidence), "hairy_min_percent": str(hc.min_percent)}
     return rules
 

@@ -9,7 +9,7 @@
  * Keep the two in step: a change to aggregate.py needs the same change here.
  */
 var WsiAggregate = (function () {
-  var RAISED = "raised", NOT_RAISED = "not_raised", NOT_ASSESSABLE = "not_assessable";
+  var RAISED = "raised", NOT_RAISED = "not_raised", NOT_ASSESSABLE = "not_assessable", INDETERMINATE = "indeterminate";
   var Z95 = 1.959963984540054;  // scipy.special.ndtri(0.975), as scipy's binomtest uses
 
   // Python's f"{x:.{d}f}": the exact binary value rounded, ties to even
@@ -75,20 +75,41 @@ var WsiAggregate = (function () {
   }
 
   // scipy.stats.binomtest(k, n).proportion_ci(0.95, method) in percent, rounded as aggregate does
-  function proportionCI(k, n, method) {
-    if (n <= 0) return null;
+  function bounds(k, n, method) {  // 95 % interval (fractions) of k/n, k may be real (aggregate._bounds)
     var lo, hi;
     if (method === "exact") {  // Clopper-Pearson: binom.sf(k-1, n, p) = I_p(k, n-k+1)
       var alpha = (1 - 0.95) / 2;
-      lo = k === 0 ? 0.0 : solve(function (p) { return ibeta(p, k, n - k + 1) - alpha; });
-      hi = k === n ? 1.0 : solve(function (p) { return alpha - (1 - ibeta(p, k + 1, n - k)); });
+      lo = k <= 0 ? 0.0 : solve(function (p) { return ibeta(p, k, n - k + 1) - alpha; });
+      hi = k >= n ? 1.0 : solve(function (p) { return alpha - (1 - ibeta(p, k + 1, n - k)); });
     } else {  // Wilson score without continuity correction (Newcombe 1998), scipy's operation order
       var p = k / n, z = Z95, denom = 2 * (n + z * z), center = (2 * n * p + z * z) / denom, q = 1 - p;
       var delta = z / denom * Math.sqrt(4 * n * p * q + z * z);
-      lo = k === 0 ? 0.0 : center - delta;
-      hi = k === n ? 1.0 : center + delta;
+      lo = k <= 0 ? 0.0 : center - delta;
+      hi = k >= n ? 1.0 : center + delta;
     }
-    return [pyRound(100.0 * lo, 3), pyRound(100.0 * hi, 3)];
+    return [lo, hi];
+  }
+  function proportionCI(k, n, method) {
+    if (n <= 0) return null;
+    var b = bounds(k, n, method);
+    return [pyRound(100.0 * b[0], 3), pyRound(100.0 * b[1], 3)];
+  }
+  function decide(ci, cut) {  // aggregate.decide: raised / not_raised / indeterminate from the 95 % interval
+    if (!ci) return NOT_ASSESSABLE;
+    if (ci[0] >= cut) return RAISED;
+    return ci[1] < cut ? NOT_RAISED : INDETERMINATE;
+  }
+  function cellsToDecide(k, n, cutPercent, method, maxCells) {  // aggregate.cells_to_decide
+    if (n <= 0) return null;
+    var p = k / n, c = cutPercent / 100.0;
+    if (p === c) return null;
+    function decided(total) { var b = bounds(p * total, total, method); return p > c ? b[0] >= c : b[1] < c; }
+    if (decided(n)) return 0;
+    var top = 2 * n;
+    while (!decided(top)) { if (top > maxCells) return null; top *= 2; }
+    var low = Math.floor(top / 2);
+    while (top - low > 1) { var mid = Math.floor((low + top) / 2); if (decided(mid)) top = mid; else low = mid; }
+    return top - n;
   }
 
   function flag(name, status, value, threshold, message, ci95) {
@@ -189,17 +210,24 @@ var WsiAggregate = (function () {
         return flag(name, NOT_ASSESSABLE, null, cut, "blast % not assessable: " + why);
       }
       var p = blast.percent, ci = blast.ci95, missing = blast.classes_missing_from_model || [];
-      var status = p >= cut ? RAISED : NOT_RAISED, note = "";
-      if (ci && ci[0] < cut && cut <= ci[1]) note = "; the 95 % interval spans the cut-off, review the blast calls";
-      if (missing.length && status === NOT_RAISED) {
-        status = NOT_ASSESSABLE;
+      var status = decide(ci, cut), note = "", more = null;
+      if (status === INDETERMINATE) {
+        more = cellsToDecide(blast.count, counted, cut, rules.ci_method, rules.max_cells_to_decide);
+        note = more ? "; indeterminate: the 95 % interval spans the cut-off; about " + more +
+          " more counted cells at this proportion would decide it"
+          : "; indeterminate: the 95 % interval spans the cut-off and counting more cells at this proportion cannot decide it";
+      }
+      if (missing.length && (status === NOT_RAISED || status === INDETERMINATE)) {
+        status = NOT_ASSESSABLE; more = null;
         note += "; a lower bound only: the model has no " + missing.join(", ") + " class";
       } else if (missing.length) {
         note += "; the model has no " + missing.join(", ") + " class, so the true % may be higher";
       }
       if (counted < rules.min_cells) note += "; only " + counted + " cells counted (minimum " + rules.min_cells + ")";
-      return flag(name, status, p, cut, "blasts " + pyFixed(p, 1) + " % (95 % CI " + pyFixed(ci[0], 1) + "-" +
+      var f = flag(name, status, p, cut, "blasts " + pyFixed(p, 1) + " % (95 % CI " + pyFixed(ci[0], 1) + "-" +
         pyFixed(ci[1], 1) + ") of " + counted + " cells" + note, ci);
+      f.more_cells_to_decide = more;
+      return f;
     });
   }
 
@@ -239,5 +267,5 @@ var WsiAggregate = (function () {
     return flag("many_artefacts", status, artPct, rules.max_artefact_percent, msg);
   }
 
-  return { summarize: summarize, proportionCI: proportionCI, pyFixed: pyFixed, pyRound: pyRound };
+  return { summarize: summarize, proportionCI: proportionCI, decide: decide, cellsToDecide: cellsToDecide, pyFixed: pyFixed, pyRound: pyRound };
 })();

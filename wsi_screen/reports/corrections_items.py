@@ -1,0 +1,153 @@
+"""The items of a corrections file, checked against a cells table: reclassify, add, remove.
+
+Version 2 items name their ``kind``:
+
+- ``{"kind": "reclassify", "cell_id": 3, "class": "EBO", "predicted": "LYT", "comment": "..."}``
+  (``predicted`` and ``comment`` optional; any class of the review scheme);
+- ``{"kind": "remove", "cell_id": 5, "reason": "duplicate" | "not_a_cell", "comment": "..."}``;
+- ``{"kind": "add", "x": 812.0, "y": 340.5, "class": "PLM", "comment": "..."}`` (level-0 pixels);
+- ``{"kind": "comment", "cell_id": 7, "comment": "..."}``.
+
+Version 1 items are reclassifications without a kind (``cell_id``, ``class``, ``predicted``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from wsi_screen.errors import WsiScreenError
+from wsi_screen.reports.reviewed import REMOVAL_REASONS
+from wsi_screen.reports.reviewed import AddedCell
+from wsi_screen.reports.reviewed import CellEdits
+
+log = logging.getLogger(__name__)
+
+KINDS = ("reclassify", "remove", "add", "comment")
+MAX_COMMENT_CHARS = 2000
+MAX_ITEMS = 100_000
+_REQUIRED = {"reclassify": ("cell_id", "class"), "remove": ("cell_id", "reason"), "add": ("x", "y", "class"),
+             "comment": ("cell_id", "comment")}  # fmt: skip
+
+
+def short_text(value: Any, where: str, error: type[WsiScreenError]) -> str | None:
+    """A comment: None, or a string of at most :data:`MAX_COMMENT_CHARS` characters.
+
+    Raises:
+        error: not a string, or too long.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        msg = f"{where} must be text, got {value!r:.40}"
+        raise error(msg)
+    if len(value) > MAX_COMMENT_CHARS:
+        msg = f"{where} has {len(value):,} characters; at most {MAX_COMMENT_CHARS} allowed"
+        raise error(msg)
+    return value
+
+
+def parse_items(
+    path: Path,
+    items: list[Any],
+    version: int,
+    *,
+    predicted: dict[int, str | None],
+    class_names: list[str],
+    error: type[WsiScreenError],
+    image_size: tuple[int, int] | None = None,
+) -> CellEdits:
+    """Check every item of a corrections file and gather them as :class:`CellEdits`.
+
+    Raises:
+        error: an item malformed, an unknown cell id or class code, or a ``predicted`` class that
+            is not this table's (the corrections were made on another screening).
+    """
+    if len(items) > MAX_ITEMS:
+        msg = f"{path}: {len(items):,} corrections; at most {MAX_ITEMS:,} allowed"
+        raise error(msg)
+    classes: dict[int, str] = {}
+    removed: dict[int, str] = {}
+    comments: dict[int, str] = {}
+    added: list[AddedCell] = []
+    bad_ids: list[str] = []
+    bad_classes: set[str] = set()
+    mismatch: tuple[int, str] | None = None
+    for k, item in enumerate(items):
+        where = f"{path}: correction #{k + 1}"
+        if not isinstance(item, dict):
+            msg = f"{where} must be an object, got {item!r:.80}"
+            raise error(msg)
+        kind = item.get("kind", "reclassify") if version >= 2 else "reclassify"
+        if kind not in KINDS:
+            msg = f"{where}: unknown kind {kind!r:.40}; one of {', '.join(KINDS)}"
+            raise error(msg)
+        need = _REQUIRED[kind]
+        if any(key not in item for key in need):
+            msg = f"{where} must be an object with {' and '.join(repr(k) for k in need)}, got {item!r:.80}"
+            raise error(msg)
+        comment = short_text(item.get("comment"), f"{where}: 'comment'", error)
+        cid: int = -1
+        code: str = ""
+        if kind != "add":
+            cid = item.get("cell_id")  # type: ignore[assignment]
+            if isinstance(cid, bool) or not isinstance(cid, int) or cid not in predicted:
+                bad_ids.append(repr(cid)[:40])
+                continue
+            if comment is not None:
+                comments[cid] = comment
+        if kind in ("reclassify", "add"):
+            code = item.get("class")  # type: ignore[assignment]
+            if not isinstance(code, str) or code not in class_names:
+                bad_classes.add(repr(code)[:40])
+                continue
+        if kind == "reclassify":
+            was = item.get("predicted")
+            if was is not None and not isinstance(was, str):
+                msg = f"{where}: 'predicted' must be a class code, got {was!r:.40}"
+                raise error(msg)
+            if was is not None and was != predicted[cid] and mismatch is None:
+                mismatch = (cid, was)
+            if cid in classes and classes[cid] != code:
+                log.warning("%s: cell %d corrected twice; the later class %s is used", path, cid, code)
+            classes[cid] = code
+            removed.pop(cid, None)
+        elif kind == "remove":
+            reason = item.get("reason")
+            if reason not in REMOVAL_REASONS:
+                msg = f"{where}: reason {reason!r:.40} is not one of {', '.join(REMOVAL_REASONS)}"
+                raise error(msg)
+            removed[cid] = reason
+        elif kind == "add":
+            added.append(AddedCell(*_position(item, where, error, image_size), code, comment))
+    if bad_ids:
+        msg = f"{path}: unknown cell id(s) {', '.join(bad_ids[:10])}{' …' if len(bad_ids) > 10 else ''}; this report has cells 0..{max(predicted, default=-1)}"
+        raise error(msg)
+    if bad_classes:
+        msg = f"{path}: unknown class code(s) {', '.join(sorted(bad_classes))}; a reviewer may assign {', '.join(class_names)}"
+        raise error(msg)
+    if mismatch is not None:
+        cid, was = mismatch
+        msg = f"{path}: cell {cid} was predicted {was} where the corrections were made, this report predicts {predicted[cid]}: made on another screening of this input; nothing applied"
+        raise error(msg)
+    return CellEdits(classes, removed, tuple(added), comments)
+
+
+def _position(
+    item: dict[str, Any], where: str, error: type[WsiScreenError], size: tuple[int, int] | None
+) -> tuple[float, float]:
+    """The level-0 pixel position of an added cell, inside the image when its size is known.
+
+    Raises:
+        error: not two finite numbers inside the image.
+    """
+    x, y = item.get("x"), item.get("y")
+    w, h = size if size is not None else (math.inf, math.inf)
+    ok = all(not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) for v in (x, y))
+    if not ok or not (0 <= float(x) < w and 0 <= float(y) < h):  # type: ignore[arg-type]
+        inside = f"inside the {w} x {h} image" if size is not None else "of level-0 pixels"
+        msg = f"{where}: 'x' and 'y' must be pixel positions {inside}, got ({x!r:.20}, {y!r:.20})"
+        raise error(msg)
+    return float(x), float(y)  # type: ignore[arg-type]
