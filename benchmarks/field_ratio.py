@@ -1,0 +1,119 @@
+"""Marginal pipeline time per field against the work no pipeline can skip (decode + raw model).
+
+Screens FIELDS (repeated to ``--n`` inputs) with ``wsi-screen run``'s screener and report writer,
+warm (one field first, not timed), and compares the seconds per field with the sum of decoding
+the image (Pillow, as the reader does) and the classifier's raw forward pass over as many patches
+as the field has cells. The ratio (raw / pipeline) is 1.0 for a pipeline that adds nothing.
+
+    .venv/bin/python benchmarks/field_ratio.py examples/case_matek/*.jpg --n 8
+    .venv/bin/python benchmarks/field_ratio.py --compose ../shared/data/matek_bm --n 8
+
+``--compose MATEK`` first writes 8 reference-size fields (2452 x 2056 PNG, 42 real held-out
+patches of the default model each, on smear-coloured background) and screens those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _compose(matek: Path | None, tmp: Path, n: int) -> list[Path]:
+    import cv2
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from _synthetic import compose_real_field
+
+    if matek is None:
+        msg = "give FIELDS or --compose MATEK"
+        raise SystemExit(msg)
+    listing = Path(__file__).resolve().parents[1] / "wsi_screen" / "models" / "default" / "heldout_test.txt"
+    names = [ln for ln in listing.read_text().splitlines() if ln and not ln.startswith("#")]
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(n):
+        pick = rng.choice(len(names), 42, replace=False)
+        patches = [cv2.imread(str(matek / names[i]))[:, :, ::-1] for i in pick]
+        img, _ = compose_real_field(patches)
+        path = tmp / f"field_{k:02d}.png"
+        cv2.imwrite(str(path), img[:, :, ::-1])
+        out.append(path)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("fields", nargs="*", type=Path)
+    ap.add_argument(
+        "--compose", type=Path, default=None, help="Matek folder: compose fields from held-out patches"
+    )
+    ap.add_argument("--n", type=int, default=8, help="inputs screened (fields repeated)")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    from PIL import Image
+
+    from wsi_screen.runner import build_screener
+    from wsi_screen.runner import screen_to_folder
+
+    screener, info = build_screener(model=args.model, device=args.device)
+    stage_sum: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        given = list(args.fields) or _compose(args.compose, Path(tmp), args.n)
+        fields = [given[i % len(given)] for i in range(args.n)]
+        list(screen_to_folder(screener, info, [fields[0]], Path(tmp) / "warm"))
+        t0 = time.perf_counter()
+        outcomes = list(screen_to_folder(screener, info, fields, Path(tmp) / "out"))
+        pipeline = (time.perf_counter() - t0) / len(fields)
+        decode = []
+        for f in fields:
+            t = time.perf_counter()
+            with Image.open(f) as im:
+                im.load()
+                np.asarray(im)
+            decode.append(time.perf_counter() - t)
+    cells = [
+        len((o.report or {}).get("cells", [])) or (o.report or {}).get("qc", {}).get("cells_detected", 0)
+        for o in outcomes
+    ]
+    for o in outcomes:
+        for k, v in ((o.report or {}).get("timings_s") or {}).items():
+            stage_sum[k] = stage_sum.get(k, 0.0) + v
+    clf = screener.classifier
+    n_cells = int(round(statistics.mean(cells)))
+    patches = np.random.default_rng(0).integers(
+        0, 255, (max(n_cells, 1), clf.patch_size_px, clf.patch_size_px, 3), np.uint8
+    )
+    clf.classify_arrays(patches)  # warm
+    reps = 5
+    t = time.perf_counter()
+    for _ in range(reps):
+        clf.classify_arrays(patches)
+    raw = (time.perf_counter() - t) / reps
+    floor = statistics.mean(decode) + raw
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model {args.model}; device {args.device}"
+    )
+    print(f"{len(fields)} fields, {n_cells} cells per field on average (foreground detector)")
+    print(f"pipeline: {pipeline:.3f} s per field (warm, reports written)")
+    print(
+        f"decode {statistics.mean(decode):.3f} s + raw model {raw:.3f} s ({n_cells / raw:.0f} patches/s) = {floor:.3f} s"
+    )
+    print(f"ratio (decode + raw model) / pipeline: {floor / pipeline:.2f}")
+    print(
+        "mean seconds per field by stage: "
+        + ", ".join(f"{k} {v / len(fields):.3f}" for k, v in stage_sum.items())
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
