@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 @batch_size_option
 @input_timeout_option
 @config_option
+@click.option(
+    "--case",
+    "case_name",
+    default=None,
+    help="Screen all the files given as ONE case (the fields of one specimen) into OUT/NAME/. "
+    "A folder given as INPUT is always a case of the fields in it.",
+)
 def run(
     inputs: tuple[Path, ...],
     out: Path,
@@ -52,6 +59,7 @@ def run(
     batch_size: int | None,
     input_timeout: float | None,
     config_path: Path | None,
+    case_name: str | None,
 ) -> None:
     """Screen INPUT fields (PNG, JPEG, TIFF, BMP) and slides (TIFF, SVS, OME-TIFF).
 
@@ -59,6 +67,8 @@ def run(
     and OUT/index.html. Reports support a morphologist's review; they are not a diagnosis.
     """
     from wsi_screen.batch.outdir import batch_lock
+    from wsi_screen.case_screen import plan_run_inputs
+    from wsi_screen.case_screen import screen_case
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.report_files import CELLS_GEOJSON
     from wsi_screen.report_files import CELLS_PARQUET
@@ -66,6 +76,7 @@ def run(
     from wsi_screen.report_files import REPORT_JSON
     from wsi_screen.reports.assets import ASSETS_JSON
     from wsi_screen.reports.index import write_index_html
+    from wsi_screen.runner import InputOutcome
     from wsi_screen.runner import build_screener
     from wsi_screen.runner import screen_to_folder
 
@@ -82,6 +93,10 @@ def run(
         )
     except WsiScreenError as e:
         raise click.UsageError(str(e)) from e
+    try:
+        files, file_stems, cases = plan_run_inputs(list(inputs), case_name)
+    except WsiScreenError as e:
+        raise click.UsageError(str(e)) from e
     ensure_output_folder(out)  # after the settings are known good: a usage error leaves no folder
     stack = contextlib.ExitStack()
     try:  # the batch lock: a run never rewrites a folder a batch (or another run) is writing
@@ -96,7 +111,7 @@ def run(
         bar = _cells_bar()
         try:
             for result in screen_to_folder(
-                screener, info, list(inputs), out, on_batch=None if bar is None else bar.update
+                screener, info, files, out, stems=file_stems, on_batch=None if bar is None else bar.update
             ):
                 if bar is not None:
                     bar.clear()
@@ -117,13 +132,34 @@ def run(
         finally:
             if bar is not None:
                 bar.close()
+        for case, name in cases:
+            outcome = screen_case(screener, info, case, out, out_name=name)
+            for f in outcome.failures:
+                failed += 1
+                failures.append(f)
+                click.echo(
+                    printable(f"FAILED  {Path(f.source).name} [{f.stage}] {f.message} (case {case.name})"),
+                    err=True,
+                )
+            if outcome.report is not None:
+                done.append((outcome.out_dir, outcome.report))
+                line = InputOutcome(Path(case.name), outcome.out_dir, None, outcome.report, 0.0).summary_line
+                n = outcome.report["case"]
+                click.echo(
+                    printable(
+                        f"ok      case {case.name} ({n['n_fields_screened']}/{n['n_fields']} fields): {line} -> {outcome.out_dir}/"
+                    )
+                )
+            for s in case.skipped:
+                click.echo(printable(f"skipped {s.path} ({s.reason})"))
         try:
             click.echo(f"index   {write_index_html(out, done, failures=failures)}")
         except OSError as e:  # e.g. the disk filled up during the run
             click.echo(f"FAILED  {out / 'index.html'}: cannot write ({e.strerror or e})", err=True)
             failed = failed or 1
         if failed:
-            click.echo(f"{failed} of {len(inputs)} input(s) failed", err=True)
+            n_inputs = len(files) + sum(len(c.fields) for c, _ in cases)
+            click.echo(f"{failed} of {n_inputs} input(s) failed", err=True)
             raise SystemExit(1)
 
 

@@ -1,0 +1,232 @@
+"""Screen a case (the fields of one specimen) into one pooled report.
+
+OUT/<case>/ gets ``report.json`` (``input.kind = "case"``, a ``fields`` list, the differential,
+blast %, flags and QC over the cells of all fields, judged by the same aggregation rules as one
+field), ``cells.parquet`` (every field's cells with a ``field`` column and the cell's id in its
+field report) and ``report.html`` (the pooled result first, then one row per field with a
+thumbnail and a link). Each field keeps its own full report under OUT/<case>/fields/<field>/.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import polars as pl
+
+from wsi_screen.aggregate import summarize
+from wsi_screen.cases import CaseSpec
+from wsi_screen.cases import pool_calls
+from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import atomic_write_text
+from wsi_screen.io import real_dir
+from wsi_screen.pipeline import Screener
+from wsi_screen.report_files import CELLS_PARQUET
+from wsi_screen.report_files import REPORT_HTML
+from wsi_screen.report_files import REPORT_JSON
+from wsi_screen.reports.cells_table import cells_frame
+from wsi_screen.reports.cells_table import write_cells_parquet
+from wsi_screen.reports.html_report import static_text
+from wsi_screen.reports.html_report import template_env
+from wsi_screen.reports.json_report import build_report
+from wsi_screen.reports.json_report import write_report_json
+from wsi_screen.reports.writer import write_input_reports
+from wsi_screen.types import CellCalls
+from wsi_screen.types import Failure
+
+log = logging.getLogger(__name__)
+
+FIELDS_DIR = "fields"
+THUMB_PX = 240
+
+
+@dataclass
+class CaseOutcome:
+    """One screened case: its folder, pooled report (None when no field could be screened), failures."""
+
+    name: str
+    out_dir: Path
+    report: dict[str, Any] | None
+    failures: list[Failure]
+
+
+def screen_case(
+    screener: Screener, info: dict[str, Any], case: CaseSpec, out: Path, *, out_name: str | None = None
+) -> CaseOutcome:
+    """Screen every field of ``case`` and write the field reports and the pooled case report.
+
+    A field that fails is listed with its stage and message and left out of the pooled figures;
+    the case fails only when no field could be screened.
+    """
+    started = time.perf_counter()
+    case_dir = real_dir(out / (out_name or case.name))
+    names = case.field_names()
+    parts: list[CellCalls] = []
+    fields: list[dict[str, Any]] = []
+    failures: list[Failure] = []
+    clf = screener.classifier
+    for item, name in zip(screener.screen(list(case.fields), stems=names), names, strict=True):
+        entry: dict[str, Any] = {"name": name, "path": str(item.path)}
+        failure = item.failure or _write_field(
+            screener, info, item, case_dir / FIELDS_DIR / name, entry, parts
+        )
+        if failure is not None:
+            entry["failure"] = {
+                "stage": failure.stage,
+                "error_type": failure.error_type,
+                "message": failure.message,
+            }
+            failures.append(failure)
+        else:
+            entry["report"] = f"{FIELDS_DIR}/{name}/{REPORT_HTML}"
+        fields.append(entry)
+    if not parts:
+        return CaseOutcome(case.name, case_dir, None, failures)
+    pooled, field_of = pool_calls(parts, clf.class_names, clf.name)
+    summary = summarize(
+        pooled.labels, pooled.probs, pooled.class_names, screener.cfg.aggregate, pooled.judge_domain()
+    )
+    ok = [f for f in fields if "failure" not in f]
+    report = build_report(
+        input_info={
+            "path": str(case.folder or case.name),
+            "sha256": hashlib.sha256("".join(f["sha256"] for f in ok).encode()).hexdigest(),
+            "width": max(f["width"] for f in ok),
+            "height": max(f["height"] for f in ok),
+            "mpp": ok[0]["mpp"],
+            "mpp_source": ok[0]["mpp_source"],
+            "kind": "case",
+            "levels": 1,
+        },
+        model_info=info["model"],
+        detector_info=info["detector"],
+        summary=summary,
+        timings_s={"total": time.perf_counter() - started},
+        config=screener.cfg.to_dict(),
+        warnings=[
+            f"{f['name']}: failed ({f['failure']['stage']}): {f['failure']['message']}"
+            for f in fields
+            if "failure" in f
+        ],
+    )
+    report["case"] = {
+        "name": case.name,
+        "n_fields": len(fields),
+        "n_fields_screened": len(ok),
+        "skipped": [{"path": str(s.path), "reason": s.reason} for s in case.skipped],
+    }
+    report["fields"] = [{k: v for k, v in f.items() if k != "thumbnail"} for f in fields]
+    frame = cells_frame(pooled, pooled.labels)
+    ids = [c for p in parts for c in range(len(p.cells))]
+    frame = frame.with_columns(
+        pl.Series("field", [ok[i]["name"] for i in field_of], dtype=pl.Utf8),
+        pl.Series("field_cell_id", ids, dtype=pl.Int64),
+    )
+    write_cells_parquet(frame, case_dir / CELLS_PARQUET)
+    _write_case_html(report, fields, case_dir / REPORT_HTML)
+    write_report_json(report, case_dir / REPORT_JSON)  # last: the completion marker
+    return CaseOutcome(case.name, case_dir, report, failures)
+
+
+def _write_field(
+    screener: Screener,
+    info: dict[str, Any],
+    item: Any,
+    out_dir: Path,
+    entry: dict[str, Any],
+    parts: list[CellCalls],
+) -> Failure | None:
+    """Write one field's own reports; fill its ``fields`` entry and keep its calls for pooling."""
+    clf = screener.classifier
+    try:
+        calls = item.merged_calls(clf.class_names, clf.name)
+        rep = write_input_reports(
+            item,
+            out_dir,
+            cfg=screener.cfg,
+            model_info=info["model"],
+            detector_info=info["detector"],
+            calls=calls,
+        )
+        entry.update(_field_entry(rep, item.source.thumbnail(THUMB_PX) if item.source else None))
+    except (WsiScreenError, OSError) as e:
+        return Failure(str(item.path), "report", type(e).__name__, str(e))
+    parts.append(calls)
+    return None
+
+
+def _field_entry(rep: dict[str, Any], thumb: Any) -> dict[str, Any]:
+    inp, qc = rep["input"], rep["qc"]
+    entry: dict[str, Any] = {
+        "sha256": inp["sha256"],
+        "width": inp["width"],
+        "height": inp["height"],
+        "mpp": inp["mpp"],
+        "mpp_source": inp["mpp_source"],
+        "cells_detected": rep["cells_detected"],
+        "cells_counted": rep["cells_counted"],
+        "blast_percent": rep["blast"].get("percent"),
+        "low_confidence_fraction": qc.get("low_confidence_fraction"),
+        "artefact_fraction": qc.get("artefact_fraction"),
+        "domain": (qc.get("domain") or {}).get("status"),
+        "timings_s": rep["timings_s"],
+    }
+    if thumb is not None:
+        ok, jpg = cv2.imencode(".jpg", thumb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+        entry["thumbnail"] = (
+            "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode() if ok else None
+        )
+    return entry
+
+
+def _write_case_html(report: dict[str, Any], fields: list[dict[str, Any]], path: Path) -> None:
+    html = (
+        template_env()
+        .get_template("case.html.j2")
+        .render(
+            r=report,
+            fields=[{"failure": None, "thumbnail": None, "report": None, **f} for f in fields],
+            domain=(report.get("qc") or {}).get("domain") or {},
+            css=static_text("report.css"),
+        )
+    )
+    atomic_write_text(path, html)
+
+
+def plan_run_inputs(
+    inputs: list[Path], case_name: str | None
+) -> tuple[list[Path], list[str], list[tuple[CaseSpec, str]]]:
+    """Split ``run``'s inputs into single files and cases, with one output name each.
+
+    A folder is a case of the fields in it; with ``case_name`` every file given is one case.
+    Output names never clash: file stems and case names are made unique together.
+
+    Returns:
+        The files, their output names, and the cases with theirs.
+
+    Raises:
+        InputError: ``--case`` with folders, or a folder without fields (naming it).
+    """
+    from wsi_screen.cases import case_from_files
+    from wsi_screen.cases import case_from_folder
+    from wsi_screen.errors import InputError
+    from wsi_screen.outnames import clean_stem
+    from wsi_screen.pipeline import unique_stems
+
+    dirs = [p for p in inputs if p.is_dir()]
+    files = [p for p in inputs if not p.is_dir()]
+    if case_name is not None:
+        if dirs:
+            msg = f"--case {case_name}: give field files, not folders ({dirs[0]} is a folder)"
+            raise InputError(msg)
+        cases, files = [case_from_files(files, case_name)], []
+    else:
+        cases = [case_from_folder(d) for d in dirs]
+    names = unique_stems([*files, *[Path(clean_stem(c.name) + ".png") for c in cases]])
+    return files, names[: len(files)], list(zip(cases, names[len(files) :], strict=True))
