@@ -23,7 +23,6 @@ import polars as pl
 from wsi_screen.aggregate import summarize
 from wsi_screen.cases import CaseSpec
 from wsi_screen.cases import pool_calls
-from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import real_dir
 from wsi_screen.pipeline import Screener
@@ -36,7 +35,7 @@ from wsi_screen.reports.html_report import static_text
 from wsi_screen.reports.html_report import template_env
 from wsi_screen.reports.json_report import build_report
 from wsi_screen.reports.json_report import write_report_json
-from wsi_screen.reports.writer import write_input_reports
+from wsi_screen.runner import write_item_reports
 from wsi_screen.types import CellCalls
 from wsi_screen.types import Failure
 
@@ -143,20 +142,10 @@ def _write_field(
     parts: list[CellCalls],
 ) -> Failure | None:
     """Write one field's own reports; fill its ``fields`` entry and keep its calls for pooling."""
-    clf = screener.classifier
-    try:
-        calls = item.merged_calls(clf.class_names, clf.name)
-        rep = write_input_reports(
-            item,
-            out_dir,
-            cfg=screener.cfg,
-            model_info=info["model"],
-            detector_info=info["detector"],
-            calls=calls,
-        )
-        entry.update(_field_entry(rep, item.source.thumbnail(THUMB_PX) if item.source else None))
-    except (WsiScreenError, OSError) as e:
-        return Failure(str(item.path), "report", type(e).__name__, str(e))
+    calls, rep = write_item_reports(screener, info, item, out_dir)
+    if rep is None:
+        return item.failure  # type: ignore[no-any-return]
+    entry.update(_field_entry(rep, item.source.thumbnail(THUMB_PX) if item.source else None))
     parts.append(calls)
     return None
 

@@ -59,33 +59,24 @@ class Screener:
         Both run under the per-input time limit (``limits.input_timeout_s``).
         """
         limits = self.cfg.limits
-        holder: list[ScreenedInput] = []
+        item = ScreenedInput(path=path, stem=stem)  # stands in if the limit strikes inside read
         try:
             with deadline(limits.input_timeout_s, str(path)):
-                holder.append(
-                    stages.read(
-                        path,
-                        stem,
-                        user_mpp=self.user_mpp,
-                        model_mpp=self.classifier.bundle.mpp,
-                        limits=limits,
-                    )
+                item = stages.read(
+                    path, stem, user_mpp=self.user_mpp, model_mpp=self.classifier.bundle.mpp, limits=limits
                 )
                 stages.localise(
-                    holder[0],
+                    item,
                     self.detector,
                     self.cfg.tiling,
                     max_unreadable_fraction=limits.max_unreadable_tile_fraction,
                 )
         except InputTimeoutError as e:  # a BaseException: no stage's handler caught it
-            if not holder:
-                holder.append(ScreenedInput(path=path, stem=stem))
-            item = holder[0]
             item.failure = item.failure or Failure(str(path), e.stage, type(e).__name__, str(e))
             item.calls.clear()
             item.cells.clear()
             item.close()
-        return holder[0]
+        return item
 
     def screen(
         self,

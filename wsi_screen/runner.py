@@ -83,6 +83,40 @@ def resolve_config(
     return cfg
 
 
+def write_item_reports(
+    screener: Screener, info: dict[str, Any], item: Any, out_dir: Path, *, run_key: str | None = None
+) -> tuple[Any, dict[str, Any] | None]:
+    """Write one screened input's reports into ``out_dir``; return its calls and report.
+
+    A write that fails (a link in OUT, disk full, permission denied) becomes the input's failure
+    at stage ``report`` naming the path, and its partial report files are removed; the report
+    returned is then None.
+    """
+    from wsi_screen.reports import write_input_reports
+
+    clf = screener.classifier
+    calls = item.merged_calls(clf.class_names, clf.name)
+    try:
+        report = write_input_reports(
+            item,
+            out_dir,
+            cfg=screener.cfg,
+            model_info=info["model"],
+            detector_info=info["detector"],
+            calls=calls,
+            run_key=run_key,
+        )
+    except WsiScreenError as e:
+        item.failure = Failure(str(item.path), "report", type(e).__name__, str(e))
+    except OSError as e:  # disk full, permission denied: the message names the path
+        where, reason = e.filename or out_dir, e.strerror or str(e)
+        item.failure = Failure(str(item.path), "report", type(e).__name__, f"{where}: {reason}")
+    else:
+        return calls, report
+    discard_partial_reports(out_dir)
+    return calls, None
+
+
 def discard_partial_reports(out_dir: Path) -> None:
     """Remove the report files of an input whose report.json was not written (a failed write).
 
@@ -198,32 +232,11 @@ def screen_to_folder(
     ``on_batch(n)`` is called after each classification batch of ``n`` cells (progress bars).
     ``run_keys`` (a batch's, one per input) go into each report.json as ``batch.run_key``.
     """
-    from wsi_screen.reports import write_input_reports
-
     stems = stems or unique_stems(inputs)
     key_of = dict(zip(stems, run_keys, strict=True)) if run_keys is not None else {}
-    clf = screener.classifier
     for item in screener.screen(inputs, stems=stems, on_batch=on_batch):
         out_dir = out / item.stem
         report = None
         if item.ok:
-            try:
-                calls = item.merged_calls(clf.class_names, clf.name)
-                report = write_input_reports(
-                    item,
-                    out_dir,
-                    cfg=screener.cfg,
-                    model_info=info["model"],
-                    detector_info=info["detector"],
-                    calls=calls,
-                    run_key=key_of.get(item.stem),
-                )
-            except WsiScreenError as e:
-                item.failure = Failure(str(item.path), "report", type(e).__name__, str(e))
-                discard_partial_reports(out_dir)
-            except OSError as e:  # disk full, permission denied: the message names the path
-                where = e.filename or out_dir
-                reason = e.strerror or str(e)
-                item.failure = Failure(str(item.path), "report", type(e).__name__, f"{where}: {reason}")
-                discard_partial_reports(out_dir)
+            _, report = write_item_reports(screener, info, item, out_dir, run_key=key_of.get(item.stem))
         yield InputOutcome(item.path, out_dir, item.failure, report, time.perf_counter() - item.started)

@@ -208,7 +208,7 @@ def _update_file(path: Path, output: str, sha: str | None, figures: dict[str, An
         frame = pl.read_csv(path, infer_schema=False) if csv else pl.read_parquet(path)
         foreign = [c for c in frame.columns if c not in SUMMARY_SCHEMA]
         if "output" not in frame.columns or foreign:  # only a summary wsi-screen wrote is rewritten
-            msg = f"{path}: not a wsi-screen batch summary (columns {', '.join(foreign) or 'without output'}); left alone"
+            msg = f"{path} was not written by wsi-screen (columns {', '.join(foreign) or 'without output'}); left alone"
             raise SummaryError(msg)
         mask = pl.col("output") == (csv_cell(output) if csv else output)
         if sha and "input_sha256" in frame.columns:

@@ -68,6 +68,7 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
     from wsi_screen.report_files import REPORT_JSON
     from wsi_screen.reports.index import INDEX_HTML
     from wsi_screen.reports.index import write_index_html
+    from wsi_screen.reports.index import written_by_us
 
     rv = new["review"]
     before, after = rv["blast_percent_before"], new["blast"]["percent"]
@@ -106,46 +107,11 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
 
 def _update_summary(folder: Path, report: dict[str, Any]) -> None:
     """Put the reviewed figures into the batch summary of OUT (folder's parent), when there is one."""
-    from wsi_screen.batch.summary import SUMMARY_CSV
     from wsi_screen.batch.summary import SummaryError
     from wsi_screen.batch.summary import update_reviewed_input
 
-    csv = folder.parent / SUMMARY_CSV
-    if csv.is_file() and not _our_summary_header(csv):
-        click.echo(
-            f"warning: {csv} was not written by wsi-screen (its header is not a batch summary's); not updated",
-            err=True,
-        )
-        return
-    try:
+    try:  # a summary wsi-screen did not write is refused there, with its path (SummaryError)
         for path in update_reviewed_input(folder.parent, folder.name, report):
             click.echo(f"summary {path}: row of {folder.name} updated")
     except SummaryError as e:
         click.echo(f"warning: {e}", err=True)
-
-
-GENERATOR_MARK = '<meta name="generator" content="wsi-screen">'
-_LEGACY_MARK = "<title>wsi-screen: "  # index pages written before the generator tag
-
-
-def written_by_us(page: Path) -> bool:
-    """Whether an HTML page carries wsi-screen's mark in its first 4 KiB (others are never rewritten)."""
-    try:
-        with page.open("rb") as f:
-            head = f.read(4096).decode("utf-8", errors="replace")
-    except OSError:
-        return False
-    return GENERATOR_MARK in head or _LEGACY_MARK in head
-
-
-def _our_summary_header(csv: Path) -> bool:
-    """Whether summary.csv starts with the columns of a wsi-screen batch summary."""
-    from wsi_screen.batch.summary import SUMMARY_SCHEMA
-
-    try:
-        with csv.open("rb") as f:
-            header = f.readline(65536).decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
-    except OSError:
-        return False
-    first = list(SUMMARY_SCHEMA)[:6]
-    return header.split(",")[: len(first)] == first

@@ -69,8 +69,8 @@ def _scan(out_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-INDEX_MARKERS = ('<meta name="generator" content="wsi-screen">', '<h1>wsi-screen <span class="input-name">')
-"""What an index page wsi-screen wrote holds in its first lines (the second: pages before the first)."""
+INDEX_MARKERS = ('<meta name="generator" content="wsi-screen">', "<title>wsi-screen: ")
+"""What a page wsi-screen wrote holds in its first lines (the title: pages written before the tag)."""
 
 
 def written_by_us(path: Path) -> bool:
