@@ -24,7 +24,9 @@ def test_quick_start_run_command(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, [a if not a.startswith("examples/") else str(ROOT / a) for a in args])
     assert res.exit_code == 0, res.output
     reports = sorted((tmp_path / "out").glob("*/report.json"))
-    assert len(reports) == 4
-    counted = [json.loads(p.read_text())["qc"]["cells_counted"] for p in reports]
-    assert all(n > 0 for n in counted)  # a real differential, not the empty one of cartoon cells
+    assert len(reports) == 1  # the example case: one specimen, one pooled report
+    report = json.loads(reports[0].read_text())
+    assert report["input"]["kind"] == "case" and report["case"]["n_fields_screened"] == 4
+    assert report["cells_counted"] > 0  # a real differential, not the empty one of cartoon cells
+    assert len(list((tmp_path / "out").glob("*/fields/*/report.html"))) == 4
     assert (tmp_path / "out" / "index.html").is_file()
