@@ -5,6 +5,7 @@ import pytest
 
 from wsi_screen.aggregate import proportion_ci
 from wsi_screen.aggregate import summarize
+from wsi_screen.classes import MATEK_CLASSES
 from wsi_screen.config import AggregateConfig
 from wsi_screen.config import HairyCellConfig
 
@@ -196,3 +197,27 @@ def test_blast_flags_follow_their_interval_at_the_boundaries() -> None:
     assert ge5(k_clear + 1, n)["status"] == "indeterminate"
     # the decided flags carry no count to add
     assert ge5(k_raise, n)["more_cells_to_decide"] is None
+
+
+def test_reviewed_classes_the_model_cannot_call_give_lower_bounds() -> None:
+    """After review the figures cover classes only a reviewer assigned: what rests on them says so."""
+    model = ("ART", "BLA", "LYT", "NGS")
+    names = (*model, "EBO", "HAC")  # the reviewer used EBO and HAC
+    labels = ["NGS"] * 30 + ["EBO"] * 10 + ["HAC"] * 1 + ["LYT"] * 9
+    probs = np.zeros((len(labels), len(names)), np.float32)
+    for i, lab in enumerate(labels):
+        probs[i, names.index(lab)] = 1.0
+    cfg = AggregateConfig()
+    s = summarize(labels, probs, names, cfg, model_classes=model)
+    assert s["me_ratio"]["status"] == "assessed"
+    assert s["me_ratio"]["message"].endswith("EBO from review only (the model cannot call them)")
+    hairy = next(f for f in s["flags"] if f["name"] == "hairy_cells")
+    assert (
+        hairy["status"] == "not_assessable"
+        and "a lower bound only: the model has no HAC class" in hairy["message"]
+    )
+    assert s["qc"]["classes_not_covered"] == sorted(set(MATEK_CLASSES) - set(model))
+    # the same cells as the model's own calls: no lower bound
+    plain = summarize(labels, probs, names, cfg)
+    assert next(f for f in plain["flags"] if f["name"] == "hairy_cells")["status"] == "not_raised"
+    assert "review only" not in plain["me_ratio"]["message"]

@@ -113,15 +113,6 @@ def cells_to_decide(k: int, n: int, cut_percent: float, method: str = "wilson") 
     return top - n
 
 
-def _more_cells_note(more: int | None, counted: int, pct: float) -> str:
-    if more is None:
-        return "; cannot be decided by counting more at this proportion"
-    return (
-        f"; about {more} more counted cells ({counted + more} in all) would decide it "
-        f"if the proportion stayed at {pct:.1f} %"
-    )
-
-
 def _pct(k: float, n: float) -> float | None:
     return None if n <= 0 else round(100.0 * k / n, 3)
 
@@ -160,6 +151,7 @@ def summarize(
     class_names: tuple[str, ...],
     cfg: AggregateConfig,
     domain: dict[str, Any] | None = None,
+    model_classes: tuple[str, ...] | list[str] | None = None,
 ) -> dict[str, Any]:
     """Compute the report's figures from per-cell labels and probabilities.
 
@@ -170,6 +162,9 @@ def summarize(
         cfg: the aggregation rules.
         domain: the input's out-of-domain judgement (None: the model has no domain reference);
             out of domain, blast and hairy-cell flags are ``not_assessable`` (``cfg.domain_gate``).
+        model_classes: the classes the model can call (None: ``class_names``). After review,
+            ``class_names`` also holds classes only a reviewer assigned: a figure resting on one
+            of them is a lower bound, and its flag says so (``not_assessable`` unless raised).
 
     Returns:
         A plain dict with ``cells_detected``, ``cells_counted``, ``differential``, ``excluded``,
@@ -177,6 +172,7 @@ def summarize(
     """
     n = len(labels)
     names = list(class_names)
+    model = list(class_names if model_classes is None else model_classes)
     counts = {c: 0 for c in names}
     for lab in labels:
         counts[lab] = counts.get(lab, 0) + 1
@@ -195,11 +191,11 @@ def summarize(
     excluded_block = {
         c: {"count": counts[c], "percent_of_detected": _pct(counts[c], n)} for c in names if c in excluded
     }
-    blast = _blast(counts, probs, names, counted, cfg)
-    me = _me_ratio(counts, names, cfg)
+    blast = _blast(counts, probs, names, counted, cfg, model)
+    me = _me_ratio(counts, names, cfg, model)
     conf = probs.max(axis=1) if n else np.zeros(0)
     low_conf = float((conf < cfg.low_confidence).mean()) if n else 0.0
-    flags = [*_blast_flags(blast, counted, cfg), _hairy_flag(labels, conf, names, counted, cfg)]
+    flags = [*_blast_flags(blast, counted, cfg), _hairy_flag(labels, conf, names, counted, cfg, model)]
     flags.append(
         Flag(
             "too_few_cells",
@@ -214,6 +210,7 @@ def summarize(
     if art in names:
         art_status = RAISED if (art_pct or 0.0) > cfg.max_artefact_percent else NOT_RAISED
         art_msg = f"share of detections classified as artefact ({art}); check the smear and focus"
+        art_status, art_msg = _lower_bound(art_status, art_msg, art, model)
     else:
         art_status, art_pct = NOT_ASSESSABLE, None
         art_msg = f"the model has no {art} class: artefacts cannot be assessed"
@@ -230,7 +227,7 @@ def summarize(
         "mean_confidence": round(float(conf.mean()), 4) if n else None,
         "artefact_fraction": None if art not in names or not n else round(counts[art] / n, 4),
         "not_identifiable_fraction": None if nif not in names or not n else round(counts[nif] / n, 4),
-        "classes_not_covered": sorted(set(MATEK_CLASSES) - set(names)),
+        "classes_not_covered": sorted(set(MATEK_CLASSES) - set(model)),
         "domain": qc_domain,
     }
     return {
@@ -246,8 +243,23 @@ def summarize(
     }
 
 
+def _lower_bound(status: str, msg: str, cls: str, model: list[str]) -> tuple[str, str]:
+    """A count of a class the model cannot call holds only reviewed cells: not raised is not known."""
+    if cls in model or status != NOT_RAISED:
+        return status, msg
+    return (
+        NOT_ASSESSABLE,
+        f"{msg}; a lower bound only: the model has no {cls} class, only reviewed cells count",
+    )
+
+
 def _blast(
-    counts: dict[str, int], probs: NDArray[np.float32], names: list[str], counted: int, cfg: AggregateConfig
+    counts: dict[str, int],
+    probs: NDArray[np.float32],
+    names: list[str],
+    counted: int,
+    cfg: AggregateConfig,
+    model: list[str],
 ) -> dict[str, Any]:
     present = [c for c in cfg.blast_classes if c in names]
     if not present:
@@ -265,7 +277,7 @@ def _blast(
     idx_counted = [i for i, c in enumerate(names) if c not in set(cfg.excluded_classes)]
     p_blast = float(probs[:, idx_blast].sum()) if len(probs) else 0.0
     p_counted = float(probs[:, idx_counted].sum()) if len(probs) else 0.0
-    missing = [c for c in cfg.blast_classes if c not in names]
+    missing = [c for c in cfg.blast_classes if c not in model]
     return {
         "status": "assessed" if counted else NOT_ASSESSABLE,
         "classes": present,
@@ -279,7 +291,9 @@ def _blast(
     }
 
 
-def _me_ratio(counts: dict[str, int], names: list[str], cfg: AggregateConfig) -> dict[str, Any]:
+def _me_ratio(
+    counts: dict[str, int], names: list[str], cfg: AggregateConfig, model: list[str]
+) -> dict[str, Any]:
     my = [c for c in cfg.myeloid_classes if c in names]
     er = [c for c in cfg.erythroid_classes if c in names]
     m = sum(counts[c] for c in my)
@@ -291,6 +305,8 @@ def _me_ratio(counts: dict[str, int], names: list[str], cfg: AggregateConfig) ->
         status, value, msg = "undefined", None, "no erythroid cells counted"
     else:
         status, value, msg = "assessed", round(m / e, 3), f"{m} myeloid : {e} erythroid"
+        if review_only := [c for c in [*my, *er] if c not in model]:
+            msg += f"; {', '.join(review_only)} from review only (the model cannot call them)"
     return {
         "status": status,
         "value": value,
@@ -347,7 +363,12 @@ def _blast_flags(blast: dict[str, Any], counted: int, cfg: AggregateConfig) -> l
 
 
 def _hairy_flag(
-    labels: list[str], conf: NDArray[np.floating[Any]], names: list[str], counted: int, cfg: AggregateConfig
+    labels: list[str],
+    conf: NDArray[np.floating[Any]],
+    names: list[str],
+    counted: int,
+    cfg: AggregateConfig,
+    model: list[str],
 ) -> Flag:
     hc = cfg.hairy_cell
     thr = float(hc.min_percent)
@@ -366,12 +387,9 @@ def _hairy_flag(
     )
     pct = 100.0 * k / counted
     status = RAISED if k >= hc.min_count and pct >= hc.min_percent else NOT_RAISED
-    return Flag(
-        "hairy_cells",
-        status,
-        round(pct, 3),
-        thr,
+    msg = (
         f"{k} {hc.hairy_class} calls with confidence >= {hc.min_confidence} ({pct:.1f} % of {counted}); "
-        f"flag needs >= {hc.min_count} cells and >= {hc.min_percent} %",
-        proportion_ci(k, counted, cfg.ci_method),
+        f"flag needs >= {hc.min_count} cells and >= {hc.min_percent} %"
     )
+    status, msg = _lower_bound(status, msg, hc.hairy_class, model)
+    return Flag("hairy_cells", status, round(pct, 3), thr, msg, proportion_ci(k, counted, cfg.ci_method))

@@ -16,6 +16,7 @@ from typing import Any
 
 from wsi_screen.errors import ConfigError
 from wsi_screen.limits import LimitsConfig
+from wsi_screen.report_config import ReportConfig
 
 
 @dataclass(frozen=True)
@@ -235,39 +236,6 @@ class ClassifyConfig:
             raise ConfigError(msg)
         if not 0 <= self.threads <= 1024:
             msg = f"classify.threads must be 0-1024 (0: all cores), got {self.threads}"
-            raise ConfigError(msg)
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    """How much imagery report.html embeds (it must stay quick to open for 2,000-cell slides).
-
-    Attributes:
-        crop_px: side of each embedded cell crop (covers the classifier patch's physical area).
-        jpeg_quality: JPEG quality of crops and the overview (1-100).
-        gallery_max_per_class: crops shown per class gallery, most confident first.
-        review_queue_max: cells in the review queue.
-        overview_max_side: longest side of the overview thumbnail in pixels.
-    """
-
-    crop_px: int = 96
-    jpeg_quality: int = 80
-    gallery_max_per_class: int = 40
-    review_queue_max: int = 60
-    overview_max_side: int = 1400
-
-    def __post_init__(self) -> None:
-        if not 16 <= self.crop_px <= 512:
-            msg = f"report.crop_px must be in [16, 512], got {self.crop_px}"
-            raise ConfigError(msg)
-        if not 1 <= self.jpeg_quality <= 100:
-            msg = f"report.jpeg_quality must be in [1, 100], got {self.jpeg_quality}"
-            raise ConfigError(msg)
-        if self.gallery_max_per_class < 0 or self.review_queue_max < 0:
-            msg = "report.gallery_max_per_class and report.review_queue_max must be >= 0"
-            raise ConfigError(msg)
-        if self.overview_max_side < 64:
-            msg = f"report.overview_max_side must be >= 64, got {self.overview_max_side}"
             raise ConfigError(msg)
 
 

@@ -52,6 +52,8 @@ class Screener:
         self.user_mpp = user_mpp
         self.max_pending = 8
         """Most inputs kept open while waiting for a batch to fill; more flush a part-filled batch."""
+        self.identifiers: Any = None
+        """Where reports take sample/patient identifiers from (an ``IdentifierSource``; None: sidecars only)."""
 
     def _prepare(self, path: Path, stem: str) -> ScreenedInput:
         """Stages read and detect of one input (a failure closes its source).

@@ -105,6 +105,7 @@ def write_item_reports(
             detector_info=info["detector"],
             calls=calls,
             run_key=run_key,
+            identifiers=screener.identifiers,
         )
     except WsiScreenError as e:
         item.failure = Failure(str(item.path), "report", type(e).__name__, str(e))
@@ -152,8 +153,12 @@ def build_screener(
     mpp: float | None = None,
     config: ScreenConfig | None = None,
     input_timeout: float | None = None,
+    identifiers: dict[str, Any] | None = None,
 ) -> tuple[Screener, dict[str, Any]]:
     """Resolve config + CLI overrides, load the classifier and detector.
+
+    ``identifiers`` (``sample_id``, ``patient_id``, ``manifest``: a CSV path) say where reports
+    take sample and patient identifiers from; inputs' ``.ids.json`` sidecars are always read.
 
     Returns:
         The screener and run info (``model``, ``detector`` dicts for the reports).
@@ -165,7 +170,17 @@ def build_screener(
     from wsi_screen.classifiers import resolve_model
     from wsi_screen.classifiers.timm_classifier import TimmClassifier
     from wsi_screen.detectors import create_detector
+    from wsi_screen.reports.identifiers import IdentifierSource
+    from wsi_screen.reports.identifiers import check_identifier
+    from wsi_screen.reports.identifiers import read_manifest
 
+    ids = dict(identifiers or {})
+    manifest = read_manifest(Path(ids["manifest"])) if ids.get("manifest") else None
+    id_source = IdentifierSource(  # option values are checked now: a usage error, not a failed input
+        check_identifier(ids.get("sample_id"), where="--sample-id", key="sample_id"),
+        check_identifier(ids.get("patient_id"), where="--patient-id", key="patient_id"),
+        manifest,
+    )
     cfg = resolve_config(
         config_path=config_path,
         detector=detector,
@@ -214,7 +229,9 @@ def build_screener(
         },
         "detector": {"name": det.name, "params": det.params()},
     }
-    return Screener(cfg, det, clf, user_mpp=mpp), info
+    screener = Screener(cfg, det, clf, user_mpp=mpp)
+    screener.identifiers = id_source
+    return screener, info
 
 
 def screen_to_folder(

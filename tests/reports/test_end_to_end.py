@@ -99,7 +99,7 @@ def test_corrections_of_a_screening_at_another_pixel_size_are_refused(
     page_export.write_text(json.dumps(_corrections(report, items, screening=json.loads(block.group(1)))))
     hand_made = tmp_path / "hand.json"  # the documented format without the screening block
     hand_made.write_text(json.dumps(_corrections(report, items)))
-    before = {p.name: p.read_bytes() for p in b.iterdir()}
+    before = {p.name: p.read_bytes() for p in b.iterdir() if p.is_file()}
     for corr, message in (
         (page_export, "pixel size (um/px) 100.0, this report 0.1"),
         (hand_made, f"cell {cid}"),
@@ -110,6 +110,6 @@ def test_corrections_of_a_screening_at_another_pixel_size_are_refused(
         assert "another screening" in res.output
         assert message in res.output
         assert "Traceback" not in res.output
-    assert {p.name: p.read_bytes() for p in b.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in b.iterdir() if p.is_file()} == before
     res = CliRunner().invoke(main, ["review", "apply", str(a), str(page_export)])  # its own screening
     assert res.exit_code == 0, res.output

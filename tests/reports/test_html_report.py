@@ -28,6 +28,9 @@ SECTIONS = (
     "galleries",
     "qc",
     "overview",
+    "summary",
+    "viewer-section",
+    "audit",
 )
 EVIL = "<img src=x onerror=alert(1)>"
 
@@ -111,7 +114,11 @@ def test_report_in_headless_chromium(fake_out, chromium, tmp_path):
     assert "data-js-errors" not in page.dom
     for sid in SECTIONS:
         assert f'id="{sid}"' in page.dom, sid
-    assert len(re.findall(r'<circle[^>]*data-id="', page.dom)) == report["cells_detected"]
+    assert (
+        len(re.findall(r'<button[^>]*class="chip"', page.dom)) == 21
+    )  # the legend: every class, always shown
+    assert (out / "viewer" / "openseadragon.min.js").exists()
+    assert (out / "viewer" / "LICENSE-openseadragon.txt").exists()
     shot = tmp_path / "report.png"  # look at it by hand when changing the template; never committed
     run_chromium(chromium, out / "report.html", tmp_path / "profile2", screenshot=shot)
     assert shot.stat().st_size > 10_000
@@ -165,8 +172,8 @@ PROBE = """<script>
   key("Backspace");
   out.count0 = document.getElementById("corr-count").textContent;
   crop.click();
-  out.highlight = Number(document.getElementById("highlight").getAttribute("r")) > 0;
-  out.selected = document.querySelector("#marks circle.sel").dataset.id === id;
+  out.panel = document.querySelector("#cell-panel .cp-title").textContent;
+  out.located = crop.classList.contains("located");
   key("ArrowRight");
   out.moved = document.activeElement !== crop && document.activeElement.matches("figure.crop");
   document.activeElement.blur();
@@ -194,19 +201,24 @@ def test_review_keyboard_export_and_locate(fake_out, chromium, tmp_path):
     assert probe["count1"] == "1 correction"
     assert probe["afterCode"] == "NGS"
     assert probe["exported"] == [
-        {"cell_id": probe["id"], "class": "NGS", "predicted": probe["exported"][0]["predicted"]}
+        {
+            "kind": "reclassify",
+            "cell_id": probe["id"],
+            "class": "NGS",
+            "predicted": probe["exported"][0]["predicted"],
+        }
     ]
     doc = probe["doc"]
     assert (doc["format"], doc["version"], doc["input_sha256"]) == (
         "wsi-screen-corrections",
-        1,
+        2,
         report["input"]["sha256"],
     )
     assert doc["screening"] == screening_of(json.loads((out / "report.json").read_text()))
     assert probe["count0"] == "0 corrections"
     assert probe["download"] == "corrections.json"
-    assert probe["highlight"]
-    assert probe["selected"]
+    assert probe["panel"] == f"cell {probe['id']}"
+    assert probe["located"]
     assert probe["moved"]
     assert probe["arrowScrolls"]  # with no crop focused, arrow keys scroll the page
 

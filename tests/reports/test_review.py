@@ -170,7 +170,7 @@ def test_cli_review_apply(hand_made, tmp_path):
 
 
 def _snapshot(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_failure_after_building_leaves_the_folder_unchanged(hand_made, tmp_path):

@@ -21,6 +21,7 @@ from wsi_screen.cli.options import batch_size_option
 from wsi_screen.cli.options import config_option
 from wsi_screen.cli.options import device_option
 from wsi_screen.cli.options import ensure_output_folder
+from wsi_screen.cli.options import ids_manifest_option
 from wsi_screen.cli.options import input_timeout_option
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
@@ -86,6 +87,7 @@ PROGRESS_LOGGER = "wsi_screen.batch.progress"
 @device_option
 @batch_size_option
 @input_timeout_option
+@ids_manifest_option
 @config_option
 def batch(
     folders: tuple[Path, ...],
@@ -104,6 +106,7 @@ def batch(
     device: str | None,
     batch_size: int | None,
     input_timeout: float | None,
+    ids_manifest: Path | None,
     config_path: Path | None,
 ) -> None:
     """Screen every field and slide in FOLDER(s) into OUT/<name>/, with a summary of all of them.
@@ -143,6 +146,7 @@ def batch(
         "device": device,
         "batch_size": batch_size,
         "input_timeout": input_timeout,
+        "identifiers": {"manifest": str(ids_manifest) if ids_manifest else None},
         "mpp": mpp,
     }
     console_level = logging.getLogger().level  # --log-level, set by the command group

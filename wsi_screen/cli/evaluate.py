@@ -67,7 +67,10 @@ def evaluate(
     Writes metrics.json, predictions.csv, confusion_matrix.png, pr_curves.png and (when DATA
     holds blasts) blast_roc.png. Unreadable or truncated images are skipped, listed in
     metrics.json ('unreadable') and on stderr, and make the exit code 1; the metrics cover the
-    other images. A model, scheme or data folder that cannot be used exits 2.
+    other images. A model, scheme or data folder that cannot be used exits 2. When DATA is the
+    data set the model was trained on, a warning says how many evaluated patches were in its
+    training or validation split (metrics.json 'training_overlap'): evaluate its held-out share
+    with --only.
 
     Example: wsi-screen evaluate default ../shared/data/pbc --scheme pbc_matek --mpp 0.2155 -o out
     """
@@ -95,6 +98,9 @@ def evaluate(
     except WsiScreenError as e:
         raise CommandError(str(e)) from e
     macro = m.get("macro", {})
+    overlap = m.get("training_overlap")
+    if overlap:  # said first and on stderr: these are not held-out figures
+        click.echo(f"WARNING: {overlap['message']}", err=True)
     click.echo(
         f"{m['n_evaluated']}/{m['n_images']} images of known classes; "
         f"accuracy {m.get('accuracy', float('nan')):.4f}, macro recall "

@@ -166,6 +166,25 @@ def mpp_option(f: F) -> F:
     )(f)
 
 
+def ids_manifest_option(f: F) -> F:
+    """``--ids FILE``: a CSV of sample and patient identifiers per input."""
+    return click.option(
+        "--ids",
+        "ids_manifest",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="CSV of identifiers (columns input and/or sha256, sample_id, patient_id); inputs' "
+        "<name>.ids.json sidecars are read without it. Never guessed from file names.",
+    )(f)
+
+
+def sample_ids_options(f: F) -> F:
+    """``--sample-id``, ``--patient-id`` (one input or one case) and ``--ids FILE``."""
+    f = ids_manifest_option(f)
+    f = click.option("--patient-id", default=None, help="Patient identifier of the ONE input or case.")(f)
+    return click.option("--sample-id", default=None, help="Sample identifier of the ONE input or case.")(f)
+
+
 def ensure_output_folder(out: Path) -> None:
     """Create ``out`` and check a file can be written in it, before any input is screened.
 

@@ -22,6 +22,7 @@ from wsi_screen.cli.options import input_timeout_option
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 from wsi_screen.cli.options import output_option
+from wsi_screen.cli.options import sample_ids_options
 from wsi_screen.textsafe import printable
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 @batch_size_option
 @input_timeout_option
 @config_option
+@sample_ids_options
 @click.option(
     "--case",
     "case_name",
@@ -59,6 +61,9 @@ def run(
     batch_size: int | None,
     input_timeout: float | None,
     config_path: Path | None,
+    sample_id: str | None,
+    patient_id: str | None,
+    ids_manifest: Path | None,
     case_name: str | None,
 ) -> None:
     """Screen INPUT fields (PNG, JPEG, TIFF, BMP) and slides (TIFF, SVS, OME-TIFF).
@@ -90,6 +95,7 @@ def run(
             batch_size=batch_size,
             mpp=mpp,
             input_timeout=input_timeout,
+            identifiers={"sample_id": sample_id, "patient_id": patient_id, "manifest": ids_manifest},
         )
     except WsiScreenError as e:
         raise click.UsageError(str(e)) from e
@@ -97,6 +103,11 @@ def run(
         files, file_stems, cases = plan_run_inputs(list(inputs), case_name)
     except WsiScreenError as e:
         raise click.UsageError(str(e)) from e
+    if (sample_id or patient_id) and len(files) + len(cases) > 1:
+        msg = (
+            "--sample-id/--patient-id name one input or one case; give several inputs theirs with --ids FILE"
+        )
+        raise click.UsageError(msg)
     ensure_output_folder(out)  # after the settings are known good: a usage error leaves no folder
     stack = contextlib.ExitStack()
     try:  # the batch lock: a run never rewrites a folder a batch (or another run) is writing

@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from wsi_screen.config import ReportConfig
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.patches import crop_patch
+from wsi_screen.report_config import ReportConfig
 from wsi_screen.sources.base import ImageSource
 from wsi_screen.types import Cell
 

@@ -174,6 +174,36 @@ def render_region(
     return np.asarray(out, dtype=np.uint8)
 
 
+UNREADABLE_GREY = 128  # what the viewer shows where the source cannot be read (corrupt tiles)
+
+
+def render_readable(
+    source: ImageSource, box: tuple[float, float, float, float], out_size: tuple[int, int]
+) -> NDArray[np.uint8]:
+    """:func:`render_region`, with the parts a corrupt source cannot give shown grey.
+
+    A failed read is split in four and retried down to 32 output pixels, so one corrupt tile of a
+    slide greys out about its own area in the viewer, not the whole view around it.
+    """
+    try:
+        return render_region(source, box, out_size)
+    except WsiScreenError:
+        ow, oh = out_size
+        if max(ow, oh) <= 32:
+            return np.full((oh, ow, 3), UNREADABLE_GREY, np.uint8)
+    x0, y0, x1, y1 = box
+    out = np.empty((oh, ow, 3), np.uint8)
+    hw, hh = max(1, ow // 2), max(1, oh // 2)
+    for px0, px1 in ((0, hw), (hw, ow)):
+        for py0, py1 in ((0, hh), (hh, oh)):
+            if px1 <= px0 or py1 <= py0:
+                continue
+            sub = (x0 + (x1 - x0) * px0 / ow, y0 + (y1 - y0) * py0 / oh,
+                   x0 + (x1 - x0) * px1 / ow, y0 + (y1 - y0) * py1 / oh)  # fmt: skip
+            out[py0:py1, px0:px1] = render_readable(source, sub, (px1 - px0, py1 - py0))
+    return out
+
+
 def _encode(img: NDArray[np.uint8], quality: int) -> bytes:
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -246,7 +276,7 @@ def write_deep_zoom(
                     img = base[y0:y1, x0:x1]
                 else:
                     box = (x0 * per_px, y0 * per_px, x1 * per_px, y1 * per_px)
-                    img = render_region(source, box, (x1 - x0, y1 - y0))
+                    img = render_readable(source, box, (x1 - x0, y1 - y0))
                 (tiles_dir / str(lv) / f"{col}_{row}.jpeg").write_bytes(_encode(img, quality))
                 n_tiles += 1
         dz = DeepZoomImage(
@@ -289,7 +319,7 @@ def _render_base(source: ImageSource, size: tuple[int, int], per_px: float) -> N
         for x in range(0, lw, _CHUNK):
             cw, ch = min(_CHUNK, lw - x), min(_CHUNK, lh - y)
             box = (x * per_px, y * per_px, (x + cw) * per_px, (y + ch) * per_px)
-            base[y : y + ch, x : x + cw] = render_region(source, box, (cw, ch))
+            base[y : y + ch, x : x + cw] = render_readable(source, box, (cw, ch))
     return base
 
 

@@ -24,15 +24,18 @@ from wsi_screen.config import ScreenConfig
 from wsi_screen.io import atomic_write_text
 from wsi_screen.reports.assets import ReportAssets
 from wsi_screen.reports.assets import ReportOptions
-from wsi_screen.reports.selection import blast_probability
+from wsi_screen.reports.deepzoom import DeepZoomImage
+from wsi_screen.reports.page_data import flag_classes
+from wsi_screen.reports.page_data import review_payload
+from wsi_screen.reports.page_data import template_extras
 from wsi_screen.reports.selection import final_labels
 from wsi_screen.reports.selection import gallery_ids
 from wsi_screen.reports.selection import hex_color
-from wsi_screen.reports.selection import prob_matrix
 from wsi_screen.reports.selection import review_queue
-from wsi_screen.reports.signoff import signoff_view
 
-SHORTCUT_KEYS = "1234567890"
+PAGE_SCRIPTS = ("aggregate.js", "review_state.js", "picker.js", "live.js", "viewer.js", "page.js")
+"""The page's scripts, in load order: the rules, the review state, the class UI, the live figures,
+the viewer and the page's wiring (page.js)."""
 
 
 def _num(value: float | None) -> str:
@@ -59,7 +62,6 @@ def template_env() -> jinja2.Environment:
     env.filters["num"] = _num
     env.filters["label"] = class_label
     env.filters["color"] = hex_color
-    env.globals["signoff_of"] = signoff_view
     return env
 
 
@@ -84,18 +86,19 @@ def aggregate_config(report: dict[str, Any]) -> AggregateConfig:
 
 
 def report_context(
-    report: dict[str, Any], frame: pl.DataFrame, assets: ReportAssets, options: ReportOptions
+    report: dict[str, Any],
+    frame: pl.DataFrame,
+    assets: ReportAssets,
+    options: ReportOptions,
+    viewer: DeepZoomImage | None = None,
 ) -> dict[str, Any]:
     """Everything the template needs besides the report dict itself."""
     names = list(report["model"]["classes"])
     cfg = aggregate_config(report)
     labels = final_labels(frame)
-    probs = prob_matrix(frame, names)
-    pb = blast_probability(probs, names, cfg)
     ids = frame["cell_id"].to_list() if frame.height else []
     conf = frame["confidence"].to_numpy() if frame.height else np.zeros(0)
     row_of = {cid: i for i, cid in enumerate(ids)}
-    name_idx = {c: i for i, c in enumerate(names)}
     reviewed = frame["reviewed_class"].to_list() if "reviewed_class" in frame.columns else [None] * len(ids)
 
     def tile(cid: int) -> dict[str, Any]:
@@ -113,54 +116,41 @@ def report_context(
         totals[lab] = totals.get(lab, 0) + 1
     galleries = []
     per_class = gallery_ids(frame, labels, per_class=max(options.gallery_max_per_class, 1) * 4)
-    for code in names:
+    for code in dict.fromkeys([*names, *totals]):  # reviewer-only classes after the model's
         shown = [tile(c) for c in per_class.get(code, []) if c in assets.crops][
             : options.gallery_max_per_class
         ]
         galleries.append({"code": code, "total": totals.get(code, 0), "cells": shown})
-    classes = [
-        {"code": c, "name": class_label(c), "color": hex_color(c),
-         "key": SHORTCUT_KEYS[i] if i < len(SHORTCUT_KEYS) else ""}
-        for i, c in enumerate(names)
-    ]  # fmt: skip
+    page = review_payload(report, frame, cfg, viewer)
     payload = {
+        **page,
         "classes": names,
-        "colors": [hex_color(c) for c in names],
-        "keys": [c["key"] for c in classes],
-        "blast_classes": [c for c in cfg.blast_classes if c in names],
-        "excluded_classes": list(cfg.excluded_classes),
         "input": str(report["input"]["path"]),
         "input_sha256": report["input"].get("sha256"),
-        # unsaved page corrections are kept per report run: cell ids differ between runs
+        # unsaved page work is kept per screening and review: cell ids differ between runs, and
         # a page re-rendered by `review apply` starts from its recorded review, not an old draft
         "storage_key": (
             f"{report['input'].get('sha256')}:{report['model'].get('sha256')}:{report.get('generated_at')}"
             f":{(report.get('review') or {}).get('reviewed_at', '')}"
         ),
-        "original_blast_percent": report["blast"].get("percent"),
-        "cells": {
-            "id": ids,
-            "x": [round(float(v), 1) for v in frame["x"].to_list()] if frame.height else [],
-            "y": [round(float(v), 1) for v in frame["y"].to_list()] if frame.height else [],
-            "pred": [name_idx.get(c, -1) for c in frame["predicted_class"].to_list()] if frame.height else [],
-            "rev": [name_idx.get(c, -1) if c is not None else -1 for c in reviewed],
-            "conf": [round(float(v), 3) for v in conf],
-            "pb": [round(float(v), 3) for v in pb],
-        },
-        "overview_scale": assets.overview_scale,
     }
+    lacks = {k: [c for c in v if c not in names] for k, v in flag_classes(report, cfg).items()}
     return {
         "queue": queue,
         "galleries": galleries,
-        "classes": classes,
         "totals": totals,
         "assets": assets,
         "options": options,
+        "viewer": viewer,
+        "lacks": lacks,
+        "n_review_classes": len(page["review_classes"]),
+        "model_figures": page["model_figures"],
         "payload": script_json(payload),
         "css": static_text("report.css")
         + static_text("review.css"),  # review.css: its parts and the one-page print
-        "js": static_text("report.js"),
+        "js": Markup("\n").join(static_text(n) for n in PAGE_SCRIPTS),
         "cells_with_crops": len(assets.crops),
+        **template_extras(report),
     }
 
 
@@ -169,6 +159,7 @@ def render_report_html(
     frame: pl.DataFrame | None = None,
     assets: ReportAssets | None = None,
     options: ReportOptions | None = None,
+    viewer: DeepZoomImage | None = None,
 ) -> str:
     """Render report.html from the report dict, the per-cell table and the embedded images.
 
@@ -177,6 +168,7 @@ def render_report_html(
         frame: cells.parquet content (an empty table shows figures without cells).
         assets: overview and crops (none: the report has no images).
         options: gallery and queue sizes.
+        viewer: the deep-zoom tiles written beside the page (none: the page has no viewer).
 
     Returns:
         The HTML text.
@@ -187,7 +179,7 @@ def render_report_html(
     options = options or ReportOptions()
     if frame is None:
         frame = pl.DataFrame({"cell_id": [], "x": [], "y": [], "predicted_class": [], "confidence": []})
-    ctx = report_context(report, frame, assets or ReportAssets(), options)
+    ctx = report_context(report, frame, assets or ReportAssets(), options, viewer)
     return template_env().get_template("report.html.j2").render(r=report, **ctx)
 
 

@@ -160,6 +160,7 @@ def review_payload(
         "model_figures": {k: original[k] for k in ("differential", "excluded", "blast") if k in original}
         or None,
         "domain_reasons": domain_reasons(report),
+        "domain": qc.get("domain"),
         "cell_radius_px": radius,
         "viewer": None if viewer is None else {**viewer.to_dict(), "tile_source": viewer.tile_source()},
         "cells": cell_arrays(frame, names, cfg),

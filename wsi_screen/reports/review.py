@@ -36,6 +36,7 @@ from wsi_screen.reports.corrections import ReviewError
 from wsi_screen.reports.corrections import check_reviewer
 from wsi_screen.reports.corrections import load_corrections
 from wsi_screen.reports.corrections import read_json
+from wsi_screen.reports.deepzoom import read_deep_zoom
 from wsi_screen.reports.geojson import write_cells_geojson
 from wsi_screen.reports.html_report import aggregate_config
 from wsi_screen.reports.html_report import write_report_html
@@ -177,7 +178,14 @@ def _write_reviewed(
             tmp_parquet = stack.enter_context(atomic_path(report_dir / CELLS_PARQUET))
             write_cells_parquet(frame, tmp_parquet)
             write_cells_geojson(frame, names, tmp_geojson)
-            write_report_html(report, tmp_html, frame=frame, assets=assets, options=options)
+            write_report_html(
+                report,
+                tmp_html,
+                frame=frame,
+                assets=assets,
+                options=options,
+                viewer=read_deep_zoom(report_dir),
+            )
             write_report_json(report, tmp_json)
             (report_dir / REPORT_JSON).unlink(missing_ok=True)
     except OSError as e:
@@ -240,13 +248,10 @@ def apply_review(
     # a review changes classes, not pixels: the screening's domain judgement stands
     domain = (report.get("qc") or {}).get("domain")
     labels, probs, fig_names = review_inputs(frame, names, scheme)
-    summary = summarize(labels, probs, fig_names, cfg, domain)
+    summary = summarize(labels, probs, fig_names, cfg, domain, model_classes=names)
     _keep_model_confidence(summary["qc"], model_confidence(frame, names), cfg.low_confidence)
     previous = report.get("review") or {}
     original = previous.get("original") or {k: report[k] for k in _FIGURES if k in report}
-    summary["qc"]["classes_not_covered"] = (original.get("qc") or {}).get(
-        "classes_not_covered", summary["qc"]["classes_not_covered"]
-    )  # the classes the model cannot call stay those of the model
     # changes are stated against the model's figures, so applying the same file again says the same
     before = {f["name"]: f["status"] for f in original.get("flags", report["flags"])}
     changed = [

@@ -8,8 +8,6 @@ near the flag's confidence threshold; low-confidence calls fill the rest.
 
 from __future__ import annotations
 
-import colorsys
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,30 +16,20 @@ import polars as pl
 from numpy.typing import NDArray
 
 from wsi_screen.config import AggregateConfig
-
-# Fixed colours for the Matek classes so overviews and QuPath look the same across slides.
-CLASS_COLORS: dict[str, tuple[int, int, int]] = {
-    "BLA": (220, 20, 60), "PMO": (255, 140, 0), "MYB": (255, 200, 0), "MMZ": (189, 183, 107),
-    "NGB": (154, 205, 50), "NGS": (34, 139, 34), "EOS": (255, 105, 180), "BAS": (106, 90, 205),
-    "ABE": (199, 21, 133), "FGC": (139, 0, 0), "EBO": (0, 139, 139), "PEB": (0, 191, 255),
-    "LYT": (30, 144, 255), "LYI": (65, 105, 225), "HAC": (148, 0, 211), "PLM": (0, 0, 139),
-    "MON": (160, 82, 45), "ART": (128, 128, 128), "NIF": (169, 169, 169), "OTH": (112, 128, 144),
-    "KSC": (95, 95, 95),
-}  # fmt: skip
+from wsi_screen.reports.palette import class_style
 
 
 def class_color(code: str) -> tuple[int, int, int]:
-    """RGB colour of a class; unknown codes get a stable colour derived from the code."""
-    if code in CLASS_COLORS:
-        return CLASS_COLORS[code]
-    hue = int(hashlib.sha256(code.encode()).hexdigest()[:4], 16) / 0xFFFF
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.7, 0.85)
-    return round(r * 255), round(g * 255), round(b * 255)
+    """RGB colour of a class, from the colour-blind-safe palette (:mod:`wsi_screen.reports.palette`).
+
+    The page's viewer, legend and swatches and the QuPath GeoJSON all use it.
+    """
+    return class_style(code).rgb
 
 
 def hex_color(code: str) -> str:
     """``#rrggbb`` colour of a class."""
-    return "#{:02x}{:02x}{:02x}".format(*class_color(code))
+    return class_style(code).color
 
 
 @dataclass(frozen=True)

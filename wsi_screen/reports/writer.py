@@ -4,7 +4,8 @@ A report.json left by an earlier run is removed before anything else is written,
 whose rewrite is interrupted never pairs new files with the old report (it reads as unfinished).
 
 Files: cells.parquet, cells.geojson (QuPath detections), report_assets.json (embedded images, kept
-for re-rendering after review), report.html and report.json.
+for re-rendering after review), viewer/ (deep-zoom tiles and the viewer script), report.html and
+report.json.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from wsi_screen.reports.assets import build_assets
 from wsi_screen.reports.assets import write_assets
 from wsi_screen.reports.cells_table import cells_frame
 from wsi_screen.reports.cells_table import write_cells_parquet
+from wsi_screen.reports.deepzoom import write_deep_zoom
 from wsi_screen.reports.geojson import write_cells_geojson
 from wsi_screen.reports.html_report import write_report_html
+from wsi_screen.reports.identifiers import IdentifierSource
 from wsi_screen.reports.json_report import build_report
 from wsi_screen.reports.json_report import write_report_json
 from wsi_screen.reports.selection import final_labels
@@ -60,6 +63,7 @@ def write_input_reports(
     calls: CellCalls,
     options: ReportOptions | None = None,
     run_key: str | None = None,
+    identifiers: IdentifierSource | None = None,
 ) -> dict[str, Any]:
     """Stages aggregate and report of one screened input: its outputs, report.json once, last.
 
@@ -73,6 +77,8 @@ def write_input_reports(
         options: how much imagery report.html embeds (defaults keep 2,000-cell slides quick).
         run_key: a batch's run key for this input, recorded in report.json as ``batch.run_key``
             (what makes the batch count the input as done); None outside a batch.
+        identifiers: where sample and patient identifiers come from (options, manifest); the
+            input's sidecar is always read. None of them: the report says none was given.
 
     Returns:
         The report dict (as written to report.json).
@@ -84,9 +90,11 @@ def write_input_reports(
     labels = calls.labels
     src = item.source
     w, h = src.dimensions
+    sha = sha256_file(item.path)
+    ids = (identifiers or IdentifierSource()).for_input(Path(item.path), sha)
     input_info = {
         "path": str(item.path),
-        "sha256": sha256_file(item.path),
+        "sha256": sha,
         "width": w,
         "height": h,
         "mpp": item.mpp.mpp,
@@ -107,6 +115,7 @@ def write_input_reports(
         config=cfg.to_dict(),
         warnings=list(item.warnings),
     )
+    report["identifiers"] = None if ids is None else ids.to_dict()
     if getattr(item, "unreadable", None):  # corrupt tiles skipped, patches dropped
         u = item.unreadable
         report["qc"]["unreadable_tiles"] = {
@@ -126,10 +135,15 @@ def write_input_reports(
         options=options,
     )
     write_assets(assets, out_dir / ASSETS_JSON)
+    viewer = write_deep_zoom(
+        src, out_dir, quality=options.jpeg_quality, max_side=options.viewer_max_side
+    ) if options.viewer else None  # fmt: skip
     item.timer.add("report", time.perf_counter() - t)
     item.timer.add("total", time.perf_counter() - item.started)
     report["timings_s"] = {k: round(v, 4) for k, v in item.timer.seconds.items()}
-    write_report_html(report, out_dir / REPORT_HTML, frame=frame, assets=assets, options=options)
+    write_report_html(
+        report, out_dir / REPORT_HTML, frame=frame, assets=assets, options=options, viewer=viewer
+    )
     if run_key is not None:
         report["batch"] = {"run_key": run_key}
     write_report_json(report, out_dir / REPORT_JSON)

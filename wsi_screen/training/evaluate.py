@@ -29,6 +29,7 @@ from wsi_screen.training.datasets import load_patches
 from wsi_screen.training.datasets import scan_folder
 from wsi_screen.training.metrics import classification_metrics
 from wsi_screen.training.metrics import expected_calibration_error
+from wsi_screen.training.overlap import training_overlap
 from wsi_screen.training.schemes import ClassScheme
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,9 @@ def evaluate_bundle(
         >>> evaluate_bundle(resolve_model("default"), Path("pbc"), Path("out"))  # doctest: +SKIP
     """
     ps = scan_folder(data, scheme)
+    per_class: dict[str, int] = {}
+    for it in ps.items:  # the whole folder, before --only: what identifies the training data set
+        per_class[str(it.target)] = per_class.get(str(it.target), 0) + 1
     if only is not None:
         ps = select_files(ps, only)
     # images of unmapped labels are classified too and reported as not assessable
@@ -240,6 +244,8 @@ def evaluate_bundle(
     names = list(bundle.class_names)
     m = classification_metrics(codes, probs, names, tolerance=tolerance, blast_classes=blast_classes)
     m["calibration"] = calibration_figures(bundle, codes, probs, names)
+    rel = [p.relative_to(ps.root).as_posix() for p in all_paths]
+    m["training_overlap"] = training_overlap(bundle, data, rel, per_class)
     m["unreadable"] = [
         {"path": str(all_paths_full[i].relative_to(ps.root)), "error": msg} for i, msg in errors
     ]

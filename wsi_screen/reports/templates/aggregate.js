@@ -121,8 +121,9 @@ var WsiAggregate = (function () {
   /* cells: [{label, pb, pc, conf}] - final class, summed P of the blast classes the page's
    *   `names` hold, summed P of the counted classes, and max P (a reviewed cell: its one-hot row);
    * names: the classes of the figures (the model's, then reviewer-only classes in use);
-   * model: the classes the model can call; rules: the exported AggregateConfig and its texts. */
-  function summarize(cells, names, model, rules) {
+   * model: the classes the model can call; rules: the exported AggregateConfig and its texts;
+   * domain: the screening's qc.domain (a review changes classes, not pixels: its judgement stands). */
+  function summarize(cells, names, model, rules, domain) {
     var n = cells.length, counts = {}, order = names.slice();
     names.forEach(function (c) { counts[c] = 0; });
     cells.forEach(function (cell) {
@@ -150,6 +151,7 @@ var WsiAggregate = (function () {
     flags.push(flag("too_few_cells", counted < rules.min_cells ? RAISED : NOT_RAISED, counted, rules.min_cells,
       counted + " cells counted; at least " + rules.min_cells + " needed for an adequate differential"));
     flags.push(artefactFlag(counts, names, model, n, rules));
+    flags = gateFlags(flags, domain, rules);
     var art = rules.artefact_class, nif = rules.not_identifiable_class;
     var histogram = {};
     names.forEach(function (c) { histogram[c] = pct(counts[c], n); });
@@ -164,6 +166,19 @@ var WsiAggregate = (function () {
     };
     return { cells_detected: n, cells_counted: counted, differential: differential, excluded: excludedBlock,
       blast: blast, me_ratio: me, histogram: histogram, flags: flags, qc: qc };
+  }
+
+  // domain_gate.gate_flags: out of the model's domain, blast cut-offs and hairy cells are not assessable
+  function gateFlags(flags, domain, rules) {
+    if (!rules.domain_gate || !domain || domain.status !== "out_of_domain") return flags;
+    var why = (domain.reasons || []).join("; ") || "the input is unlike the model's training data";
+    return flags.map(function (f) {
+      if (!(/^blasts_ge_/.test(f.name) || f.name === "hairy_cells")) return f;
+      var g = {}; Object.keys(f).forEach(function (k) { g[k] = f[k]; });
+      g.status = NOT_ASSESSABLE; g.more_cells_to_decide = null;
+      g.message = "out of the model's domain: " + why + " (" + f.message + ")";
+      return g;
+    });
   }
 
   function blastFigures(cells, counts, names, model, counted, rules) {

@@ -98,7 +98,7 @@ var WsiReview = (function () {
 
     function summary() {
       var f = figureCells();
-      var s = WsiAggregate.summarize(f.cells, f.names, names, rules);
+      var s = WsiAggregate.summarize(f.cells, f.names, names, rules, data.domain);
       s.qc.low_confidence_fraction = data.model_qc.low_confidence_fraction;  // QC describes the model's calls
       s.qc.mean_confidence = data.model_qc.mean_confidence;
       return s;
