@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--queue", type=int, default=ReportOptions.review_queue_max)
     ap.add_argument("--crop-px", type=int, default=ReportOptions.crop_px)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--size", type=int, nargs=2, default=(60000, 45000), metavar=("W", "H"),
+                    help="input size in pixels (2452 2056: a microscope field)")  # fmt: skip
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     opts = ReportOptions(crop_px=a.crop_px, gallery_max_per_class=a.gallery, review_queue_max=a.queue)
@@ -79,10 +81,14 @@ def main() -> None:
         src.write_bytes(b"placeholder")
         t = time.perf_counter()
         report = write_fake_report(
-            work / "OUT" / "slide", src, n_cells=a.cells, size=(60000, 45000), options=opts
+            work / "OUT" / "slide", src, n_cells=a.cells, size=tuple(a.size), options=opts
         )
         total_s = time.perf_counter() - t
         out = work / "OUT" / "slide"
+        from wsi_screen.reports.deepzoom import read_deep_zoom
+
+        dz = read_deep_zoom(out)
+        viewer_mb = sum(p.stat().st_size for p in (out / "viewer").rglob("*") if p.is_file()) / 1e6
         import polars as pl
 
         from wsi_screen.reports.assets import read_assets
@@ -99,7 +105,10 @@ def main() -> None:
         browser = chromium_times(out / "report.html", work, a.repeats)
     log.info("cells: %d, crops embedded: %d (gallery cap %d/class, queue %d, %d px)",
              a.cells, len(assets.crops), a.gallery, a.queue, a.crop_px)  # fmt: skip
-    log.info("report stage (crops + overview + parquet + geojson + html + json): %.2f s", total_s)
+    log.info("report stage (crops + overview + viewer tiles + parquet + geojson + html + json): %.2f s", total_s)
+    if dz is not None:
+        log.info("viewer: %d tiles, %d levels, %d x %d px top level, %.1f MB", dz.tiles, dz.levels, dz.width,
+                 dz.height, viewer_mb)  # fmt: skip
     log.info("render_report_html alone: %.3f s", render_s)
     for name, mb in size.items():
         log.info("%-20s %.2f MB", name, mb)
