@@ -77,3 +77,31 @@ def test_case_option_and_a_failed_field(tmp_path: Path, tiny_bundle: Path) -> No
     assert "b.png [read]" in res.output
     bad = CliRunner().invoke(main, ["run", str(tmp_path), "--case", "X", "-o", str(tmp_path / "o2")])
     assert bad.exit_code == 2 and "give field files, not folders" in bad.output
+
+
+def test_a_blurred_field_is_left_out_of_its_case_with_its_reason(tmp_path: Path, tiny_bundle: Path) -> None:
+    import _regions_synthetic as rs
+    import cv2
+
+    folder = tmp_path / "smear"
+    folder.mkdir()
+    mono = rs.monolayer(1200, 800, mpp=0.25, seed=1)[0]
+    for name, img in (("f1", mono), ("f2", rs.monolayer(1200, 800, mpp=0.25, seed=2)[0]),
+                      ("f3", rs.blurred(mono, sigma_um=0.6, mpp=0.25))):  # fmt: skip
+        cv2.imwrite(str(folder / f"{name}.png"), img[:, :, ::-1])
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        main, ["run", str(folder), "--mpp", "0.25", "-o", str(out), "--model", str(tiny_bundle)]
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "smear" / "report.json").read_text())
+    status = {f["name"]: f["status"] for f in report["fields"]}
+    assert status == {"f1": "counted", "f2": "counted", "f3": "excluded"}
+    f3 = next(f for f in report["fields"] if f["name"] == "f3")
+    assert "blurred" in f3["excluded_because"]
+    assert (report["case"]["n_fields_counted"], report["case"]["n_fields_excluded"]) == (2, 1)
+    counted = [f for f in report["fields"] if f["status"] == "counted"]
+    assert report["cells_detected"] == sum(f["cells_detected"] for f in counted)
+    assert set(pl.read_parquet(out / "smear" / "cells.parquet")["field"].unique()) == {"f1", "f2"}
+    assert (out / "smear" / "fields" / "f3" / "report.json").exists()  # it keeps its own report
+    assert "left out" in (out / "smear" / "report.html").read_text()

@@ -86,12 +86,19 @@ def screen_case(
             entry["report"] = f"{FIELDS_DIR}/{name}/{REPORT_HTML}"
         fields.append(entry)
     if not parts:
+        if any(f.get("status") == "excluded" for f in fields):
+            why = "; ".join(
+                f"{f['name']}: {f['excluded_because']}" for f in fields if "excluded_because" in f
+            )
+            failures.append(
+                Failure(case.name, "regions", "CaseError", f"{case.name}: every field was excluded ({why})")
+            )
         return CaseOutcome(case.name, case_dir, None, failures)
     pooled, field_of = pool_calls(parts, clf.class_names, clf.name)
     summary = summarize(
         pooled.labels, pooled.probs, pooled.class_names, screener.cfg.aggregate, pooled.judge_domain()
     )
-    ok = [f for f in fields if "failure" not in f]
+    ok = [f for f in fields if f.get("status") == "counted"]
     report = build_report(
         input_info={
             "path": str(case.folder or case.name),
@@ -112,12 +119,19 @@ def screen_case(
             f"{f['name']}: failed ({f['failure']['stage']}): {f['failure']['message']}"
             for f in fields
             if "failure" in f
+        ]
+        + [
+            f"{f['name']}: left out of the pooled figures: {f['excluded_because']}"
+            for f in fields
+            if "excluded_because" in f
         ],
     )
     report["case"] = {
         "name": case.name,
         "n_fields": len(fields),
-        "n_fields_screened": len(ok),
+        "n_fields_screened": sum(1 for f in fields if "failure" not in f),
+        "n_fields_counted": len(ok),
+        "n_fields_excluded": sum(1 for f in fields if f.get("status") == "excluded"),
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in case.skipped],
     }
     report["fields"] = [{k: v for k, v in f.items() if k != "thumbnail"} for f in fields]
@@ -146,8 +160,30 @@ def _write_field(
     if rep is None:
         return item.failure  # type: ignore[no-any-return]
     entry.update(_field_entry(rep, item.source.thumbnail(THUMB_PX) if item.source else None))
-    parts.append(calls)
+    why = field_exclusion(rep, screener.cfg.regions.min_field_counted_fraction)
+    entry["status"] = "excluded" if why else "counted"
+    if why:  # its cells stay in its own report, not in the pooled figures
+        entry["excluded_because"] = why
+        log.info("%s: field left out of the case: %s", item.path.name, why)
+    else:
+        parts.append(calls)
     return None
+
+
+def field_exclusion(rep: dict[str, Any], min_counted_fraction: float) -> str | None:
+    """Why a field's focus or density makes it unusable for its case (its regions), or None."""
+    regions = (rep.get("qc") or {}).get("regions")
+    if not regions:
+        return None
+    share = float(regions.get("counted_fraction_of_non_empty", 1.0))
+    if share >= min_counted_fraction:
+        return None
+    reasons = {k: n for k, n in (regions.get("reasons") or {}).items() if n and k != "empty"}
+    why = ", ".join(f"{k} {n}" for k, n in reasons.items()) or "too little countable area"
+    return (
+        f"only {100 * share:.0f} % of its non-empty area is countable (regions.min_field_counted_fraction "
+        f"{min_counted_fraction:g}); excluded regions: {why}"
+    )
 
 
 def _field_entry(rep: dict[str, Any], thumb: Any) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class Screener:
                 item = stages.read(
                     path, stem, user_mpp=self.user_mpp, model_mpp=self.classifier.bundle.mpp, limits=limits
                 )
+                stages.select_regions(item, self.cfg.regions)
                 stages.localise(
                     item,
                     self.detector,

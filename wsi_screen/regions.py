@@ -39,6 +39,8 @@ from wsi_screen.sources.base import ImageSource
 COUNTED, EXCLUDED = "counted", "excluded"
 REASONS = ("empty", "thick", "clumped", "artefact", "blurred")
 """Why a region is excluded, in the order they are tested."""
+MIN_REGION_PX = 64
+MAX_REGIONS = 40_000
 GLASS_FLOOR = 200.0
 """The glass is at least this bright (0-255) in every channel: a view without bright glass (a thick
 field, say) is measured against this instead of against its own least dense part."""
@@ -99,6 +101,19 @@ class RegionMap:
         """Whether level-0 point (x, y) lies in a counted region."""
         k = self.region_at(x, y)
         return k >= 0 and self.regions[k].status == COUNTED
+
+    def all_empty(self, box: tuple[float, float, float, float]) -> bool:
+        """Whether every region that level-0 ``box`` (x0, y0, x1, y1) touches is ``empty``.
+
+        Such a box holds no cell worth reading: the tiler skips it (empty glass is never read at
+        full resolution). Outside the image counts as empty.
+        """
+        x0, y0, x1, y1 = box
+        cols = range(max(0, bisect.bisect_right(self.x_edges, x0) - 1),
+                     min(self.columns, bisect.bisect_left(self.x_edges, x1)))  # fmt: skip
+        rows = range(max(0, bisect.bisect_right(self.y_edges, y0) - 1),
+                     min(len(self.y_edges) - 1, bisect.bisect_left(self.y_edges, y1)))  # fmt: skip
+        return all("empty" in self.regions[j * self.columns + i].reasons for j in rows for i in cols)
 
     def counted(self) -> list[Region]:
         """The counted regions, best focus first (the order in which a stopping rule counts them)."""
@@ -281,7 +296,9 @@ def score_regions(source: ImageSource, cfg: RegionsConfig, *, mpp: float) -> Reg
         The region map: ``region_um`` is rounded so that equal regions cover the image.
     """
     w, h = source.dimensions
-    side = cfg.region_um / mpp
+    # a region is at least MIN_REGION_PX across, and a scan has at most MAX_REGIONS of them (a
+    # wrong pixel size or a huge scan would otherwise make millions): they then grow, as recorded
+    side = max(cfg.region_um / mpp, MIN_REGION_PX, math.sqrt(w * h / MAX_REGIONS))
     x_edges = _edges(w, side)
     y_edges = _edges(h, side)
     view_scale = max(1.0, cfg.view_mpp / mpp)

@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from itertools import groupby
@@ -24,6 +25,7 @@ from numpy.typing import NDArray
 
 from wsi_screen.aggregate import summarize
 from wsi_screen.config import AggregateConfig
+from wsi_screen.config import RegionsConfig
 from wsi_screen.config import TilingConfig
 from wsi_screen.detectors.base import Detector
 from wsi_screen.detectors.merge import once_per_seam
@@ -32,6 +34,8 @@ from wsi_screen.errors import WsiScreenError
 from wsi_screen.limits import LimitsConfig
 from wsi_screen.patches import crop_patch
 from wsi_screen.patches import iter_patch_batches
+from wsi_screen.regions import RegionMap
+from wsi_screen.regions import score_regions
 from wsi_screen.sources import ImageSource
 from wsi_screen.sources import ResolvedMpp
 from wsi_screen.sources import open_source
@@ -67,6 +71,20 @@ class ScreenedInput:
     started: float = field(default_factory=time.perf_counter)
     unreadable: dict[str, int] = field(default_factory=dict)
     """Corrupt parts skipped: ``tiles`` (of ``tiles_total``) at detection, ``patches`` at patching."""
+    regions: RegionMap | None = None
+    """The countable regions (stage ``regions``); None when region selection is off for this input."""
+
+    @property
+    def is_slide(self) -> bool:
+        """A pyramid (or a slide format): its regions decide which cells count."""
+        src = self.source
+        return src is not None and (len(src.level_downsamples) > 1 or type(src).__name__ == "SlideSource")
+
+    def counted_mask(self, cells: Sequence[Cell]) -> list[bool]:
+        """Per cell: whether it feeds the differential (on a slide, when its region is counted)."""
+        if self.regions is None or not self.is_slide:
+            return [True] * len(cells)
+        return [self.regions.is_counted(c.x, c.y) for c in cells]
 
     @property
     def ok(self) -> bool:
@@ -136,6 +154,26 @@ def read(
     return item
 
 
+def select_regions(item: ScreenedInput, cfg: RegionsConfig) -> None:
+    """Stage ``regions``: score the input's countable regions (slides; fields too with ``cfg.fields``).
+
+    On a slide only cells of counted regions feed the differential, and tiles over empty regions
+    are never read; on a field the regions are a quality check (a case leaves out a field whose
+    counted share is too small). A failure closes the source.
+    """
+    if not item.ok or item.source is None or item.mpp is None:
+        return
+    if not cfg.enabled or not (item.is_slide or cfg.fields):
+        return
+    try:
+        t = time.perf_counter()
+        item.regions = score_regions(item.source, cfg, mpp=item.mpp.mpp)
+        item.timer.add("regions", time.perf_counter() - t)
+    except Exception as e:  # noqa: BLE001 - isolate failures per input, with cause logged
+        fail(item, e.stage if isinstance(e, WsiScreenError) else "regions", e)
+        item.close()
+
+
 def seam_tiles(
     source: ImageSource,
     tiling: TilingConfig,
@@ -143,6 +181,7 @@ def seam_tiles(
     mpp: float,
     target_mpp: float | None,
     unreadable: list[tuple[int, int]] | None = None,
+    regions: RegionMap | None = None,
 ) -> Iterator[tuple[Tile, Tile, float]]:
     """Stage ``tile``: the tiles of ``source``, each with its core widened by the seam margin.
 
@@ -151,7 +190,8 @@ def seam_tiles(
         :data:`SEAM_MARGIN_PX` of its pixels further (what the detector is given), and that margin
         in level-0 pixels.
     """
-    for tile in iter_tiles(source, tiling, mpp=mpp, target_mpp=target_mpp, unreadable=unreadable):
+    skip = None if regions is None else regions.all_empty
+    for tile in iter_tiles(source, tiling, mpp=mpp, target_mpp=target_mpp, unreadable=unreadable, skip=skip):
         m = SEAM_MARGIN_PX * tile.scale
         x0, y0, x1, y1 = tile.core
         widened = dataclasses.replace(
@@ -167,6 +207,7 @@ def detect_cells(
     *,
     mpp: float,
     unreadable: list[tuple[int, int]] | None = None,
+    regions: RegionMap | None = None,
 ) -> list[Cell]:
     """Run ``detector`` over all tiles of ``source``; cells are numbered 0..n-1 in tile order.
 
@@ -180,7 +221,9 @@ def detect_cells(
     owned: list[Cell] = []
     extra: list[Cell] = []
     radius = 0.0
-    tiles = seam_tiles(source, tiling, mpp=mpp, target_mpp=detector.target_mpp, unreadable=unreadable)
+    tiles = seam_tiles(
+        source, tiling, mpp=mpp, target_mpp=detector.target_mpp, unreadable=unreadable, regions=regions
+    )
     for tile, widened, m in tiles:
         radius = max(radius, 2 * m)
         for c in detector.detect(widened):
@@ -206,7 +249,9 @@ def localise(
     try:
         t = time.perf_counter()
         bad: list[tuple[int, int]] = []
-        item.cells = detect_cells(item.source, detector, tiling, mpp=item.mpp.mpp, unreadable=bad)
+        item.cells = detect_cells(
+            item.source, detector, tiling, mpp=item.mpp.mpp, unreadable=bad, regions=item.regions
+        )
         if bad:
             _count_unreadable(item, bad, tiling, detector, max_unreadable_fraction)
         item.timer.add("detect", time.perf_counter() - t)
@@ -335,6 +380,7 @@ def aggregate(item: ScreenedInput, calls: CellCalls, cfg: AggregateConfig) -> di
         The report figures (:func:`wsi_screen.aggregate.summarize`).
     """
     t = time.perf_counter()
-    summary = summarize(calls.labels, calls.probs, calls.class_names, cfg, calls.judge_domain())
+    counted = calls.select(item.counted_mask(calls.cells))
+    summary = summarize(counted.labels, counted.probs, calls.class_names, cfg, counted.judge_domain())
     item.timer.add("aggregate", time.perf_counter() - t)
     return summary

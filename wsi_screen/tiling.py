@@ -8,6 +8,7 @@ seam is counted once, by the tile in which it is whole (StarDist's ``is_responsi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -87,6 +88,7 @@ def iter_tiles(
     mpp: float,
     target_mpp: float | None = None,
     unreadable: list[tuple[int, int]] | None = None,
+    skip: Callable[[tuple[float, float, float, float]], bool] | None = None,
 ) -> Iterator[Tile]:
     """Yield overlapping tiles in row-major order; pixels are read lazily, one tile at a time.
 
@@ -98,6 +100,9 @@ def iter_tiles(
         unreadable: when given, a tile whose pixels cannot be read (a corrupt tile inside an
             otherwise valid pyramid) is skipped and its level-0 origin appended here; when None
             the read error propagates.
+        skip: when given, a tile whose level-0 extent (x0, y0, x1, y1) it returns true for is
+            neither read nor yielded (empty glass, :meth:`wsi_screen.regions.RegionMap.all_empty`);
+            tile indices stay those of the full grid.
     """
     scale = 1.0 if target_mpp is None else max(target_mpp / mpp, 1e-6)
     grid = plan_tiles(source.dimensions, cfg, mpp=mpp, scale=scale)
@@ -108,6 +113,9 @@ def iter_tiles(
     for j, y in enumerate(grid.ys):
         for i, x in enumerate(grid.xs):
             read = math.ceil(grid.extent / ds)
+            if skip is not None and skip((x, y, x + grid.extent, y + grid.extent)):
+                index += 1
+                continue
             try:
                 pixels = source.read_region(x, y, read, read, level=level)
             except InputError:

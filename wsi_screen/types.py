@@ -132,6 +132,18 @@ class CellCalls:
             self.domain_reference,
         )
 
+    def select(self, keep: Sequence[bool]) -> CellCalls:
+        """The calls of the cells where ``keep`` is true, in order, with their domain evidence."""
+        idx = np.flatnonzero(np.asarray(keep, dtype=bool))
+        return CellCalls(
+            tuple(self.cells[i] for i in idx),
+            self.probs[idx],
+            self.class_names,
+            self.classifier,
+            None if self.domain_stats is None else self.domain_stats[idx],
+            self.domain_reference,
+        )
+
     def judge_domain(self) -> dict[str, Any] | None:
         """The out-of-domain judgement over these cells; None when the classifier has no reference."""
         if self.domain_reference is None or self.domain_stats is None:

@@ -241,3 +241,22 @@ def test_viewer_opens_offline_zooms_to_native_resolution_and_filters(screened, c
     assert probe["failed"] == 0
     assert probe["schemes"] == ["viewer"]  # relative: the tiles beside the page (file://), no network
     assert probe["bla"] > 0 and probe["hiddenAfterFilter"] == probe["bla"]
+
+
+def test_cells_outside_counted_regions_stay_out_of_live_and_applied_figures(screened, chromium, tmp_path):
+    """A slide's cells in excluded regions (cells.parquet ``counted`` false) count neither live nor applied."""
+    import polars as pl
+
+    out, report = screened
+    frame = pl.read_parquet(out / "cells.parquet")
+    keep = [i % 4 != 0 for i in range(frame.height)]
+    frame.with_columns(pl.Series("counted", keep), pl.Series("region", [0] * frame.height)).write_parquet(
+        out / "cells.parquet"
+    )
+    doc = {"format": "wsi-screen-corrections", "version": 2, "input_sha256": report["input"]["sha256"],
+           "corrections": []}  # fmt: skip
+    (tmp_path / "none.json").write_text(json.dumps(doc))
+    new = apply_review(out, tmp_path / "none.json")
+    assert new["cells_detected"] == sum(keep) < report["cells_detected"]
+    probe = probe_page(chromium, out, AT_LOAD, tmp_path, "probe_counted")
+    assert_same_figures(probe["live"], new)

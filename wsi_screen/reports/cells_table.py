@@ -10,11 +10,19 @@ from wsi_screen.io import atomic_path
 from wsi_screen.types import CellCalls
 
 
-def cells_frame(calls: CellCalls, labels: list[str] | None = None) -> pl.DataFrame:
+def cells_frame(
+    calls: CellCalls,
+    labels: list[str] | None = None,
+    *,
+    counted: list[bool] | None = None,
+    regions: list[int] | None = None,
+) -> pl.DataFrame:
     """Build the per-cell table.
 
     Columns: cell_id, x, y, bbox_x0, bbox_y0, bbox_x1, bbox_y1, detector_score, predicted_class,
-    confidence, then ``prob_<CLASS>`` per class.
+    confidence, then ``prob_<CLASS>`` per class; with ``counted`` / ``regions`` given, also
+    ``counted`` (whether the cell feeds the differential: its region is counted) and ``region``
+    (the id of its region in report.json's ``regions``).
     """
     cells = calls.cells
     labels = labels if labels is not None else calls.labels
@@ -32,6 +40,10 @@ def cells_frame(calls: CellCalls, labels: list[str] | None = None) -> pl.DataFra
     }
     for j, name in enumerate(calls.class_names):
         data[f"prob_{name}"] = pl.Series(calls.probs[:, j].tolist() if len(cells) else [], dtype=pl.Float32)
+    if counted is not None:
+        data["counted"] = pl.Series(counted, dtype=pl.Boolean)
+    if regions is not None:
+        data["region"] = pl.Series(regions, dtype=pl.Int64)
     return pl.DataFrame(data)
 
 

@@ -78,6 +78,22 @@ def build_report(
     }
 
 
+def add_regions(report: dict[str, Any], regions: Any, frame: Any, *, decides_counting: bool) -> None:
+    """Put the countable regions into a report: ``regions`` (every region) and ``qc.regions``.
+
+    ``decides_counting``: on a slide only cells of counted regions feed the figures; on a field the
+    regions are a quality check (a case leaves out a field with too small a counted share).
+    """
+    report["regions"] = [r.to_dict() for r in regions.regions]
+    n_out = int((~frame["counted"]).sum()) if "counted" in frame.columns and frame.height else 0
+    report["qc"]["regions"] = {
+        **regions.summary(),
+        "decides_counting": decides_counting,
+        "cells_in_excluded_regions": n_out if decides_counting else 0,
+        "cells_detected_all": frame.height,
+    }
+
+
 def write_report_json(report: dict[str, Any], path: Path) -> None:
     """Validate and write report.json atomically."""
     validate_report(report)

@@ -18,6 +18,7 @@ from wsi_screen.config import AggregateConfig
 from wsi_screen.reports.deepzoom import DeepZoomImage
 from wsi_screen.reports.palette import SHAPE_PATHS
 from wsi_screen.reports.palette import class_styles
+from wsi_screen.reports.reviewed import counted_rows
 from wsi_screen.reports.reviewed import with_review_columns
 from wsi_screen.reports.rules import configured_review_classes
 from wsi_screen.reports.rules import page_rules
@@ -103,7 +104,8 @@ def cell_arrays(frame: pl.DataFrame, names: list[str], cfg: AggregateConfig) -> 
     """
     frame = with_review_columns(frame)
     if frame.height == 0:
-        keys = ("id", "x", "y", "pred", "rev", "removed", "origin", "comment", "conf", "pb", "pc", "probs")
+        keys = ("id", "x", "y", "pred", "rev", "removed", "origin", "comment", "counted", "conf", "pb", "pc",
+                "probs")  # fmt: skip
         return {k: [] for k in keys}
     probs = prob_matrix(frame, names)
     blast = [j for j, c in enumerate(names) if c in cfg.blast_classes]
@@ -120,6 +122,7 @@ def cell_arrays(frame: pl.DataFrame, names: list[str], cfg: AggregateConfig) -> 
         "removed": frame["removed"].to_list(),
         "origin": frame["origin"].to_list(),
         "comment": frame["review_comment"].to_list(),
+        "counted": counted_rows(frame).to_list(),
         "conf": _f32(probs.max(axis=1)),
         "pb": [round(float(v), 9) for v in pb],
         "pc": [round(float(v), 9) for v in pc],
@@ -162,6 +165,12 @@ def review_payload(
         "domain_reasons": domain_reasons(report),
         "domain": qc.get("domain"),
         "cell_radius_px": radius,
+        # the regions a morphologist would not count in (not the empty glass): shaded in the viewer
+        "excluded_regions": [
+            [r["x"], r["y"], r["width"], r["height"], ", ".join(r["reasons"])]
+            for r in report.get("regions") or []
+            if r.get("status") != "counted" and "empty" not in r.get("reasons", [])
+        ],
         "viewer": None if viewer is None else {**viewer.to_dict(), "tile_source": viewer.tile_source()},
         "cells": cell_arrays(frame, names, cfg),
     }

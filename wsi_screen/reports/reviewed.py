@@ -72,6 +72,13 @@ def with_review_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(cols) if cols else frame
 
 
+def counted_rows(frame: pl.DataFrame) -> pl.Series:
+    """Rows that feed the figures: all, unless the table has a ``counted`` column (a slide's regions)."""
+    if "counted" not in frame.columns:
+        return pl.Series("counted", [True] * frame.height, dtype=pl.Boolean)
+    return frame["counted"].fill_null(True)
+
+
 def final_classes(frame: pl.DataFrame) -> list[str | None]:
     """Each row's class after review (reviewed, else predicted), None for removed rows."""
     frame = with_review_columns(frame)
@@ -157,6 +164,7 @@ def _added_rows(frame: pl.DataFrame, added: tuple[AddedCell, ...]) -> pl.DataFra
             "removed": None,
             "origin": ORIGIN_REVIEWER,
             "review_comment": cell.comment,
+            "counted": True,  # the reviewer counted it
         }
         for col in frame.columns:
             rows[col].append(values.get(col, 0.0 if col.startswith("prob_") else None))
@@ -174,8 +182,7 @@ def review_inputs(
         model's, then the review classes in use).
     """
     frame = with_review_columns(frame)
-    keep = frame["removed"].is_null()
-    rows = frame.filter(keep)
+    rows = frame.filter(frame["removed"].is_null() & counted_rows(frame))
     labels = [c for c in final_classes(rows) if c is not None]
     names = figure_classes(model_classes, scheme, labels)
     probs = np.zeros((rows.height, len(names)), dtype=np.float32)
@@ -195,7 +202,7 @@ def model_confidence(frame: pl.DataFrame, model_classes: list[str]) -> NDArray[n
     the model was.
     """
     frame = with_review_columns(frame)
-    rows = frame.filter(frame["origin"] == ORIGIN_MODEL)
+    rows = frame.filter((frame["origin"] == ORIGIN_MODEL) & counted_rows(frame))
     probs = prob_matrix(rows, list(model_classes))
     return probs.max(axis=1) if len(probs) else np.zeros(0, np.float32)
 

@@ -33,6 +33,7 @@ from wsi_screen.reports.deepzoom import write_deep_zoom
 from wsi_screen.reports.geojson import write_cells_geojson
 from wsi_screen.reports.html_report import write_report_html
 from wsi_screen.reports.identifiers import IdentifierSource
+from wsi_screen.reports.json_report import add_regions
 from wsi_screen.reports.json_report import build_report
 from wsi_screen.reports.json_report import write_report_json
 from wsi_screen.reports.selection import final_labels
@@ -103,7 +104,13 @@ def write_input_reports(
         "levels": len(src.level_downsamples),
     }
     t = time.perf_counter()
-    frame = cells_frame(calls, labels)
+    regions = getattr(item, "regions", None)
+    frame = cells_frame(
+        calls,
+        labels,
+        counted=item.counted_mask(calls.cells) if regions is not None else None,
+        regions=[regions.region_at(c.x, c.y) for c in calls.cells] if regions is not None else None,
+    )
     write_cells_parquet(frame, out_dir / CELLS_PARQUET)
     write_cells_geojson(frame, list(calls.class_names), out_dir / CELLS_GEOJSON)
     report = build_report(
@@ -116,6 +123,8 @@ def write_input_reports(
         warnings=list(item.warnings),
     )
     report["identifiers"] = None if ids is None else ids.to_dict()
+    if regions is not None:
+        add_regions(report, regions, frame, decides_counting=item.is_slide)
     if getattr(item, "unreadable", None):  # corrupt tiles skipped, patches dropped
         u = item.unreadable
         report["qc"]["unreadable_tiles"] = {

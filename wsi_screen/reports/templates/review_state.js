@@ -86,7 +86,7 @@ var WsiReview = (function () {
           pc: rules.excluded_classes.indexOf(code) >= 0 ? 0 : 1, conf: 1 };
       }
       for (var i = 0; i < n; i++) {
-        if (removed[i]) continue;
+        if (removed[i] || C.counted[i] === false) continue;  // removed, or in a region that is not counted
         var code = cls[i];
         used[code] = true;
         out.push(api.isCorrected(i) ? oneHot(code) : { label: code, pb: C.pb[i], pc: C.pc[i], conf: C.conf[i] });

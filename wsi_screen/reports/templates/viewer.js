@@ -50,7 +50,8 @@ var WsiViewer = (function () {
     function drawAll() {
       for (var i = 0; i < n; i++) {
         if (!marks[i]) { marks[i] = mark(C.x[i], C.y[i], review.classOf(i)); marks[i].dataset.row = String(i); }
-        paintMark(marks[i], review.classOf(i), review.removedOf(i) ? "removed" : (C.origin[i] === "reviewer" ? "added" : ""));
+        paintMark(marks[i], review.classOf(i), review.removedOf(i) ? "removed" :
+          (C.origin[i] === "reviewer" ? "added" : (C.counted[i] === false ? "uncounted" : "")));
         place(marks[i]);
       }
       addedMarks.forEach(function (p) { p.remove(); });
@@ -96,8 +97,18 @@ var WsiViewer = (function () {
       vp.zoomTo(target, null, false);
       vp.panTo(new OpenSeadragon.Point(x * toVp, y * toVp), false);
     }
+    function drawRegions() {  // excluded regions (thick, clumped, blurred, artefact), under the marks
+      (data.excluded_regions || []).forEach(function (r) {
+        var rect = document.createElementNS(SVGNS, "rect");
+        rect.setAttribute("x", String(r[0] * toVp)); rect.setAttribute("y", String(r[1] * toVp));
+        rect.setAttribute("width", String(r[2] * toVp)); rect.setAttribute("height", String(r[3] * toVp));
+        rect.setAttribute("class", "region excluded");
+        var t = document.createElementNS(SVGNS, "title"); t.textContent = "excluded region: " + r[4]; rect.appendChild(t);
+        g.insertBefore(rect, g.firstChild);
+      });
+    }
     v.addHandler("open", function () {
-      v.canvas.appendChild(svg); drawAll(); sync();
+      v.canvas.appendChild(svg); drawRegions(); drawAll(); sync();
       box.dataset.ready = "1";
       if (hooks.onOpen) hooks.onOpen(v);
     });
