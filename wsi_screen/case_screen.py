@@ -10,7 +10,6 @@ thumbnail and a link). Each field keeps its own full report under OUT/<case>/fie
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from wsi_screen.cases import CaseSpec
 from wsi_screen.cases import pool_calls
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import real_dir
+from wsi_screen.item_reports import InputOutcome
+from wsi_screen.item_reports import write_item_reports
 from wsi_screen.pipeline import Screener
 from wsi_screen.report_files import CELLS_PARQUET
 from wsi_screen.report_files import REPORT_HTML
@@ -35,7 +36,6 @@ from wsi_screen.reports.html_report import static_text
 from wsi_screen.reports.html_report import template_env
 from wsi_screen.reports.json_report import build_report
 from wsi_screen.reports.json_report import write_report_json
-from wsi_screen.runner import write_item_reports
 from wsi_screen.types import CellCalls
 from wsi_screen.types import Failure
 
@@ -56,12 +56,19 @@ class CaseOutcome:
 
 
 def screen_case(
-    screener: Screener, info: dict[str, Any], case: CaseSpec, out: Path, *, out_name: str | None = None
+    screener: Screener,
+    info: dict[str, Any],
+    case: CaseSpec,
+    out: Path,
+    *,
+    out_name: str | None = None,
+    run_key: str | None = None,
 ) -> CaseOutcome:
     """Screen every field of ``case`` and write the field reports and the pooled case report.
 
     A field that fails is listed with its stage and message and left out of the pooled figures;
-    the case fails only when no field could be screened.
+    the case fails only when no field could be screened. ``run_key`` (a batch's) goes into the
+    case's report.json as ``batch.run_key``.
     """
     started = time.perf_counter()
     case_dir = real_dir(out / (out_name or case.name))
@@ -102,7 +109,7 @@ def screen_case(
     report = build_report(
         input_info={
             "path": str(case.folder or case.name),
-            "sha256": hashlib.sha256("".join(f["sha256"] for f in ok).encode()).hexdigest(),
+            "sha256": case.digest(),
             "width": max(f["width"] for f in ok),
             "height": max(f["height"] for f in ok),
             "mpp": ok[0]["mpp"],
@@ -143,6 +150,8 @@ def screen_case(
     )
     write_cells_parquet(frame, case_dir / CELLS_PARQUET)
     _write_case_html(report, fields, case_dir / REPORT_HTML)
+    if run_key is not None:
+        report["batch"] = {"run_key": run_key}
     write_report_json(report, case_dir / REPORT_JSON)  # last: the completion marker
     return CaseOutcome(case.name, case_dir, report, failures)
 
@@ -255,3 +264,31 @@ def plan_run_inputs(
         cases = [case_from_folder(d) for d in dirs]
     names = unique_stems([*files, *[Path(clean_stem(c.name) + ".png") for c in cases]])
     return files, names[: len(files)], list(zip(cases, names[len(files) :], strict=True))
+
+
+def screen_case_folder(
+    screener: Screener, info: dict[str, Any], folder: Path, out: Path, stem: str, run_key: str | None
+) -> InputOutcome:
+    """Screen a folder of fields as one case into ``out/<stem>/`` (its outcome: the pooled report).
+
+    The case fails (its first failure) only when no field could be screened; failed fields of a
+    reported case are listed in its report.
+    """
+    from wsi_screen.cases import case_from_folder
+    from wsi_screen.errors import WsiScreenError
+
+    t = time.perf_counter()
+    try:
+        case = case_from_folder(folder)
+        done = screen_case(screener, info, case, out, out_name=stem, run_key=run_key)
+    except WsiScreenError as e:
+        failed = Failure(str(folder), "read", type(e).__name__, str(e))
+        return InputOutcome(folder, out / stem, failed, None, time.perf_counter() - t)
+    failure: Failure | None = None
+    if done.report is None:
+        failure = (
+            done.failures[0]
+            if done.failures
+            else Failure(str(folder), "read", "CaseError", f"{folder}: no field screened")
+        )
+    return InputOutcome(folder, done.out_dir, failure, done.report, time.perf_counter() - t)

@@ -8,6 +8,7 @@ image (``field_00.json``, ``notes.txt``: sidecars) is listed as skipped, never s
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,20 @@ class CaseSpec:
                 stem = f"{base}-{n}"
             names.append(stem)
         return names
+
+    def digest(self) -> str:
+        """The case's content hash: sha256 over its fields' names and contents, in field order.
+
+        report.json's ``input.sha256`` of a case, and a batch's key for it: any field added,
+        removed, renamed or changed makes a new case.
+
+        Raises:
+            OSError: a field cannot be read.
+        """
+        from wsi_screen.io import sha256_file
+
+        lines = [f"{name}\t{sha256_file(p)}" for name, p in zip(self.field_names(), self.fields, strict=True)]
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:

@@ -2,51 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from collections.abc import Generator
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wsi_screen.config import ScreenConfig
 from wsi_screen.errors import ConfigError
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.item_reports import InputOutcome
+from wsi_screen.item_reports import discard_partial_reports
+from wsi_screen.item_reports import write_item_reports
 from wsi_screen.pipeline import Screener
 from wsi_screen.pipeline import unique_stems
-from wsi_screen.types import Failure
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class InputOutcome:
-    """What ``run``/``batch`` report per input."""
-
-    path: Path
-    out_dir: Path
-    failure: Failure | None
-    report: dict[str, Any] | None
-    seconds: float
-
-    @property
-    def summary_line(self) -> str:
-        """One line of key figures."""
-        if not self.report:
-            return ""
-        r = self.report
-        blast = r["blast"]["percent"]
-        raised = [f["name"] for f in r["flags"] if f["status"] == "raised"]
-        undecided = [f["name"] for f in r["flags"] if f["status"] == "indeterminate"]
-        return (
-            f"{r['cells_detected']} cells detected, {r['cells_counted']} counted, "
-            f"blasts {'n/a' if blast is None else f'{blast:.1f} %'}"
-            + (f", flags: {', '.join(raised)}" if raised else "")
-            + (f", indeterminate: {', '.join(undecided)}" if undecided else "")
-        )
+__all__ = ["InputOutcome", "build_screener", "discard_partial_reports", "resolve_config", "screen_to_folder",
+           "write_item_reports"]  # fmt: skip
 
 
 def resolve_config(
@@ -81,65 +58,6 @@ def resolve_config(
         msg = f"--detector-weights applies to --detector yolo only, not {cfg.detector.name}"
         raise WsiScreenError(msg)
     return cfg
-
-
-def write_item_reports(
-    screener: Screener, info: dict[str, Any], item: Any, out_dir: Path, *, run_key: str | None = None
-) -> tuple[Any, dict[str, Any] | None]:
-    """Write one screened input's reports into ``out_dir``; return its calls and report.
-
-    A write that fails (a link in OUT, disk full, permission denied) becomes the input's failure
-    at stage ``report`` naming the path, and its partial report files are removed; the report
-    returned is then None.
-    """
-    from wsi_screen.reports import write_input_reports
-
-    clf = screener.classifier
-    calls = item.merged_calls(clf.class_names, clf.name)
-    try:
-        report = write_input_reports(
-            item,
-            out_dir,
-            cfg=screener.cfg,
-            model_info=info["model"],
-            detector_info=info["detector"],
-            calls=calls,
-            run_key=run_key,
-            identifiers=screener.identifiers,
-        )
-    except WsiScreenError as e:
-        item.failure = Failure(str(item.path), "report", type(e).__name__, str(e))
-    except OSError as e:  # disk full, permission denied: the message names the path
-        where, reason = e.filename or out_dir, e.strerror or str(e)
-        item.failure = Failure(str(item.path), "report", type(e).__name__, f"{where}: {reason}")
-    else:
-        return calls, report
-    discard_partial_reports(out_dir)
-    return calls, None
-
-
-def discard_partial_reports(out_dir: Path) -> None:
-    """Remove the report files of an input whose report.json was not written (a failed write).
-
-    Every file is complete (atomic writes), but without report.json the set is not a report:
-    it goes, so a failed input leaves nothing that looks like a result. A folder holding a
-    report.json (an earlier, complete screening) or a symbolic link is left alone.
-    """
-    from wsi_screen.report_files import CELLS_GEOJSON
-    from wsi_screen.report_files import CELLS_PARQUET
-    from wsi_screen.report_files import REPORT_HTML
-    from wsi_screen.report_files import REPORT_JSON
-    from wsi_screen.reports.assets import ASSETS_JSON
-
-    if out_dir.is_symlink() or not out_dir.is_dir() or (out_dir / REPORT_JSON).exists():
-        return
-    for name in (CELLS_PARQUET, CELLS_GEOJSON, ASSETS_JSON, REPORT_HTML):
-        try:
-            (out_dir / name).unlink(missing_ok=True)
-        except OSError:
-            log.warning("%s: could not remove a partial output", out_dir / name)
-    with contextlib.suppress(OSError):
-        out_dir.rmdir()  # only when empty
 
 
 def build_screener(
@@ -246,14 +164,29 @@ def screen_to_folder(
 ) -> Generator[InputOutcome, None, None]:
     """Screen ``inputs`` into ``out/<stem>/``; yield one outcome per input, in order.
 
+    A folder among ``inputs`` is a case (the fields of one specimen: :func:`screen_case_folder`);
+    files between folders are screened together (classification batches span them).
     ``on_batch(n)`` is called after each classification batch of ``n`` cells (progress bars).
     ``run_keys`` (a batch's, one per input) go into each report.json as ``batch.run_key``.
     """
+    from wsi_screen.case_screen import screen_case_folder
+
     stems = stems or unique_stems(inputs)
-    key_of = dict(zip(stems, run_keys, strict=True)) if run_keys is not None else {}
-    for item in screener.screen(inputs, stems=stems, on_batch=on_batch):
-        out_dir = out / item.stem
-        report = None
-        if item.ok:
-            _, report = write_item_reports(screener, info, item, out_dir, run_key=key_of.get(item.stem))
-        yield InputOutcome(item.path, out_dir, item.failure, report, time.perf_counter() - item.started)
+    keys: list[str | None] = list(run_keys) if run_keys is not None else [None] * len(inputs)
+    start = 0
+    while start < len(inputs):
+        if inputs[start].is_dir():
+            yield screen_case_folder(screener, info, inputs[start], out, stems[start], keys[start])
+            start += 1
+            continue
+        end = start
+        while end < len(inputs) and not inputs[end].is_dir():
+            end += 1
+        key_of = dict(zip(stems[start:end], keys[start:end], strict=True))
+        for item in screener.screen(inputs[start:end], stems=stems[start:end], on_batch=on_batch):
+            out_dir = out / item.stem
+            report = None
+            if item.ok:
+                _, report = write_item_reports(screener, info, item, out_dir, run_key=key_of.get(item.stem))
+            yield InputOutcome(item.path, out_dir, item.failure, report, time.perf_counter() - item.started)
+        start = end

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from _batch_helpers import BAD
 from _batch_helpers import GOOD
+from _batch_helpers import SIDECARS
 from _batch_helpers import read_summary
 from _batch_helpers import temp_files
 from click.testing import Result
@@ -44,7 +45,7 @@ def test_bad_inputs_are_recorded_and_the_batch_goes_on(first_run: tuple[Path, Re
     out, res = first_run
     assert res.exit_code == 1, res.output
     rows = {r["input"]: r for r in read_summary(out)}
-    assert sorted(rows) == sorted([*GOOD, *BAD])  # the hidden file is not an input
+    assert sorted(rows) == sorted([*GOOD, *BAD, *SIDECARS])  # the hidden file is not listed
     for name in GOOD:
         r = rows[name]
         assert r["status"] == "ok", r
@@ -57,12 +58,14 @@ def test_bad_inputs_are_recorded_and_the_batch_goes_on(first_run: tuple[Path, Re
         assert r["error_stage"] == stage
         assert name in r["error_message"]  # the message names the file
     assert "empty" in rows["g_empty.png"]["error_message"]
-    assert "not supported" in rows["h_notes.txt"]["error_message"]
+    assert (rows["h_notes.txt"]["status"], rows["h_notes.txt"]["output"]) == ("skipped", "")
+    assert "sidecar" in rows["h_notes.txt"]["error_message"]
+    assert "SKIPPED h_notes.txt" in res.output
     assert "truncated" in rows["d_truncated.png"]["error_message"]
     for name in BAD:
         assert f"{name}:" in res.output
     assert "3 screened" in res.output
-    assert "5 failed" in res.output
+    assert "4 failed" in res.output and "1 not an input (skipped)" in res.output
 
 
 def test_outputs_of_a_batch(first_run: tuple[Path, Result]) -> None:
@@ -70,18 +73,19 @@ def test_outputs_of_a_batch(first_run: tuple[Path, Result]) -> None:
     for name in ("summary.csv", "summary.parquet", "run_metadata.json", "batch.log", "ledger.jsonl"):
         assert (out / name).is_file(), name
     frame = pl.read_parquet(out / "summary.parquet")
-    assert frame.height == len(GOOD) + len(BAD)
+    assert frame.height == len(GOOD) + len(BAD) + len(SIDECARS)
     assert frame.schema["cells_detected"] == pl.Int64
     assert frame.schema["blast_percent"] == pl.Float64
-    assert frame["input"].to_list() == sorted([*GOOD, *BAD])
+    assert frame["input"].to_list() == sorted([*GOOD, *BAD, *SIDECARS])
     meta = json.loads((out / "run_metadata.json").read_text())
     assert meta["status"] == "finished"
-    assert meta["counts"] == {"inputs": 8, "screened": 3, "skipped_done": 0, "failed": 5, "not_run": 0}
+    assert meta["counts"] == {"inputs": 8, "screened": 3, "skipped_done": 0, "failed": 4, "not_run": 0,
+                              "not_inputs": 1}  # fmt: skip
     assert len(meta["model"]["sha256"]) == 64
     assert meta["software"]["torch"]
     assert meta["engine"]["devices"] == ["cpu"]
     assert "f_text.tif" in (out / "batch.log").read_text()
-    assert len((out / "ledger.jsonl").read_text().splitlines()) == 8
+    assert len((out / "ledger.jsonl").read_text().splitlines()) == 7  # the sidecar is not an input
     if Path(__file__).parents[2].joinpath("wsi_screen", "reports", "index.py").exists():
         assert (out / "index.html").is_file()
     assert temp_files(out) == []
@@ -94,7 +98,7 @@ def test_rerun_skips_done_inputs_and_retries_failed(
     before = {p: p.stat().st_mtime_ns for p in out.glob("*/report.json")}
     res = run_batch_cli(str(mixed_folder), "-o", str(out), "--batch-size", "9")  # runtime-only change
     assert res.exit_code == 1
-    assert "0 screened, 3 done earlier (skipped), 5 failed" in res.output
+    assert "0 screened, 3 done earlier (skipped), 4 failed" in res.output
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/report.json")} == before
     assert read_summary(out) == read_summary(first_run[0])
 
@@ -366,7 +370,8 @@ def test_ctrl_c_while_hashing_still_writes_the_summary(
     assert "interrupted" in rows[1]["error_message"]
     meta = json.loads((out / "run_metadata.json").read_text())
     assert meta["status"] == "interrupted"
-    assert meta["counts"] == {"inputs": 3, "screened": 0, "skipped_done": 1, "failed": 0, "not_run": 2}
+    assert meta["counts"] == {"inputs": 3, "screened": 0, "skipped_done": 1, "failed": 0, "not_run": 2,
+                              "not_inputs": 0}  # fmt: skip
     assert 'href="a_field/report.html"' in (out / "index.html").read_text()
 
 

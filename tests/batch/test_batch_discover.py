@@ -25,8 +25,11 @@ def test_discovery_is_sorted_and_skips_hidden_and_out(tmp_path: Path) -> None:
     for name in ("b.png", "a.tif", "a.png", ".hidden.png", "sub/c.svs", "out/x/report.png"):
         _touch(tmp_path / name)
     items = discover_inputs([tmp_path], exclude=[tmp_path / "out"])
-    assert [i.name for i in items] == ["a.png", "a.tif", "b.png"]
-    assert [i.stem for i in items] == ["a", "a-2", "b"]
+    assert [i.name for i in items] == ["a.png", "a.tif", "b.png", "sub"]  # a sub-folder is a case
+    assert [i.stem for i in items] == ["a", "a-2", "b", "sub"]
+    assert [i.is_case for i in items] == [False, False, False, True]
+    assert [i.name for i in discover_inputs([tmp_path], exclude=[tmp_path / "out"], cases=False)] == [
+        "a.png", "a.tif", "b.png"]  # fmt: skip
     assert all(i.path.is_absolute() for i in items)
     deep = discover_inputs([tmp_path], recursive=True, pattern="*.svs", exclude=[tmp_path / "out"])
     assert [(i.name, i.stem) for i in deep] == [("sub/c.svs", "sub__c")]

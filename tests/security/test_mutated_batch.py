@@ -59,6 +59,8 @@ def test_mutated_batch(tmp_path: Path, tiny_bundle: Path) -> None:
     for name in ("clean_0.jpg", "clean_1.jpg", "clean_2.jpg"):
         assert rows[name]["status"] == "ok"
     for r in rows.values():
-        if r["status"] != "ok":
+        if r["status"] == "failed":
             assert r["error_stage"] and r["error_message"] and "\n" not in r["error_message"]
+        elif r["status"] == "skipped":  # not an image (a sidecar) or a folder without fields
+            assert r["error_message"] and not r["output"]
     assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name.endswith(".tmp")]

@@ -31,6 +31,7 @@ from wsi_screen.batch.plan import Planned
 from wsi_screen.batch.plan import plan_all
 from wsi_screen.batch.screening import screen_planned
 from wsi_screen.batch.summary import STATUS_OK
+from wsi_screen.batch.summary import STATUS_SKIPPED
 from wsi_screen.batch.summary import not_run_row
 from wsi_screen.batch.summary import run_metadata
 from wsi_screen.batch.summary import write_index
@@ -176,7 +177,7 @@ def run_batch(
             failures=[
                 {k: r[k] for k in ("input", "status", "error_stage", "error_type", "error_message")}
                 for r in result.rows
-                if r["status"] != STATUS_OK
+                if r["status"] not in (STATUS_OK, STATUS_SKIPPED)
             ],
             finished_at=_now(),
             status="interrupted" if interrupted else "stopped (--fail-fast)" if stopped else "finished",
@@ -186,6 +187,7 @@ def run_batch(
                 "skipped_done": result.n_skipped,
                 "failed": result.n_failed,
                 "not_run": result.n_not_run,
+                "not_inputs": result.n_not_inputs,
             },
         )
         write_run_metadata(out / "run_metadata.json", metadata)

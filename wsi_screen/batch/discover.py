@@ -37,6 +37,13 @@ class BatchInput:
     path: Path
     name: str
     stem: str
+    skip_reason: str | None = None
+    """Why this is listed but not screened (a sidecar beside the images); None for an input."""
+
+    @property
+    def is_case(self) -> bool:
+        """A folder of fields: screened as one case."""
+        return self.skip_reason is None and self.path.is_dir()
 
 
 def discover_inputs(
@@ -46,12 +53,16 @@ def discover_inputs(
     pattern: str | Sequence[str] = "*",
     exclude: Iterable[Path] = (),
     known_stems: Mapping[str, Sequence[str]] | None = None,
+    cases: bool = True,
 ) -> list[BatchInput]:
-    """List the files a batch screens, in a stable order.
+    """List the files (and cases) a batch screens, in a stable order.
 
-    Every regular, non-hidden file matching ``pattern`` (any of them, when several) is an input, including files of an
-    unsupported type and broken symbolic links: those fail in the ``read`` stage and are named in
-    the summary instead of being skipped silently (use ``pattern="*.svs"`` to restrict a folder). Files under the
+    Every regular, non-hidden image file matching ``pattern`` (any of them, when several) is an
+    input, broken symbolic links and damaged files included: those fail in the ``read`` stage and
+    are named in the summary. A file that is not an image (``field_00.json``, ``notes.txt``: a
+    sidecar) is listed with a ``skip_reason`` and never screened, so it never takes an image's
+    output name. Without ``recursive``, each sub-folder of a location is a *case* (the fields of
+    one specimen, screened into one pooled report) when ``cases`` is on. Files under the
     ``exclude`` folders (the batch's own output folder) are ignored.
 
     Args:
@@ -86,13 +97,16 @@ def discover_inputs(
             candidates = [(loc, loc.name)]
         else:
             matched = {p for pat in patterns for p in (loc.rglob(pat) if recursive else loc.glob(pat))}
+            if cases and not recursive:
+                matched |= {p for p in loc.iterdir() if p.is_dir() and any(p.match(pat) for pat in patterns)}
             candidates = []
             for p in matched:
                 rel = p.relative_to(loc)
                 if any(part.startswith(".") for part in rel.parts):
                     continue  # hidden files and our own temp files (.name.xyz.tmp)
                 dangling = p.is_symlink() and not p.exists()  # listed: it fails, named, at read
-                if not p.is_file() and not dangling:
+                case = cases and not recursive and p.is_dir()
+                if not p.is_file() and not dangling and not case:
                     continue
                 if any(_resolve(p).is_relative_to(s) for s in skip):
                     continue
@@ -107,8 +121,30 @@ def discover_inputs(
                 continue
             seen.add(resolved)
             found.append((resolved, name))
-    stems = batch_stems([name for _, name in found], known_stems)
-    return [BatchInput(p, name, stem) for (p, name), stem in zip(found, stems, strict=True)]
+    inputs = [(p, name) for p, name in found if _skip_reason(p) is None]
+    stems = batch_stems([name for _, name in inputs], known_stems)
+    listed = [BatchInput(p, name, stem) for (p, name), stem in zip(inputs, stems, strict=True)]
+    listed += [BatchInput(p, name, "", _skip_reason(p)) for p, name in found if _skip_reason(p) is not None]
+    order = {name: k for k, (_, name) in enumerate(found)}
+    return sorted(listed, key=lambda b: order[b.name])
+
+
+def _skip_reason(path: Path) -> str | None:
+    """Why ``path`` is listed but not screened: a sidecar file, or a folder without field images."""
+    from wsi_screen.cases import SIDECAR
+    from wsi_screen.sources import is_supported
+
+    if path.is_dir():
+        from wsi_screen.cases import case_from_folder
+
+        try:
+            case_from_folder(path)
+        except InputError:
+            return "a folder without field images (not a case)"
+        return None
+    if path.exists() and not is_supported(path):
+        return SIDECAR
+    return None
 
 
 def _resolve(path: Path) -> Path:

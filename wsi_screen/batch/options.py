@@ -36,6 +36,7 @@ class BatchResult:
     n_skipped: int = 0
     n_failed: int = 0
     n_not_run: int = 0
+    n_not_inputs: int = 0  # listed as skipped: sidecars, folders without fields
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property

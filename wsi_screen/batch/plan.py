@@ -18,11 +18,15 @@ from wsi_screen.batch.finished import is_finished
 from wsi_screen.batch.finished import keep_reviewed_report
 from wsi_screen.batch.options import BatchResult
 from wsi_screen.batch.summary import STATUS_OK
+from wsi_screen.batch.summary import STATUS_SKIPPED
 from wsi_screen.batch.summary import failed_row
+from wsi_screen.batch.summary import not_run_row
 from wsi_screen.batch.summary import ok_row
 from wsi_screen.batch.summary import read_report
 from wsi_screen.batch.summary import report_run_key
 from wsi_screen.batch.summary import stamp_run_key
+from wsi_screen.cases import case_from_folder
+from wsi_screen.errors import InputError
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import sha256_file
 from wsi_screen.ledger import Ledger
@@ -86,6 +90,8 @@ def plan_all(
             rows[i] = planned
             if planned["status"] == STATUS_OK:
                 result.n_skipped += 1
+            elif planned["status"] == STATUS_SKIPPED:
+                result.n_not_inputs += 1
             else:
                 result.n_failed += 1
         else:
@@ -102,8 +108,12 @@ def plan_input(
     report about to be replaced is kept beside it (:func:`keep_reviewed_report`).
     """
     t = time.perf_counter()
+    if item.skip_reason is not None:
+        return not_run_row(item, item.skip_reason, STATUS_SKIPPED)
     try:
-        sha = sha256_file(item.path)
+        sha = case_from_folder(item.path).digest() if item.is_case else sha256_file(item.path)
+    except InputError as e:  # a case folder that cannot be listed
+        return failed_row(item, Failure(str(item.path), "read", type(e).__name__, str(e)), None, None)
     except OSError as e:
         failure = Failure(str(item.path), "read", type(e).__name__, f"{item.path}: cannot read: {e.strerror}")
         log.warning("%s: %s", item.name, failure.message)

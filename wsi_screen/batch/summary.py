@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_NOT_RUN = "not_run"  # --fail-fast (or Ctrl-C) stopped the batch before this input
+STATUS_SKIPPED = "skipped"  # not an input: a sidecar beside the images, a folder without fields
 
 TIMING_STAGES = ("read", "detect", "patch", "classify", "aggregate", "report", "total")
 
@@ -113,9 +114,9 @@ def failed_row(
     return row
 
 
-def not_run_row(item: BatchInput, reason: str) -> dict[str, Any]:
-    """Summary row of an input the batch did not reach (``--fail-fast`` or Ctrl-C)."""
-    row = _empty_row(item, STATUS_NOT_RUN)
+def not_run_row(item: BatchInput, reason: str, status: str = STATUS_NOT_RUN) -> dict[str, Any]:
+    """Summary row of an input the batch did not reach (``--fail-fast`` or Ctrl-C), or skipped."""
+    row = _empty_row(item, status)
     row["error_message"] = reason
     return row
 

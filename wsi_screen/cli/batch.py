@@ -164,7 +164,9 @@ def batch(
             click.echo(printable(line), err=True)
     click.echo(
         f"{len(result.rows)} input(s): {result.n_screened} screened, {result.n_skipped} done earlier (skipped), "
-        f"{result.n_failed} failed, {result.n_not_run} not run -> {out / 'summary.csv'}"
+        f"{result.n_failed} failed, {result.n_not_run} not run"
+        + (f", {result.n_not_inputs} not an input (skipped)" if result.n_not_inputs else "")
+        + f" -> {out / 'summary.csv'}"
     )
     if not result.ok:
         raise SystemExit(1)
