@@ -36,6 +36,9 @@ from wsi_screen.reports.html_report import static_text
 from wsi_screen.reports.html_report import template_env
 from wsi_screen.reports.json_report import build_report
 from wsi_screen.reports.json_report import write_report_json
+from wsi_screen.stopping_count import case_groups
+from wsi_screen.stopping_count import count_until_decided
+from wsi_screen.stopping_count import stopping_text
 from wsi_screen.types import CellCalls
 from wsi_screen.types import Failure
 
@@ -102,10 +105,18 @@ def screen_case(
             )
         return CaseOutcome(case.name, case_dir, None, failures)
     pooled, field_of = pool_calls(parts, clf.class_names, clf.name)
-    summary = summarize(
-        pooled.labels, pooled.probs, pooled.class_names, screener.cfg.aggregate, pooled.judge_domain()
-    )
     ok = [f for f in fields if f.get("status") == "counted"]
+    cfg = screener.cfg
+    stop = None
+    used = [True] * len(pooled.cells)
+    if cfg.stopping.enabled:  # count the fields' regions best first; stop once every cut-off is decided
+        groups = case_groups([(f["name"], p.cells, f["_regions"]) for f, p in zip(ok, parts, strict=True)])
+        stop = count_until_decided(groups, pooled.labels, cfg.aggregate, cfg.stopping)
+        used = stop.used
+    counted = pooled.select(used)
+    summary = summarize(
+        counted.labels, counted.probs, pooled.class_names, cfg.aggregate, counted.judge_domain()
+    )
     report = build_report(
         input_info={
             "path": str(case.folder or case.name),
@@ -141,8 +152,15 @@ def screen_case(
         "n_fields_excluded": sum(1 for f in fields if f.get("status") == "excluded"),
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in case.skipped],
     }
-    report["fields"] = [{k: v for k, v in f.items() if k != "thumbnail"} for f in fields]
-    frame = cells_frame(pooled, pooled.labels)
+    if stop is not None:
+        report["stopping"] = {
+            **stop.info,
+            "stopped_in_region": list(stop.info["stopped_in_region"] or []) or None,
+        }
+        for f, n_used in zip(ok, _per_field(used, field_of, len(ok)), strict=True):
+            f["cells_used"] = n_used
+    report["fields"] = [{k: v for k, v in f.items() if k not in ("thumbnail", "_regions")} for f in fields]
+    frame = cells_frame(pooled, pooled.labels, counted=used)
     ids = [c for p in parts for c in range(len(p.cells))]
     frame = frame.with_columns(
         pl.Series("field", [ok[i]["name"] for i in field_of], dtype=pl.Utf8),
@@ -176,7 +194,16 @@ def _write_field(
         log.info("%s: field left out of the case: %s", item.path.name, why)
     else:
         parts.append(calls)
+        entry["_regions"] = rep.get("regions") or []  # for the stopping rule; not written
     return None
+
+
+def _per_field(used: list[bool], field_of: list[int], n_fields: int) -> list[int]:
+    """Cells the stopping rule used in each field."""
+    out = [0] * n_fields
+    for u, f in zip(used, field_of, strict=True):
+        out[f] += int(u)
+    return out
 
 
 def field_exclusion(rep: dict[str, Any], min_counted_fraction: float) -> str | None:
@@ -227,6 +254,7 @@ def _write_case_html(report: dict[str, Any], fields: list[dict[str, Any]], path:
             r=report,
             fields=[{"failure": None, "thumbnail": None, "report": None, **f} for f in fields],
             domain=(report.get("qc") or {}).get("domain") or {},
+            stopping=stopping_text(report["stopping"]) if report.get("stopping") else None,
             css=static_text("report.css"),
         )
     )

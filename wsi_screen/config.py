@@ -239,6 +239,40 @@ class ClassifyConfig:
             raise ConfigError(msg)
 
 
+STOPPING_METHODS = ("alpha_spending", "confidence_sequence")
+
+
+@dataclass(frozen=True)
+class StoppingConfig:
+    """Stop counting when every blast cut-off is decided (wsi_screen.stopping; off by default).
+
+    For slides (counted regions, best quality first) and cases (the regions of their fields):
+    cells are counted in that order and counting stops at the first look where every cut-off is
+    decided on the sequential rule's interval, or when the regions run out.
+
+    Attributes:
+        enabled: apply the rule (fields screened alone never stop early).
+        method: ``alpha_spending`` or ``confidence_sequence``.
+        alpha: total two-sided error over all looks.
+        min_cells: the first look.
+        look_every: counted cells between looks.
+    """
+
+    enabled: bool = False
+    method: str = "alpha_spending"
+    alpha: float = 0.05
+    min_cells: int = 500
+    look_every: int = 100
+
+    def __post_init__(self) -> None:
+        if self.method not in STOPPING_METHODS:
+            msg = f"stopping.method must be one of {', '.join(STOPPING_METHODS)}, got {self.method!r}"
+            raise ConfigError(msg)
+        if not 0.0 < self.alpha < 1.0 or self.min_cells < 1 or self.look_every < 1:
+            msg = "stopping: alpha must be in (0, 1), min_cells and look_every >= 1"
+            raise ConfigError(msg)
+
+
 @dataclass(frozen=True)
 class ScreenConfig:
     """The whole run configuration."""
@@ -250,6 +284,7 @@ class ScreenConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     regions: RegionsConfig = field(default_factory=RegionsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    stopping: StoppingConfig = field(default_factory=StoppingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (echoed into reports)."""

@@ -35,9 +35,10 @@ from scipy.special import betaln
 
 from wsi_screen.aggregate import INDETERMINATE
 from wsi_screen.aggregate import decide
+from wsi_screen.config import STOPPING_METHODS
 from wsi_screen.errors import ConfigError
 
-METHODS = ("alpha_spending", "confidence_sequence")
+METHODS = STOPPING_METHODS
 PRIOR = (0.5, 4.5)
 """Beta prior of the mixture (mean 10 %): tightest for shares near the usual blast cut-offs."""
 

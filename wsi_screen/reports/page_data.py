@@ -26,6 +26,7 @@ from wsi_screen.reports.rules import review_classes
 from wsi_screen.reports.selection import prob_matrix
 from wsi_screen.reports.signoff import audit_rows
 from wsi_screen.reports.signoff import signoff_view
+from wsi_screen.stopping_count import stopping_text
 
 SHORTCUT_KEYS = "1234567890"
 FLAG_TITLES = {
@@ -183,4 +184,5 @@ def template_extras(report: dict[str, Any]) -> dict[str, Any]:
         "ids": report.get("identifiers"),
         "banner": banner_reasons(report),
         "audit": audit_rows(report),
+        "stopping": stopping_text(report["stopping"]) if report.get("stopping") else None,
     }

@@ -40,6 +40,8 @@ from wsi_screen.reports.selection import final_labels
 from wsi_screen.reports.selection import gallery_ids
 from wsi_screen.reports.selection import review_queue
 from wsi_screen.stages import aggregate
+from wsi_screen.stopping_count import count_until_decided
+from wsi_screen.stopping_count import region_groups
 from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
 
@@ -87,8 +89,14 @@ def write_input_reports(
     options = options or cfg.report
     real_dir(out_dir)  # never OUT/<stem> -> elsewhere
     (out_dir / REPORT_JSON).unlink(missing_ok=True)  # the completion marker goes first, comes back last
-    summary = aggregate(item, calls, cfg.aggregate)
     labels = calls.labels
+    regions = getattr(item, "regions", None)
+    counted = item.counted_mask(calls.cells)
+    stop = None
+    if cfg.stopping.enabled and regions is not None and item.is_slide:  # never for a field alone
+        stop = count_until_decided(region_groups(regions, calls.cells), labels, cfg.aggregate, cfg.stopping)
+        counted = [c and u for c, u in zip(counted, stop.used, strict=True)]
+    summary = aggregate(item, calls.select(counted), cfg.aggregate)
     src = item.source
     w, h = src.dimensions
     sha = sha256_file(item.path)
@@ -104,11 +112,10 @@ def write_input_reports(
         "levels": len(src.level_downsamples),
     }
     t = time.perf_counter()
-    regions = getattr(item, "regions", None)
     frame = cells_frame(
         calls,
         labels,
-        counted=item.counted_mask(calls.cells) if regions is not None else None,
+        counted=counted if regions is not None else None,
         regions=[regions.region_at(c.x, c.y) for c in calls.cells] if regions is not None else None,
     )
     write_cells_parquet(frame, out_dir / CELLS_PARQUET)
@@ -125,6 +132,12 @@ def write_input_reports(
     report["identifiers"] = None if ids is None else ids.to_dict()
     if regions is not None:
         add_regions(report, regions, frame, decides_counting=item.is_slide)
+    if stop is not None and regions is not None:
+        report["stopping"] = stop.info
+        unused = {r.index for r in regions.counted()[stop.info["regions_used"] :]}
+        for r in report["regions"]:
+            if r["id"] in unused:
+                r["status"] = "not_needed"  # countable, but the count was decided before it
     if getattr(item, "unreadable", None):  # corrupt tiles skipped, patches dropped
         u = item.unreadable
         report["qc"]["unreadable_tiles"] = {
