@@ -105,7 +105,9 @@ def main() -> None:
         browser = chromium_times(out / "report.html", work, a.repeats)
     log.info("cells: %d, crops embedded: %d (gallery cap %d/class, queue %d, %d px)",
              a.cells, len(assets.crops), a.gallery, a.queue, a.crop_px)  # fmt: skip
-    log.info("report stage (crops + overview + viewer tiles + parquet + geojson + html + json): %.2f s", total_s)
+    log.info(
+        "report stage (crops + overview + viewer tiles + parquet + geojson + html + json): %.2f s", total_s
+    )
     if dz is not None:
         log.info("viewer: %d tiles, %d levels, %d x %d px top level, %.1f MB", dz.tiles, dz.levels, dz.width,
                  dz.height, viewer_mb)  # fmt: skip
