@@ -79,10 +79,13 @@ def test_hairy_flag_raised_only_with_confident_calls() -> None:
     assert (
         flag(summarize(labels, one_hot(labels, conf=0.9), CLASSES, cfg), "hairy_cells")["status"] == "raised"
     )
-    assert (
-        flag(summarize(labels, one_hot(labels, conf=0.7), CLASSES, cfg), "hairy_cells")["status"]
-        == "not_raised"
-    )
+    unsure = flag(summarize(labels, one_hot(labels, conf=0.7), CLASSES, cfg), "hairy_cells")
+    assert unsure["status"] == "indeterminate"  # 0 of 100: the interval (0-3.7 %) spans 2 %
+    assert unsure["more_cells_to_decide"] and "indeterminate" in unsure["message"]
+    many = ["LYT"] * 500
+    assert flag(summarize(many, one_hot(many), CLASSES, cfg), "hairy_cells")["status"] == "not_raised"
+    few = ["HAC"] * 4 + ["LYT"] * 16  # 20 %, but fewer than min_count confident calls
+    assert flag(summarize(few, one_hot(few), CLASSES, cfg), "hairy_cells")["status"] == "indeterminate"
 
 
 def test_blast_not_assessable_when_model_lacks_blast_classes() -> None:
@@ -219,5 +222,5 @@ def test_reviewed_classes_the_model_cannot_call_give_lower_bounds() -> None:
     assert s["qc"]["classes_not_covered"] == sorted(set(MATEK_CLASSES) - set(model))
     # the same cells as the model's own calls: no lower bound
     plain = summarize(labels, probs, names, cfg)
-    assert next(f for f in plain["flags"] if f["name"] == "hairy_cells")["status"] == "not_raised"
+    assert next(f for f in plain["flags"] if f["name"] == "hairy_cells")["status"] == "indeterminate"
     assert "review only" not in plain["me_ratio"]["message"]

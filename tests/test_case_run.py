@@ -105,3 +105,35 @@ def test_a_blurred_field_is_left_out_of_its_case_with_its_reason(tmp_path: Path,
     assert set(pl.read_parquet(out / "smear" / "cells.parquet")["field"].unique()) == {"f1", "f2"}
     assert (out / "smear" / "fields" / "f3" / "report.json").exists()  # it keeps its own report
     assert "left out" in (out / "smear" / "report.html").read_text()
+
+
+def test_reviewing_a_field_recomputes_its_case(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        main, ["run", str(_case(tmp_path)), "--mpp", "0.0862", "-o", str(out), "--device", "cpu"]
+    )
+    assert res.exit_code == 0, res.output
+    case_dir = out / "patient_7"
+    before = json.loads((case_dir / "report.json").read_text())
+    field_dir = case_dir / "fields" / "field_02"
+    field = json.loads((field_dir / "report.json").read_text())
+    cells = pl.read_parquet(field_dir / "cells.parquet")
+    ids = cells.filter(~pl.col("predicted_class").is_in(["ART", "NIF"]))["cell_id"].to_list()[:3]
+    doc = {"format": "wsi-screen-corrections", "version": 2, "input_sha256": field["input"]["sha256"],
+           "corrections": [{"kind": "reclassify", "cell_id": i, "class": "EBO"} for i in ids]}  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    res = CliRunner().invoke(
+        main, ["review", "apply", str(field_dir), str(tmp_path / "c.json"), "--reviewer", "AB"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "case patient_7: pooled figures recomputed" in res.output
+    case = json.loads((case_dir / "report.json").read_text())
+    assert case["review"]["fields_reviewed"] == ["field_02"]
+    assert case["differential"]["EBO"]["count"] == 3
+    assert case["cells_counted"] == before["cells_counted"]  # reclassified among counted classes
+    assert case["me_ratio"]["status"] == "assessed"
+    assert case["review"]["original"]["differential"] == before["differential"]
+    pooled = pl.read_parquet(case_dir / "cells.parquet")
+    assert pooled.filter(pl.col("reviewed_class") == "EBO").height == 3
+    assert set(pooled["field"].unique()) == {f["name"] for f in before["fields"]}
+    assert "Reviewed:" in (case_dir / "report.html").read_text()

@@ -244,8 +244,8 @@ def summarize(
 
 
 def _lower_bound(status: str, msg: str, cls: str, model: list[str]) -> tuple[str, str]:
-    """A count of a class the model cannot call holds only reviewed cells: not raised is not known."""
-    if cls in model or status != NOT_RAISED:
+    """A count of a class the model cannot call holds only reviewed cells: only a raised flag is known."""
+    if cls in model or status not in (NOT_RAISED, INDETERMINATE):
         return status, msg
     return (
         NOT_ASSESSABLE,
@@ -373,23 +373,26 @@ def _hairy_flag(
     hc = cfg.hairy_cell
     thr = float(hc.min_percent)
     if hc.hairy_class not in names:
-        return Flag(
-            "hairy_cells",
-            NOT_ASSESSABLE,
-            None,
-            thr,
-            f"the model has no {hc.hairy_class} class: hairy cells cannot be assessed",
-        )
+        why = f"the model has no {hc.hairy_class} class: hairy cells cannot be assessed"
+        return Flag("hairy_cells", NOT_ASSESSABLE, None, thr, why)
     if counted == 0:
         return Flag("hairy_cells", NOT_ASSESSABLE, None, thr, "no cells counted")
     k = sum(
         1 for lab, c in zip(labels, conf, strict=True) if lab == hc.hairy_class and c >= hc.min_confidence
     )
     pct = 100.0 * k / counted
-    status = RAISED if k >= hc.min_count and pct >= hc.min_percent else NOT_RAISED
+    ci = proportion_ci(k, counted, cfg.ci_method)
+    assert ci is not None  # noqa: S101 - counted > 0
+    # three states as the blast cut-offs: raised when the count and the lower bound reach the minimum
+    status = RAISED if k >= hc.min_count and ci[0] >= thr else NOT_RAISED if ci[1] < thr else INDETERMINATE
     msg = (
-        f"{k} {hc.hairy_class} calls with confidence >= {hc.min_confidence} ({pct:.1f} % of {counted}); "
-        f"flag needs >= {hc.min_count} cells and >= {hc.min_percent} %"
+        f"{k} {hc.hairy_class} calls with confidence >= {hc.min_confidence} ({pct:.1f} % of {counted}, "
+        f"95 % CI {ci[0]:.1f}-{ci[1]:.1f}); flag needs >= {hc.min_count} cells and >= {hc.min_percent} %"
     )
+    more = cells_to_decide(k, counted, thr, cfg.ci_method) if status == INDETERMINATE else None
+    if status == INDETERMINATE:
+        msg += f"; indeterminate: the 95 % interval spans {hc.min_percent} %" + (
+            f"; about {more} more counted cells at this proportion would decide it" if more else ""
+        )
     status, msg = _lower_bound(status, msg, hc.hairy_class, model)
-    return Flag("hairy_cells", status, round(pct, 3), thr, msg, proportion_ci(k, counted, cfg.ci_method))
+    return Flag("hairy_cells", status, round(pct, 3), thr, msg, ci, more if status == INDETERMINATE else None)

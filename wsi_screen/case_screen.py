@@ -167,7 +167,7 @@ def screen_case(
         pl.Series("field_cell_id", ids, dtype=pl.Int64),
     )
     write_cells_parquet(frame, case_dir / CELLS_PARQUET)
-    _write_case_html(report, fields, case_dir / REPORT_HTML)
+    write_case_html(report, fields, case_dir / REPORT_HTML)
     if run_key is not None:
         report["batch"] = {"run_key": run_key}
     write_report_json(report, case_dir / REPORT_JSON)  # last: the completion marker
@@ -246,7 +246,8 @@ def _field_entry(rep: dict[str, Any], thumb: Any) -> dict[str, Any]:
     return entry
 
 
-def _write_case_html(report: dict[str, Any], fields: list[dict[str, Any]], path: Path) -> None:
+def write_case_html(report: dict[str, Any], fields: list[dict[str, Any]], path: Path) -> None:
+    """Render the case page (pooled result first, then a row per field) atomically."""
     html = (
         template_env()
         .get_template("case.html.j2")

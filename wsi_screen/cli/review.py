@@ -46,6 +46,8 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None, sign: bool)
     from wsi_screen.batch.outdir import LOCK_NAME
     from wsi_screen.batch.outdir import batch_lock
     from wsi_screen.errors import WsiScreenError
+    from wsi_screen.reports.case_review import case_of_field
+    from wsi_screen.reports.case_review import refresh_case
     from wsi_screen.reports.review import apply_review
 
     with contextlib.ExitStack() as stack:
@@ -54,9 +56,19 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None, sign: bool)
             if (out / LOCK_NAME).exists():  # a batch's folder: never while that batch is writing it
                 stack.enter_context(batch_lock(out))
             new = apply_review(report_dir, corrections, reviewer=reviewer, sign=sign)
+            case_dir = case_of_field(report_dir)
+            case = refresh_case(case_dir) if case_dir is not None else None
         except WsiScreenError as e:
             raise ReviewInputError(str(e)) from e
         _report_applied(report_dir, new)
+        if case_dir is not None and case is not None:  # a field of a case: the pooled figures follow
+            was, now = case["review"]["blast_percent_before"], case["blast"]["percent"]
+            click.echo(
+                f"case {case_dir.name}: pooled figures recomputed over the reviewed fields "
+                f"({', '.join(case['review']['fields_reviewed'])}); blasts "
+                f"{'n/a' if was is None else f'{was:.1f} %'} -> {'n/a' if now is None else f'{now:.1f} %'}"
+            )
+            _update_summary(case_dir.resolve(), case)
 
 
 def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:

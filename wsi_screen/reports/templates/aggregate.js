@@ -255,15 +255,24 @@ var WsiAggregate = (function () {
     if (counted === 0) return flag("hairy_cells", NOT_ASSESSABLE, null, thr, "no cells counted");
     var k = 0;
     cells.forEach(function (cell) { if (cell.label === hc.hairy_class && Math.fround(cell.conf) >= Math.fround(hc.min_confidence)) k += 1; });
-    var p = 100.0 * k / counted;
-    var status = k >= hc.min_count && p >= hc.min_percent ? RAISED : NOT_RAISED;
+    var p = 100.0 * k / counted, ci = proportionCI(k, counted, rules.ci_method);
+    // three states as the blast cut-offs: raised when the count and the lower bound reach the minimum
+    var status = k >= hc.min_count && ci[0] >= thr ? RAISED : (ci[1] < thr ? NOT_RAISED : INDETERMINATE);
     var msg = k + " " + hc.hairy_class + " calls with confidence >= " + t.hairy_min_confidence + " (" + pyFixed(p, 1) +
-      " % of " + counted + "); flag needs >= " + hc.min_count + " cells and >= " + t.hairy_min_percent + " %";
-    if (!has(model, hc.hairy_class) && status === NOT_RAISED) {
+      " % of " + counted + ", 95 % CI " + pyFixed(ci[0], 1) + "-" + pyFixed(ci[1], 1) + "); flag needs >= " +
+      hc.min_count + " cells and >= " + t.hairy_min_percent + " %";
+    var more = status === INDETERMINATE ? cellsToDecide(k, counted, thr, rules.ci_method, rules.max_cells_to_decide) : null;
+    if (status === INDETERMINATE) {
+      msg += "; indeterminate: the 95 % interval spans " + t.hairy_min_percent + " %" +
+        (more ? "; about " + more + " more counted cells at this proportion would decide it" : "");
+    }
+    if (!has(model, hc.hairy_class) && (status === NOT_RAISED || status === INDETERMINATE)) {
       status = NOT_ASSESSABLE;
       msg += "; a lower bound only: the model has no " + hc.hairy_class + " class, only reviewed cells count";
     }
-    return flag("hairy_cells", status, pyRound(p, 3), thr, msg, proportionCI(k, counted, rules.ci_method));
+    var f = flag("hairy_cells", status, pyRound(p, 3), thr, msg, ci);
+    f.more_cells_to_decide = status === INDETERMINATE ? more : null;
+    return f;
   }
 
   function artefactFlag(counts, names, model, n, rules) {

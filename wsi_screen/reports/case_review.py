@@ -1,0 +1,140 @@
+"""A review of one field of a case recomputes the case: the pooled figures over every field as reviewed.
+
+A morphologist reviews a case field by field (``wsi-screen review apply OUT/<case>/fields/<field>
+corrections.json``); each field keeps its own reviewed report, and :func:`refresh_case` then pools
+the reviewed tables of all the case's counted fields with the same rules (``summarize``) into the
+case's report.json, report.html and cells.parquet. Cells the case's stopping rule did not use stay
+out (cells.parquet ``counted``); cells a reviewer added count. The case keeps the model's pooled
+figures (``review.original``) and lists the fields reviewed so far.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from wsi_screen.aggregate import summarize
+from wsi_screen.io import atomic_path
+from wsi_screen.report_files import CELLS_PARQUET
+from wsi_screen.report_files import REPORT_HTML
+from wsi_screen.report_files import REPORT_JSON
+from wsi_screen.reports.cells_table import write_cells_parquet
+from wsi_screen.reports.corrections import ReviewError
+from wsi_screen.reports.corrections import read_json
+from wsi_screen.reports.html_report import aggregate_config
+from wsi_screen.reports.json_report import validate_report
+from wsi_screen.reports.json_report import write_report_json
+from wsi_screen.reports.reviewed import model_confidence
+from wsi_screen.reports.reviewed import review_inputs
+from wsi_screen.reports.reviewed import with_review_columns
+from wsi_screen.reports.rules import configured_review_classes
+
+FIELDS_DIR = "fields"
+_FIGURES = ("cells_detected", "cells_counted", "differential", "excluded", "blast", "me_ratio", "histogram",
+            "flags", "qc")  # fmt: skip
+
+
+def case_of_field(field_dir: Path) -> Path | None:
+    """The case folder a field report belongs to (``<case>/fields/<field>/``), or None."""
+    field_dir = Path(field_dir).resolve()
+    case_dir = field_dir.parent.parent
+    if field_dir.parent.name != FIELDS_DIR or not (case_dir / REPORT_JSON).is_file():
+        return None
+    report = read_json(case_dir / REPORT_JSON, REPORT_JSON)
+    return (
+        case_dir if isinstance(report, dict) and (report.get("input") or {}).get("kind") == "case" else None
+    )
+
+
+def refresh_case(case_dir: Path) -> dict[str, Any]:
+    """Recompute a case's pooled figures from its fields' (reviewed) cell tables; rewrite it.
+
+    Returns:
+        The new case report.
+
+    Raises:
+        ReviewError: a case or field file is missing or unreadable (the message names it); the
+            case folder is then unchanged.
+    """
+    from wsi_screen.case_screen import write_case_html
+
+    case_dir = Path(case_dir)
+    report = read_json(case_dir / REPORT_JSON, REPORT_JSON)
+    if not isinstance(report, dict) or (report.get("input") or {}).get("kind") != "case":
+        msg = f"{case_dir / REPORT_JSON}: not a case report"
+        raise ReviewError(msg)
+    names = list(report["model"]["classes"])
+    cfg = aggregate_config(report)
+    pooled = _pooled_table(case_dir, report)
+    labels, probs, fig_names = review_inputs(pooled, names, configured_review_classes(report))
+    domain = (report.get("qc") or {}).get("domain")
+    summary = summarize(labels, probs, fig_names, cfg, domain, model_classes=names)
+    conf = model_confidence(pooled, names)  # QC confidence describes the model's calls
+    summary["qc"]["mean_confidence"] = round(float(conf.mean()), 4) if len(conf) else None
+    summary["qc"]["low_confidence_fraction"] = (
+        round(float((conf < cfg.low_confidence).mean()), 4) if len(conf) else 0.0
+    )
+    previous = report.get("review") or {}
+    reviewed = sorted({str(f) for f in pooled.filter(pl.col("reviewed_field"))["field"].to_list()})
+    new = {**report, **summary}
+    new["review"] = {
+        "kind": "case",
+        "reviewed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "fields_reviewed": reviewed,
+        "n_corrections": pooled.filter(
+            (pl.col("origin") == "reviewer") | pl.col("reviewed_class").is_not_null() | pl.col("removed").is_not_null()
+        ).height,
+        "corrections": [],
+        "blast_percent_before": ((previous.get("original") or report).get("blast") or {}).get("percent"),
+        "original": previous.get("original") or {k: report[k] for k in _FIGURES if k in report},
+    }  # fmt: skip
+    validate_report(new)
+    fields = [{"failure": None, "thumbnail": None, "report": None, **f} for f in new.get("fields") or []]
+    with atomic_path(case_dir / CELLS_PARQUET) as tmp_cells, atomic_path(case_dir / REPORT_HTML) as tmp_html:
+        write_cells_parquet(pooled.drop("reviewed_field"), tmp_cells)
+        write_case_html(new, fields, tmp_html)
+    write_report_json(new, case_dir / REPORT_JSON)  # last: the completion marker
+    return new
+
+
+def _pooled_table(case_dir: Path, report: dict[str, Any]) -> pl.DataFrame:
+    """The counted fields' cell tables, reviewed, with ``field``, ``field_cell_id`` and ``counted``."""
+    old = case_dir / CELLS_PARQUET
+    try:
+        used = pl.read_parquet(old) if old.is_file() else None
+    except (OSError, pl.exceptions.PolarsError) as e:
+        msg = f"{old}: cannot read the case's cells: {e}"
+        raise ReviewError(msg) from e
+    parts = []
+    for f in report.get("fields") or []:
+        if "failure" in f or f.get("status", "counted") != "counted":
+            continue
+        path = case_dir / FIELDS_DIR / f["name"] / CELLS_PARQUET
+        try:
+            frame = with_review_columns(pl.read_parquet(path))
+        except (OSError, pl.exceptions.PolarsError) as e:
+            msg = f"{path}: cannot read the field's cells: {e}"
+            raise ReviewError(msg) from e
+        field_report = read_json(path.with_name(REPORT_JSON), REPORT_JSON)
+        frame = frame.drop([c for c in ("counted", "region") if c in frame.columns]).with_columns(
+            pl.lit(f["name"]).alias("field"),
+            pl.col("cell_id").alias("field_cell_id"),
+            pl.lit(bool(isinstance(field_report, dict) and field_report.get("review"))).alias(
+                "reviewed_field"
+            ),
+        )
+        parts.append(frame)
+    if not parts:
+        msg = f"{case_dir}: the case has no counted field to pool"
+        raise ReviewError(msg)
+    pooled = pl.concat(parts, how="diagonal_relaxed")
+    if (
+        used is not None and "counted" in used.columns
+    ):  # the case's stopping rule: cells it did not use stay out
+        keep = used.select("field", "field_cell_id", "counted")
+        pooled = pooled.join(keep, on=["field", "field_cell_id"], how="left")
+        pooled = pooled.with_columns(pl.col("counted").fill_null(True))  # cells added by a reviewer count
+    return pooled.with_columns(pl.int_range(pl.len()).alias("cell_id"))
