@@ -121,10 +121,11 @@ def discover_inputs(
                 continue
             seen.add(resolved)
             found.append((resolved, name))
-    inputs = [(p, name) for p, name in found if _skip_reason(p) is None]
+    why = {p: _skip_reason(p) for p, _ in found}  # once per path: a folder is listed to judge it
+    inputs = [(p, name) for p, name in found if why[p] is None]
     stems = batch_stems([name for _, name in inputs], known_stems)
     listed = [BatchInput(p, name, stem) for (p, name), stem in zip(inputs, stems, strict=True)]
-    listed += [BatchInput(p, name, "", _skip_reason(p)) for p, name in found if _skip_reason(p) is not None]
+    listed += [BatchInput(p, name, "", why[p]) for p, name in found if why[p] is not None]
     order = {name: k for k, (_, name) in enumerate(found)}
     return sorted(listed, key=lambda b: order[b.name])
 
