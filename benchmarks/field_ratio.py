@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does: idle model threads sleep
+
 
 def _compose(matek: Path | None, tmp: Path, n: int) -> list[Path]:
     import cv2
@@ -58,14 +60,21 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8, help="inputs screened (fields repeated)")
     ap.add_argument("--model", default="default")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=-1, help="[pipeline] workers (0: read on the main thread)")
+    ap.add_argument("--read-ahead", type=int, default=2, help="[pipeline] read_ahead")
+    ap.add_argument("--write-behind", type=int, default=2, help="[pipeline] write_behind (0: write inline)")
     args = ap.parse_args()
 
     from PIL import Image
 
+    from wsi_screen.config import ScreenConfig
     from wsi_screen.runner import build_screener
     from wsi_screen.runner import screen_to_folder
 
-    screener, info = build_screener(model=args.model, device=args.device)
+    cfg = ScreenConfig().replace(
+        "pipeline", workers=args.workers, read_ahead=args.read_ahead, write_behind=args.write_behind
+    )
+    screener, info = build_screener(model=args.model, device=args.device, config=cfg)
     stage_sum: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         given = list(args.fields) or _compose(args.compose, Path(tmp), args.n)
@@ -103,7 +112,11 @@ def main() -> None:
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model {args.model}; device {args.device}"
     )
-    print(f"{len(fields)} fields, {n_cells} cells per field on average (foreground detector)")
+    pipe = screener.cfg.pipeline
+    print(
+        f"{len(fields)} fields, {n_cells} cells per field on average (foreground detector); "
+        f"pipeline workers {pipe.resolved_workers()}, read_ahead {pipe.read_ahead}, write_behind {pipe.write_behind}"
+    )
     print(f"pipeline: {pipeline:.3f} s per field (warm, reports written)")
     print(
         f"decode {statistics.mean(decode):.3f} s + raw model {raw:.3f} s ({n_cells / raw:.0f} patches/s) = {floor:.3f} s"

@@ -26,6 +26,7 @@ from wsi_screen.io import atomic_write_text
 from wsi_screen.io import real_dir
 from wsi_screen.item_reports import InputOutcome
 from wsi_screen.item_reports import write_item_reports
+from wsi_screen.overlap import write_behind
 from wsi_screen.pipeline import Screener
 from wsi_screen.report_files import CELLS_PARQUET
 from wsi_screen.report_files import REPORT_HTML
@@ -80,11 +81,23 @@ def screen_case(
     fields: list[dict[str, Any]] = []
     failures: list[Failure] = []
     clf = screener.classifier
-    for item, name in zip(screener.screen(list(case.fields), stems=names), names, strict=True):
+
+    def write(pair: tuple[Any, str]) -> tuple[CellCalls | None, dict[str, Any] | None, Any]:
+        """Write one field's own reports and take its thumbnail (on the writer thread), then close it."""
+        item, name = pair
+        try:
+            if not item.ok:
+                return None, None, None
+            calls, rep = write_item_reports(screener, info, item, case_dir / FIELDS_DIR / name)
+            return calls, rep, item.source.thumbnail(THUMB_PX) if rep is not None and item.source else None
+        finally:
+            item.close()
+
+    screened = screener.screen(list(case.fields), stems=names, close_done=False)
+    pairs = ((item, name) for item, name in zip(screened, names, strict=True))
+    for (item, name), written in write_behind(write, pairs, depth=screener.cfg.pipeline.write_behind):
         entry: dict[str, Any] = {"name": name, "path": str(item.path)}
-        failure = item.failure or _write_field(
-            screener, info, item, case_dir / FIELDS_DIR / name, entry, parts
-        )
+        failure = item.failure or _take_field(screener, item, *written, entry, parts)
         if failure is not None:
             entry["failure"] = {
                 "stage": failure.stage,
@@ -174,19 +187,19 @@ def screen_case(
     return CaseOutcome(case.name, case_dir, report, failures)
 
 
-def _write_field(
+def _take_field(
     screener: Screener,
-    info: dict[str, Any],
     item: Any,
-    out_dir: Path,
+    calls: CellCalls | None,
+    rep: dict[str, Any] | None,
+    thumb: Any,
     entry: dict[str, Any],
     parts: list[CellCalls],
 ) -> Failure | None:
-    """Write one field's own reports; fill its ``fields`` entry and keep its calls for pooling."""
-    calls, rep = write_item_reports(screener, info, item, out_dir)
-    if rep is None:
+    """Fill a written field's ``fields`` entry and keep its calls for pooling (or return its failure)."""
+    if rep is None or calls is None:
         return item.failure  # type: ignore[no-any-return]
-    entry.update(_field_entry(rep, item.source.thumbnail(THUMB_PX) if item.source else None))
+    entry.update(_field_entry(rep, thumb))
     why = field_exclusion(rep, screener.cfg.regions.min_field_counted_fraction)
     entry["status"] = "excluded" if why else "counted"
     if why:  # its cells stay in its own report, not in the pooled figures

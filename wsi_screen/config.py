@@ -16,6 +16,7 @@ from typing import Any
 
 from wsi_screen.errors import ConfigError
 from wsi_screen.limits import LimitsConfig
+from wsi_screen.pipeline_config import PipelineConfig
 from wsi_screen.report_config import ReportConfig
 
 
@@ -285,6 +286,7 @@ class ScreenConfig:
     regions: RegionsConfig = field(default_factory=RegionsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     stopping: StoppingConfig = field(default_factory=StoppingConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (echoed into reports)."""
@@ -299,7 +301,7 @@ class ScreenConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScreenConfig:
-        """Load a TOML file (sections ``tiling``, ``detector``, ``classify``, ``aggregate``, ``report``, ``regions``)."""
+        """Load a TOML file (sections ``tiling``, ``detector``, ``classify``, ``aggregate``, ``report``, ``regions``, ``limits``, ``stopping``, ``pipeline``)."""
         from wsi_screen.textfiles import read_toml
 
         path = Path(path)  # size, nesting depth and UTF-8 are checked: one-line errors, no traceback

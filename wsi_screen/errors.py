@@ -50,3 +50,9 @@ class OutputError(WsiScreenError):
     """An output cannot be written where it belongs (e.g. through a symbolic link inside OUT)."""
 
     stage = "report"
+
+
+class StoppedError(WsiScreenError):
+    """An input read ahead of the model was abandoned because the run ended early (never reported)."""
+
+    stage = "detect"

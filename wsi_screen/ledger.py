@@ -34,6 +34,9 @@ RUNTIME_ONLY_KEYS = (
     ("classify", "device"),
     ("classify", "batch_size"),
     ("classify", "threads"),
+    ("pipeline", "workers"),
+    ("pipeline", "read_ahead"),
+    ("pipeline", "write_behind"),
     # the limits decide whether an input is screened at all, never what its report says
     ("limits", "max_slide_pixels"),
     ("limits", "min_tile_px"),

@@ -2,12 +2,15 @@
 
 The stages are the functions of :mod:`wsi_screen.stages`; :class:`Screener` schedules them.
 Memory is bounded by one tile and one batch of patches, not by slide size. Classification batches
-span inputs, so a run over many small fields still fills each batch. A failure in one input is
-recorded with its stage and never costs the results of the others.
+span inputs, so a run over many small fields still fills each batch. Reading and localising run on
+worker threads ahead of the model (``[pipeline]``, :mod:`wsi_screen.overlap`), so decoding the
+next field overlaps classifying this one. A failure in one input is recorded with its stage and
+never costs the results of the others.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,6 +25,7 @@ from wsi_screen.detectors.base import Detector
 from wsi_screen.limits import InputTimeoutError
 from wsi_screen.limits import deadline
 from wsi_screen.outnames import clean_stem
+from wsi_screen.overlap import read_ahead
 from wsi_screen.sources import input_stem
 from wsi_screen.stages import SEAM_MARGIN_PX
 from wsi_screen.stages import ScreenedInput
@@ -54,6 +58,8 @@ class Screener:
         """Most inputs kept open while waiting for a batch to fill; more flush a part-filled batch."""
         self.identifiers: Any = None
         """Where reports take sample/patient identifiers from (an ``IdentifierSource``; None: sidecars only)."""
+        self._stop = threading.Event()
+        """Set when a run ends early: inputs being localised on worker threads stop at their next tile."""
 
     def _prepare(self, path: Path, stem: str) -> ScreenedInput:
         """Stages read and detect of one input (a failure closes its source).
@@ -73,6 +79,7 @@ class Screener:
                     self.detector,
                     self.cfg.tiling,
                     max_unreadable_fraction=limits.max_unreadable_tile_fraction,
+                    stop=self._stop,
                 )
         except InputTimeoutError as e:  # a BaseException: no stage's handler caught it
             item.failure = item.failure or Failure(str(path), e.stage, type(e).__name__, str(e))
@@ -87,10 +94,13 @@ class Screener:
         *,
         stems: Sequence[str] | None = None,
         on_batch: Callable[[int], None] | None = None,
+        close_done: bool = True,
     ) -> Iterator[ScreenedInput]:
         """Screen inputs, yielding each one as soon as all its cells are classified.
 
-        Inputs are yielded in order; failed inputs carry a :class:`Failure`.
+        Inputs are yielded in order; failed inputs carry a :class:`Failure`. Each input's source is
+        closed once the consumer is done with it, unless ``close_done`` is False: then the
+        consumer closes it (a report writer running behind the model).
         """
         stems = list(stems) if stems is not None else unique_stems(paths)
         pending: deque[ScreenedInput] = deque()
@@ -111,11 +121,21 @@ class Screener:
                 try:
                     yield done  # the consumer writes reports while the source is still open
                 finally:
-                    done.close()
+                    if close_done:
+                        done.close()
 
+        pipe = self.cfg.pipeline
+        self._stop.clear()
+        prepared = read_ahead(
+            lambda ps: self._prepare(Path(ps[0]), ps[1]),
+            zip(paths, stems, strict=True),
+            workers=pipe.resolved_workers(timeout_s=self.cfg.limits.input_timeout_s),
+            depth=pipe.read_ahead,
+            discard=ScreenedInput.close,
+            stop=self._stop,
+        )
         try:
-            for path, stem in zip(paths, stems, strict=True):
-                item = self._prepare(Path(path), stem)
+            for item in prepared:
                 pending.append(item)
                 remaining[id(item)] = 0 if not item.ok else len(item.cells)
                 if item.ok:
@@ -124,6 +144,7 @@ class Screener:
                 yield from run_batches(flush=len(pending) > self.max_pending)
             yield from run_batches(flush=True)
         finally:  # an interrupted run (or a consumer that stops early) leaves no file open
+            prepared.close()  # inputs read ahead stop at their next tile and are closed
             for it in pending:
                 it.close()
 

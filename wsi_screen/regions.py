@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wsi_screen.config import RegionsConfig
+from wsi_screen.resample import area_shrink
 from wsi_screen.sources.base import ImageSource
 
 COUNTED, EXCLUDED = "counted", "excluded"
@@ -280,8 +281,9 @@ def _read_scaled(source: ImageSource, x: int, y: int, w: int, h: int, scale: flo
     size = (max(1, round(w / scale)), max(1, round(h / scale)))
     if (pixels.shape[1], pixels.shape[0]) == size:
         return pixels
-    interp = cv2.INTER_AREA if pixels.shape[1] > size[0] else cv2.INTER_LINEAR
-    return np.asarray(cv2.resize(pixels, size, interpolation=interp), dtype=np.uint8)
+    if pixels.shape[1] > size[0] and pixels.shape[0] > size[1]:
+        return area_shrink(pixels, size)[0]
+    return np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
 
 
 def score_regions(source: ImageSource, cfg: RegionsConfig, *, mpp: float) -> RegionMap:

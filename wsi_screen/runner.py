@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Generator
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from wsi_screen.errors import WsiScreenError
 from wsi_screen.item_reports import InputOutcome
 from wsi_screen.item_reports import discard_partial_reports
 from wsi_screen.item_reports import write_item_reports
+from wsi_screen.overlap import write_behind
 from wsi_screen.pipeline import Screener
 from wsi_screen.pipeline import unique_stems
 
@@ -35,6 +37,7 @@ def resolve_config(
     batch_size: int | None = None,
     config: ScreenConfig | None = None,
     input_timeout: float | None = None,
+    workers: int | None = None,
 ) -> ScreenConfig:
     """Stack config defaults, the TOML file and CLI overrides, without loading any model.
 
@@ -50,6 +53,8 @@ def resolve_config(
         cfg = cfg.replace("classify", batch_size=batch_size)
     if input_timeout is not None:
         cfg = cfg.replace("limits", input_timeout_s=float(input_timeout))
+    if workers is not None:
+        cfg = cfg.replace("pipeline", workers=workers)
     if detector is None and detector_weights is not None:
         detector = "yolo"  # weights name the YOLO detector: --detector yolo is implied
     if detector is not None and detector != cfg.detector.name:
@@ -72,6 +77,7 @@ def build_screener(
     config: ScreenConfig | None = None,
     input_timeout: float | None = None,
     identifiers: dict[str, Any] | None = None,
+    workers: int | None = None,
 ) -> tuple[Screener, dict[str, Any]]:
     """Resolve config + CLI overrides, load the classifier and detector.
 
@@ -107,6 +113,7 @@ def build_screener(
         batch_size=batch_size,
         config=config,
         input_timeout=input_timeout,
+        workers=workers,
     )
     det_options = dict(cfg.detector.options)
     if detector_weights is not None:
@@ -183,10 +190,24 @@ def screen_to_folder(
         while end < len(inputs) and not inputs[end].is_dir():
             end += 1
         key_of = dict(zip(stems[start:end], keys[start:end], strict=True))
-        for item in screener.screen(inputs[start:end], stems=stems[start:end], on_batch=on_batch):
-            out_dir = out / item.stem
-            report = None
-            if item.ok:
-                _, report = write_item_reports(screener, info, item, out_dir, run_key=key_of.get(item.stem))
-            yield InputOutcome(item.path, out_dir, item.failure, report, time.perf_counter() - item.started)
+
+        screened = screener.screen(
+            inputs[start:end], stems=stems[start:end], on_batch=on_batch, close_done=False
+        )
+        write = partial(_write_and_close, screener, info, out, key_of)
+        for item, report in write_behind(write, screened, depth=screener.cfg.pipeline.write_behind):
+            elapsed = time.perf_counter() - item.started
+            yield InputOutcome(item.path, out / item.stem, item.failure, report, elapsed)
         start = end
+
+
+def _write_and_close(
+    screener: Screener, info: dict[str, Any], out: Path, key_of: dict[str, str | None], item: Any
+) -> dict[str, Any] | None:
+    """Write one input's reports (on the writer thread, behind the model), then close its source."""
+    try:
+        if not item.ok:
+            return None
+        return write_item_reports(screener, info, item, out / item.stem, run_key=key_of.get(item.stem))[1]
+    finally:
+        item.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from wsi_screen.config import TilingConfig
 from wsi_screen.detectors.base import Detector
 from wsi_screen.detectors.merge import once_per_seam
 from wsi_screen.errors import InputError
+from wsi_screen.errors import StoppedError
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.limits import LimitsConfig
 from wsi_screen.patches import crop_patch
@@ -208,6 +210,7 @@ def detect_cells(
     mpp: float,
     unreadable: list[tuple[int, int]] | None = None,
     regions: RegionMap | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Cell]:
     """Run ``detector`` over all tiles of ``source``; cells are numbered 0..n-1 in tile order.
 
@@ -217,6 +220,7 @@ def detect_cells(
     both (counted twice). Detections of different tiles closer than two margins are one cell
     (:func:`once_per_seam`), so every cell is counted exactly once. With ``unreadable`` given,
     tiles that cannot be read are skipped and listed there (see :func:`~wsi_screen.tiling.iter_tiles`).
+    ``stop`` (set when a run ends early) ends the search at the next tile with :class:`StoppedError`.
     """
     owned: list[Cell] = []
     extra: list[Cell] = []
@@ -225,6 +229,9 @@ def detect_cells(
         source, tiling, mpp=mpp, target_mpp=detector.target_mpp, unreadable=unreadable, regions=regions
     )
     for tile, widened, m in tiles:
+        if stop is not None and stop.is_set():
+            msg = "the run ended before this input was screened"
+            raise StoppedError(msg)
         radius = max(radius, 2 * m)
         for c in detector.detect(widened):
             c = dataclasses.replace(c, tile_index=tile.index)  # whatever the (plug-in) detector set
@@ -237,7 +244,12 @@ def detect_cells(
 
 
 def localise(
-    item: ScreenedInput, detector: Detector, tiling: TilingConfig, *, max_unreadable_fraction: float = 0.0
+    item: ScreenedInput,
+    detector: Detector,
+    tiling: TilingConfig,
+    *,
+    max_unreadable_fraction: float = 0.0,
+    stop: threading.Event | None = None,
 ) -> None:
     """Stage ``detect``: find the input's cells (:func:`detect_cells`); a failure closes its source.
 
@@ -250,7 +262,7 @@ def localise(
         t = time.perf_counter()
         bad: list[tuple[int, int]] = []
         item.cells = detect_cells(
-            item.source, detector, tiling, mpp=item.mpp.mpp, unreadable=bad, regions=item.regions
+            item.source, detector, tiling, mpp=item.mpp.mpp, unreadable=bad, regions=item.regions, stop=stop
         )
         if bad:
             _count_unreadable(item, bad, tiling, detector, max_unreadable_fraction)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 
 import click
 
@@ -72,6 +73,9 @@ def main(log_level: str) -> None:
     """
     from wsi_screen.textsafe import EscapingFormatter
 
+    # torch's OpenMP threads spin while idle by default; the pipeline's reader and writer threads
+    # share the cores with them, so idle model threads must sleep (read before torch loads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     root = logging.getLogger()
     before = list(root.handlers)
     logging.basicConfig(level=getattr(logging, log_level.upper()))

@@ -44,6 +44,13 @@ if TYPE_CHECKING:
 @config_option
 @sample_ids_options
 @click.option(
+    "--workers",
+    type=click.IntRange(min=-1, max=64),
+    default=None,
+    help="Threads that read and search inputs ahead of the model (-1: one per core beyond the "
+    "first; 0: none; default: pipeline.workers of --config, else -1). Never changes a report.",
+)
+@click.option(
     "--case",
     "case_name",
     default=None,
@@ -64,6 +71,7 @@ def run(
     sample_id: str | None,
     patient_id: str | None,
     ids_manifest: Path | None,
+    workers: int | None,
     case_name: str | None,
 ) -> None:
     """Screen INPUT fields (PNG, JPEG, TIFF, BMP) and slides (TIFF, SVS, OME-TIFF).
@@ -95,6 +103,7 @@ def run(
             batch_size=batch_size,
             mpp=mpp,
             input_timeout=input_timeout,
+            workers=workers,
             identifiers={"sample_id": sample_id, "patient_id": patient_id, "manifest": ids_manifest},
         )
     except WsiScreenError as e:

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from wsi_screen.detectors.base import BaseDetector
 from wsi_screen.errors import ConfigError
+from wsi_screen.resample import area_shrink
 from wsi_screen.types import Cell
 from wsi_screen.types import Tile
 
@@ -170,8 +171,8 @@ class ForegroundDetector(BaseDetector):
             return self.find_centres(rgb, mpp)
         h, w = rgb.shape[:2]
         size = (max(1, round(w / factor)), max(1, round(h / factor)))
-        small = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
-        sx, sy = w / size[0], h / size[1]
+        small, (cw, ch) = area_shrink(rgb, size)
+        sx, sy = cw / size[0], ch / size[1]
         found = self.find_centres(small, mpp * math.sqrt(sx * sy))
         return [((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5, score) for x, y, score in found]
 

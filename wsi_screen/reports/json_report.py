@@ -27,12 +27,24 @@ def report_schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
+@functools.cache
+def _validator() -> Any:
+    """The schema's validator, built (and the schema itself checked) once per process."""
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(report_schema())
+    cls.check_schema(report_schema())
+    return cls(report_schema())
+
+
 def validate_report(report: dict[str, Any]) -> None:
     """Raise :class:`WsiScreenError` naming the first schema violation."""
     import jsonschema
 
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(report))
     try:
-        jsonschema.validate(report, report_schema())
+        if error is not None:
+            raise error
     except jsonschema.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
         msg = f"report.json does not match its schema at {where}: {e.message}"

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wsi_screen.errors import InputError
+from wsi_screen.resample import area_shrink
 from wsi_screen.sources.base import pad_read
 from wsi_screen.sources.base import significant_bits
 from wsi_screen.sources.base import to_rgb8
@@ -64,7 +65,7 @@ class FieldSource:
         w, h = self.dimensions
         f = min(1.0, max_side / max(w, h))
         size = (max(1, math.floor(w * f)), max(1, math.floor(h * f)))
-        return np.asarray(cv2.resize(self.pixels, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        return area_shrink(self.pixels, size)[0]
 
     def close(self) -> None:
         """Nothing to release."""
@@ -123,8 +124,6 @@ def _png_bit_depth(path: Path) -> int:
 
 def _read_16bit_png(path: Path, decoded: NDArray[np.generic]) -> NDArray[np.generic]:
     """Re-read a 16-bit RGB(A) PNG that Pillow has verified, keeping all 16 bits (RGB order)."""
-    import cv2
-
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None or raw.dtype != np.uint16 or raw.shape[:2] != decoded.shape[:2]:
         return decoded

@@ -1,0 +1,52 @@
+"""The ``[pipeline]`` section of the run configuration: how the stages overlap on threads.
+
+These settings change how fast a run goes, never what a report says: they are runtime-only and
+stay out of batch run keys (:data:`wsi_screen.ledger.RUNTIME_ONLY_KEYS`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from wsi_screen.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Overlap of reading, localising, classifying and report writing (:mod:`wsi_screen.overlap`).
+
+    Attributes:
+        workers: threads that read and localise inputs ahead of the model; -1 sizes them to the
+            cores (one per core beyond the first, at least one, at most four), 0 reads on the
+            main thread, one input after another. A per-input time limit
+            (``limits.input_timeout_s``) can only be enforced on the main thread, so setting one
+            reads on the main thread.
+        read_ahead: inputs read and localised ahead of the one being classified (the decoded
+            images held at once beyond it).
+        write_behind: inputs whose reports are written on a writer thread while the model goes on;
+            0 writes each input's reports before the next is classified.
+    """
+
+    workers: int = -1
+    read_ahead: int = 2
+    write_behind: int = 2
+
+    def __post_init__(self) -> None:
+        if not -1 <= self.workers <= 64:
+            msg = f"pipeline.workers must be -1 (one per core beyond the first), 0 (none) or up to 64, got {self.workers}"
+            raise ConfigError(msg)
+        for key in ("read_ahead", "write_behind"):
+            value = getattr(self, key)
+            if not 0 <= value <= 64:
+                msg = f"pipeline.{key} must be 0-64, got {value}"
+                raise ConfigError(msg)
+
+    def resolved_workers(self, *, timeout_s: float = 0.0) -> int:
+        """The number of read-ahead threads to start (0 with a per-input time limit set)."""
+        if timeout_s > 0:
+            return 0
+        if self.workers >= 0:
+            return self.workers
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(4, cores - 1))
