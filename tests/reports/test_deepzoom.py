@@ -144,3 +144,29 @@ def test_unreadable_viewer_json_names_the_file(tmp_path):
     with pytest.raises(WsiScreenError, match=r"viewer\.json: not a valid viewer description"):
         read_deep_zoom(tmp_path)
     assert read_deep_zoom(tmp_path / "nothing") is None
+
+
+def test_empty_glass_is_drawn_from_a_coarser_level(tmp_path, monkeypatch):
+    """Tiles over empty glass read the slide's coarse levels only; tiles with cells keep full detail."""
+    from wsi_screen.reports import deepzoom
+
+    monkeypatch.setattr(deepzoom, "_BASE_MAX", 300)
+    reads: list[tuple[int, int]] = []  # (level, level-0 x) of every read
+    real = SlideSource.read_region
+
+    def spy(self, x, y, w, h, *, level=0):
+        reads.append((level, x))
+        return real(self, x, y, w, h, level=level)
+
+    monkeypatch.setattr(SlideSource, "read_region", spy)
+    img = np.full((1300, 1800, 3), 235, np.uint8)  # plain glass right of x = 900
+    img[:, :900] = _pattern(900, 1300)
+    path = write_pyramidal_tiff(tmp_path / "s.tiff", img, mpp=0.25, levels=3)
+    with SlideSource(path) as src:
+        dz = write_deep_zoom(src, tmp_path / "out", tile_size=254, overlap=1, quality=95,
+                             empty=lambda box: box[0] >= 900)  # fmt: skip
+    top_reads = [lv for lv, x in reads if x >= 900 and lv == 0]
+    assert not top_reads  # empty glass was never read at level 0 ...
+    assert any(lv == 0 for lv, x in reads if x < 900)  # ... the stained half was
+    top = _read_level(tmp_path / "out", dz.levels - 1, (1800, 1300), 254, 1)
+    assert np.abs(top.astype(int) - img).mean() < 2.5  # and the glass looks the same

@@ -26,6 +26,7 @@ import logging
 import math
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from dataclasses import dataclass
 from importlib import resources
@@ -138,20 +139,31 @@ def tile_boxes(
     return out
 
 
+EMPTY_GLASS_COARSENING = 16.0
+"""Empty glass (every region it touches ``empty``) is drawn from a pyramid level up to this much
+coarser than the view: there is nothing on it to see, and reading it finely is most of a large
+slide's viewer cost."""
+
+
 def render_region(
-    source: ImageSource, box: tuple[float, float, float, float], out_size: tuple[int, int]
+    source: ImageSource,
+    box: tuple[float, float, float, float],
+    out_size: tuple[int, int],
+    *,
+    coarsening: float = 1.0,
 ) -> NDArray[np.uint8]:
     """Level-0 ``box`` (x0, y0, x1, y1) resampled to ``out_size`` (w, h), read at the best pyramid level.
 
-    The level chosen is the coarsest one still at least as fine as the output, so detail is never
-    invented and a slide is never read at full resolution for a small view. Shrinking averages
-    (area) by the whole factor first, then the exact sub-pixel placement is bilinear.
+    The level chosen is the coarsest one still at least as fine as the output (``coarsening``
+    times coarser for empty glass), so detail is never invented and a slide is never read at full
+    resolution for a small view. Shrinking averages (area) by the whole factor first, then the
+    exact sub-pixel placement is bilinear.
     """
     x0, y0, x1, y1 = box
     ow, oh = out_size
     per_x, per_y = (x1 - x0) / ow, (y1 - y0) / oh
     downs = source.level_downsamples
-    fine_enough = [i for i, d in enumerate(downs) if d <= min(per_x, per_y) * 1.0001]
+    fine_enough = [i for i, d in enumerate(downs) if d <= min(per_x, per_y) * coarsening * 1.0001]
     level = max(fine_enough, key=lambda i: downs[i]) if fine_enough else 0
     ds = downs[level]
     ix, iy = math.floor(x0), math.floor(y0)
@@ -178,7 +190,11 @@ UNREADABLE_GREY = 128  # what the viewer shows where the source cannot be read (
 
 
 def render_readable(
-    source: ImageSource, box: tuple[float, float, float, float], out_size: tuple[int, int]
+    source: ImageSource,
+    box: tuple[float, float, float, float],
+    out_size: tuple[int, int],
+    *,
+    coarsening: float = 1.0,
 ) -> NDArray[np.uint8]:
     """:func:`render_region`, with the parts a corrupt source cannot give shown grey.
 
@@ -186,7 +202,7 @@ def render_readable(
     slide greys out about its own area in the viewer, not the whole view around it.
     """
     try:
-        return render_region(source, box, out_size)
+        return render_region(source, box, out_size, coarsening=coarsening)
     except WsiScreenError:
         ow, oh = out_size
         if max(ow, oh) <= 32:
@@ -200,7 +216,9 @@ def render_readable(
                 continue
             sub = (x0 + (x1 - x0) * px0 / ow, y0 + (y1 - y0) * py0 / oh,
                    x0 + (x1 - x0) * px1 / ow, y0 + (y1 - y0) * py1 / oh)  # fmt: skip
-            out[py0:py1, px0:px1] = render_readable(source, sub, (px1 - px0, py1 - py0))
+            out[py0:py1, px0:px1] = render_readable(
+                source, sub, (px1 - px0, py1 - py0), coarsening=coarsening
+            )
     return out
 
 
@@ -234,6 +252,7 @@ def write_deep_zoom(
     overlap: int = 1,
     quality: int = 85,
     max_side: int | None = None,
+    empty: Callable[[tuple[float, float, float, float]], bool] | None = None,
 ) -> DeepZoomImage:
     """Write ``report_dir/viewer/``: the DZI pyramid of ``source``, its description and the viewer script.
 
@@ -244,6 +263,8 @@ def write_deep_zoom(
         overlap: pixels repeated on each inner tile edge.
         quality: JPEG quality of the tiles.
         max_side: cap on the top level's longer side (None: level-0 resolution).
+        empty: whether a level-0 box is empty glass (``RegionMap.all_empty``); such tiles are
+            drawn from a coarser level (:data:`EMPTY_GLASS_COARSENING`).
 
     Returns:
         The written pyramid.
@@ -276,7 +297,8 @@ def write_deep_zoom(
                     img = base[y0:y1, x0:x1]
                 else:
                     box = (x0 * per_px, y0 * per_px, x1 * per_px, y1 * per_px)
-                    img = render_readable(source, box, (x1 - x0, y1 - y0))
+                    coarse = EMPTY_GLASS_COARSENING if empty is not None and empty(box) else 1.0
+                    img = render_readable(source, box, (x1 - x0, y1 - y0), coarsening=coarse)
                 (tiles_dir / str(lv) / f"{col}_{row}.jpeg").write_bytes(_encode(img, quality))
                 n_tiles += 1
         dz = DeepZoomImage(

@@ -157,8 +157,9 @@ def write_input_reports(
         options=options,
     )
     write_assets(assets, out_dir / ASSETS_JSON)
+    empty = item.regions.all_empty if item.regions is not None and item.is_slide else None
     viewer = write_deep_zoom(
-        src, out_dir, quality=options.jpeg_quality, max_side=options.viewer_max_side
+        src, out_dir, quality=options.jpeg_quality, max_side=options.viewer_max_side, empty=empty
     ) if options.viewer else None  # fmt: skip
     item.timer.add("report", time.perf_counter() - t)
     item.timer.add("total", time.perf_counter() - item.started)
