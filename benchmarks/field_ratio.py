@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8, help="inputs screened (fields repeated)")
     ap.add_argument("--model", default="default")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="classify.backend")
     ap.add_argument("--workers", type=int, default=-1, help="[pipeline] workers (0: read on the main thread)")
     ap.add_argument("--read-ahead", type=int, default=2, help="[pipeline] read_ahead")
     ap.add_argument("--write-behind", type=int, default=2, help="[pipeline] write_behind (0: write inline)")
@@ -74,7 +75,7 @@ def main() -> None:
     cfg = ScreenConfig().replace(
         "pipeline", workers=args.workers, read_ahead=args.read_ahead, write_behind=args.write_behind
     )
-    screener, info = build_screener(model=args.model, device=args.device, config=cfg)
+    screener, info = build_screener(model=args.model, device=args.device, config=cfg, backend=args.backend)
     stage_sum: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         given = list(args.fields) or _compose(args.compose, Path(tmp), args.n)
@@ -110,7 +111,7 @@ def main() -> None:
     raw = (time.perf_counter() - t) / reps
     floor = statistics.mean(decode) + raw
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model {args.model}; device {args.device}"
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model {args.model}; device {args.device}; backend {args.backend}"
     )
     pipe = screener.cfg.pipeline
     print(

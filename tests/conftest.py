@@ -23,7 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     base = Path(tempfile.mkdtemp(prefix="wsi-screen-tests-"))
-    for var in ("MPLCONFIGDIR", "YOLO_CONFIG_DIR", "TORCHINDUCTOR_CACHE_DIR"):
+    for var in ("MPLCONFIGDIR", "YOLO_CONFIG_DIR", "TORCHINDUCTOR_CACHE_DIR", "WSI_SCREEN_CACHE"):
         os.environ.setdefault(var, str(base / var.lower()))
         Path(os.environ[var]).mkdir(parents=True, exist_ok=True)
 

@@ -230,8 +230,12 @@ class ClassifyConfig:
     device: str = "auto"
     threads: int = 0  # 0: all cores this process may use
     reduced_precision: bool = True  # bf16 on CPUs with AMX/AVX512-BF16, AMP on CUDA
+    backend: str = "torch"  # or "onnx": ONNX Runtime on the CPU, fp32 (pip install -e '.[onnx]')
 
     def __post_init__(self) -> None:
+        if self.backend not in ("torch", "onnx"):
+            msg = f"classify.backend must be 'torch' or 'onnx', got {self.backend!r}"
+            raise ConfigError(msg)
         if not 1 <= self.batch_size <= 65536:
             msg = f"classify.batch_size must be 1-65536, got {self.batch_size}"
             raise ConfigError(msg)

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -153,8 +154,13 @@ def is_temp_file(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
+def _is_temp_dir(path: Path) -> bool:
+    """A folder built aside and renamed into place (``.viewer.xyz.tmp``) or one being replaced (``.xyz.old``)."""
+    return path.name.startswith(".") and path.name.endswith((".tmp", ".old"))
+
+
 def clean_temp_files(folder: Path, *, depth: int = 3) -> list[Path]:
-    """Delete temp files left in ``folder`` (and its sub-folders, ``depth`` levels) by a killed run.
+    """Delete temp files and folders left in ``folder`` (and its sub-folders, ``depth`` levels) by a killed run.
 
     Outputs are only ever renamed into place complete, so a temp file is always garbage.
 
@@ -165,7 +171,10 @@ def clean_temp_files(folder: Path, *, depth: int = 3) -> list[Path]:
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():
-        if entry.is_dir() and not entry.is_symlink() and depth > 1:
+        if entry.is_dir() and not entry.is_symlink() and _is_temp_dir(entry):
+            shutil.rmtree(entry, ignore_errors=True)  # a viewer folder being written or replaced
+            removed.append(entry)
+        elif entry.is_dir() and not entry.is_symlink() and depth > 1:
             removed += clean_temp_files(entry, depth=depth - 1)
         elif entry.is_file() and is_temp_file(entry):
             entry.unlink(missing_ok=True)

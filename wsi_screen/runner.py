@@ -38,6 +38,7 @@ def resolve_config(
     config: ScreenConfig | None = None,
     input_timeout: float | None = None,
     workers: int | None = None,
+    backend: str | None = None,
 ) -> ScreenConfig:
     """Stack config defaults, the TOML file and CLI overrides, without loading any model.
 
@@ -55,6 +56,8 @@ def resolve_config(
         cfg = cfg.replace("limits", input_timeout_s=float(input_timeout))
     if workers is not None:
         cfg = cfg.replace("pipeline", workers=workers)
+    if backend is not None:
+        cfg = cfg.replace("classify", backend=backend)
     if detector is None and detector_weights is not None:
         detector = "yolo"  # weights name the YOLO detector: --detector yolo is implied
     if detector is not None and detector != cfg.detector.name:
@@ -78,6 +81,7 @@ def build_screener(
     input_timeout: float | None = None,
     identifiers: dict[str, Any] | None = None,
     workers: int | None = None,
+    backend: str | None = None,
 ) -> tuple[Screener, dict[str, Any]]:
     """Resolve config + CLI overrides, load the classifier and detector.
 
@@ -114,6 +118,7 @@ def build_screener(
         config=config,
         input_timeout=input_timeout,
         workers=workers,
+        backend=backend,
     )
     det_options = dict(cfg.detector.options)
     if detector_weights is not None:
@@ -137,6 +142,7 @@ def build_screener(
         batch_size=cfg.classify.batch_size,
         threads=cfg.classify.threads or None,
         reduced_precision=cfg.classify.reduced_precision,
+        backend=cfg.classify.backend,
     )
     # reports echo the device actually used ("auto" resolved), the same under every batch engine
     cfg = cfg.replace("classify", device=str(clf.device))

@@ -90,8 +90,13 @@ def test_recorded_stems_read_the_ledger(tmp_path: Path) -> None:
 def test_clean_temp_files_and_lock(tmp_path: Path) -> None:
     stale = [_touch(tmp_path / ".summary.csv.abc.tmp"), _touch(tmp_path / "f0" / ".report.json.x1.tmp")]
     keep = _touch(tmp_path / "f0" / "report.json")
-    assert sorted(clean_temp_files(tmp_path)) == sorted(stale)
-    assert keep.exists()
+    # a viewer folder a kill caught while it was being built, or while the old one was replaced
+    half_viewer = _touch(tmp_path / "f0" / ".viewer.ab12.tmp" / "dzi_files" / "0" / "0_0.jpeg").parents[2]
+    old_viewer = _touch(tmp_path / "f0" / ".viewer.cd34.old" / "viewer.json").parent
+    viewer = _touch(tmp_path / "f0" / "viewer" / "viewer.json")
+    assert sorted(clean_temp_files(tmp_path)) == sorted([*stale, half_viewer, old_viewer])
+    assert keep.exists() and viewer.exists()
+    assert not half_viewer.exists() and not old_viewer.exists()
     with (
         batch_lock(tmp_path),
         pytest.raises(WsiScreenError, match="another wsi-screen batch"),

@@ -13,11 +13,14 @@ from wsi_screen.classifiers.bundle import ModelBundle
 from wsi_screen.classifiers.domain import COLOUR_STATS
 from wsi_screen.classifiers.domain import DomainReference
 from wsi_screen.classifiers.domain import colour_stats
+from wsi_screen.classifiers.onnx_backend import BACKENDS
+from wsi_screen.classifiers.onnx_backend import OnnxForward
 from wsi_screen.classifiers.preprocess import resize_patches
 from wsi_screen.classifiers.preprocess import shah_preprocess
 from wsi_screen.device import autocast_dtype
 from wsi_screen.device import select_device
 from wsi_screen.device import set_threads
+from wsi_screen.errors import ConfigError
 from wsi_screen.types import CellCalls
 from wsi_screen.types import PatchBatch
 
@@ -48,6 +51,7 @@ class TimmClassifier:
         batch_size: int = 32,
         threads: int | None = None,
         reduced_precision: bool = True,
+        backend: str = "torch",
     ) -> None:
         import torch
 
@@ -55,24 +59,39 @@ class TimmClassifier:
         self.class_names = bundle.class_names
         self.patch_size_px = bundle.patch_size_px
         self.batch_size = batch_size
-        self.device = select_device(device)
+        if backend not in BACKENDS:
+            msg = f"classify.backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+            raise ConfigError(msg)
+        if backend == "onnx" and device not in ("auto", "cpu"):
+            msg = f"classify.backend 'onnx' runs on the CPU; device {device!r} needs backend 'torch'"
+            raise ConfigError(msg)
+        self.backend = backend
+        self.device = select_device("cpu" if backend == "onnx" else device)
         if self.device.type == "cpu":
             set_threads(threads)
-        self.dtype = autocast_dtype(self.device, allow_reduced=reduced_precision)
+        self.dtype = (
+            None if backend == "onnx" else autocast_dtype(self.device, allow_reduced=reduced_precision)
+        )
         model = bundle.create_model()
         # Any: a timm model (forward_features / forward_head), which torch's stubs do not describe
         self.model: Any = model.to(self.device).to(memory_format=torch.channels_last)
         self._mean = torch.tensor(bundle.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(bundle.std, device=self.device).view(1, 3, 1, 1) * 255.0
         self.name = bundle.name or (bundle.path.name if bundle.path else bundle.architecture)
+        self._onnx = (
+            OnnxForward(model, bundle.input_size, bundle.sha256(), torch.get_num_threads())
+            if backend == "onnx"
+            else None
+        )
         self.domain: DomainReference | None = None
         if bundle.domain is not None and bundle.path is not None:
             self.domain = DomainReference.load(bundle.path, bundle.domain, str(bundle.path / "model.json"))
         log.info(
-            "classifier %s (%s) on %s, precision %s",
+            "classifier %s (%s) on %s (%s), precision %s",
             self.name,
             bundle.architecture,
             self.device,
+            backend,
             "fp32" if self.dtype is None else str(self.dtype).removeprefix("torch."),
         )
 
@@ -112,7 +131,9 @@ class TimmClassifier:
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
                 x = self.to_tensor(patches[start : start + self.batch_size])
-                if self.dtype is not None:
+                if self._onnx is not None:
+                    logits = torch.from_numpy(self._onnx(x.contiguous().numpy())[0])
+                elif self.dtype is not None:
                     with torch.autocast(device_type=self.device.type, dtype=self.dtype):
                         logits = self.model(x)
                 else:
@@ -151,14 +172,18 @@ class TimmClassifier:
         with torch.inference_mode():
             for start in range(0, patches.shape[0], self.batch_size):
                 x = self.to_tensor(patches[start : start + self.batch_size])
-                with torch.autocast(
-                    device_type=self.device.type,
-                    dtype=self.dtype or torch.float32,
-                    enabled=self.dtype is not None,
-                ):
-                    f = self.model.forward_features(x)
-                    pre = self.model.forward_head(f, pre_logits=True)
-                    logits = self.model.forward_head(f)
+                if self._onnx is not None:
+                    logits_np, pre_np = self._onnx(x.contiguous().numpy())
+                    logits, pre = torch.from_numpy(logits_np), torch.from_numpy(pre_np)
+                else:
+                    with torch.autocast(
+                        device_type=self.device.type,
+                        dtype=self.dtype or torch.float32,
+                        enabled=self.dtype is not None,
+                    ):
+                        f = self.model.forward_features(x)
+                        pre = self.model.forward_head(f, pre_logits=True)
+                        logits = self.model.forward_head(f)
                 feats.append(pre.float().flatten(1).cpu().numpy().astype(np.float32))
                 probs.append(
                     torch.softmax(logits.float() / temperature, dim=1).cpu().numpy().astype(np.float32)

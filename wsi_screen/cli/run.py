@@ -44,6 +44,14 @@ if TYPE_CHECKING:
 @config_option
 @sample_ids_options
 @click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx"]),
+    default=None,
+    help="Where the classifier's network runs: torch (bf16 where the CPU has it, CUDA) or onnx "
+    "(ONNX Runtime on the CPU, fp32; pip install -e '.[onnx]'). Default: classify.backend of "
+    "--config, else torch.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=-1, max=64),
     default=None,
@@ -72,6 +80,7 @@ def run(
     patient_id: str | None,
     ids_manifest: Path | None,
     workers: int | None,
+    backend: str | None,
     case_name: str | None,
 ) -> None:
     """Screen INPUT fields (PNG, JPEG, TIFF, BMP) and slides (TIFF, SVS, OME-TIFF).
@@ -104,6 +113,7 @@ def run(
             mpp=mpp,
             input_timeout=input_timeout,
             workers=workers,
+            backend=backend,
             identifiers={"sample_id": sample_id, "patient_id": patient_id, "manifest": ids_manifest},
         )
     except WsiScreenError as e:

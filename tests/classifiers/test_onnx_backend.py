@@ -1,0 +1,106 @@
+"""The ONNX Runtime back-end: same probabilities and features as torch, a cached export, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _synthetic import grid_centres
+from _synthetic import synthetic_field
+
+from wsi_screen.classifiers import onnx_backend
+from wsi_screen.classifiers import resolve_model
+from wsi_screen.classifiers.bundle import ModelBundle
+from wsi_screen.classifiers.timm_classifier import TimmClassifier
+from wsi_screen.config import ScreenConfig
+from wsi_screen.errors import ConfigError
+from wsi_screen.types import Cell
+from wsi_screen.types import PatchBatch
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
+pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
+
+
+def _patches(n: int, side: int) -> np.ndarray:
+    """Cell-centred crops of a synthetic field (stain, background, nuclei), not noise."""
+    field = synthetic_field(1200, 1000, grid_centres(1200, 1000, 240), seed=3)
+    out = []
+    for cx, cy in grid_centres(1200, 1000, 240)[:n]:
+        x, y = int(cx) - side // 2, int(cy) - side // 2
+        crop = np.full((side, side, 3), 235, np.uint8)
+        part = field[max(0, y) : y + side, max(0, x) : x + side]
+        crop[: part.shape[0], : part.shape[1]] = part
+        out.append(crop)
+    return np.stack(out)
+
+
+def test_default_model_on_onnx_matches_torch_within_1e3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WSI_SCREEN_CACHE", str(tmp_path))
+    bundle = resolve_model("default")
+    torch32 = TimmClassifier(bundle, device="cpu", batch_size=8, reduced_precision=False)
+    onnx = TimmClassifier(bundle, device="cpu", batch_size=8, backend="onnx")
+    patches = _patches(12, bundle.patch_size_px)
+    p_torch, p_onnx = torch32.classify_arrays(patches), onnx.classify_arrays(patches)
+    assert p_onnx.shape == p_torch.shape == (12, len(bundle.class_names))
+    assert np.abs(p_onnx - p_torch).max() < 1e-3
+    cells = [Cell(i, "f", float(i), 0.0, (0, 0, 1, 1), 1.0, "test") for i in range(len(patches))]
+    a, b = torch32.classify(PatchBatch(patches, tuple(cells))), onnx.classify(PatchBatch(patches, tuple(cells)))
+    assert np.abs(a.probs - b.probs).max() < 1e-3
+    if a.domain_stats is not None:  # the out-of-domain gate sees the same feature distances
+        assert b.domain_stats is not None
+        np.testing.assert_allclose(a.domain_stats, b.domain_stats, rtol=1e-3, atol=1e-3)
+    assert list((tmp_path / "onnx").glob("*.onnx"))  # exported into the cache
+
+
+def test_the_export_is_cached_by_the_bundles_hash(
+    tmp_path: Path, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WSI_SCREEN_CACHE", str(tmp_path))
+    bundle = ModelBundle.load(tiny_bundle)
+    first = TimmClassifier(bundle, device="cpu", backend="onnx")
+    assert first._onnx is not None and first._onnx.path.parent == tmp_path / "onnx"
+
+    def no_export(*a: object, **k: object) -> Path:
+        msg = "exported twice"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(onnx_backend, "_export", no_export)
+    again = TimmClassifier(bundle, device="cpu", backend="onnx")
+    patches = _patches(4, bundle.patch_size_px)
+    np.testing.assert_allclose(first.classify_arrays(patches), again.classify_arrays(patches))
+    assert not [p for p in (tmp_path / "onnx").iterdir() if p.name.endswith(".tmp")]  # written atomically
+
+
+def test_backend_settings_are_checked(tiny_bundle: Path) -> None:
+    with pytest.raises(ConfigError, match="classify.backend"):
+        ScreenConfig.from_dict({"classify": {"backend": "tensorrt"}})
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        TimmClassifier(ModelBundle.load(tiny_bundle), device="cuda", backend="onnx")
+
+
+def test_a_run_on_onnx_reports_as_on_torch(
+    tmp_path: Path, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import cv2
+
+    from wsi_screen.runner import build_screener
+    from wsi_screen.runner import screen_to_folder
+
+    monkeypatch.setenv("WSI_SCREEN_CACHE", str(tmp_path / "cache"))
+    img = synthetic_field(800, 600, grid_centres(800, 600, 230), seed=1)
+    path = tmp_path / "f.png"
+    cv2.imwrite(str(path), img[:, :, ::-1])
+    reports = {}
+    for backend in ("torch", "onnx"):
+        cfg = ScreenConfig().replace("classify", reduced_precision=False)
+        scr, info = build_screener(model=str(tiny_bundle), mpp=0.0862, config=cfg, backend=backend)
+        (out,) = screen_to_folder(scr, info, [path], tmp_path / backend)
+        reports[backend] = json.loads((out.out_dir / "report.json").read_text())
+    assert reports["onnx"]["config"]["classify"]["backend"] == "onnx"
+    assert reports["onnx"]["cells_detected"] == reports["torch"]["cells_detected"] > 0
+    assert reports["onnx"]["differential"] == reports["torch"]["differential"]
