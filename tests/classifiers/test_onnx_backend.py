@@ -47,7 +47,10 @@ def test_default_model_on_onnx_matches_torch_within_1e3(
     assert p_onnx.shape == p_torch.shape == (12, len(bundle.class_names))
     assert np.abs(p_onnx - p_torch).max() < 1e-3
     cells = [Cell(i, "f", float(i), 0.0, (0, 0, 1, 1), 1.0, "test") for i in range(len(patches))]
-    a, b = torch32.classify(PatchBatch(patches, tuple(cells))), onnx.classify(PatchBatch(patches, tuple(cells)))
+    a, b = (
+        torch32.classify(PatchBatch(patches, tuple(cells))),
+        onnx.classify(PatchBatch(patches, tuple(cells))),
+    )
     assert np.abs(a.probs - b.probs).max() < 1e-3
     if a.domain_stats is not None:  # the out-of-domain gate sees the same feature distances
         assert b.domain_stats is not None
