@@ -56,3 +56,6 @@ class StoppedError(WsiScreenError):
     """An input read ahead of the model was abandoned because the run ended early (never reported)."""
 
     stage = "detect"
+
+    def __init__(self, msg: str = "the run ended before this input was screened") -> None:
+        super().__init__(msg)

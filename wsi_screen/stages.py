@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from itertools import groupby
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -228,14 +229,17 @@ def detect_cells(
     tiles = seam_tiles(
         source, tiling, mpp=mpp, target_mpp=detector.target_mpp, unreadable=unreadable, regions=regions
     )
-    for tile, widened, m in tiles:
+    # a detector may take several tiles per pass (``tiles_per_batch``: YOLO on CUDA); the rest, one at a time
+    batch = getattr(detector, "detect_batch", None) or (lambda ts: [detector.detect(t) for t in ts])
+    n = max(1, int(getattr(detector, "tiles_per_batch", 1)))
+    for chunk in iter(lambda: list(islice(tiles, n)), []):
         if stop is not None and stop.is_set():
-            msg = "the run ended before this input was screened"
-            raise StoppedError(msg)
-        radius = max(radius, 2 * m)
-        for c in detector.detect(widened):
-            c = dataclasses.replace(c, tile_index=tile.index)  # whatever the (plug-in) detector set
-            (owned if tile.owns(c.x, c.y) else extra).append(c)
+            raise StoppedError
+        for (tile, _, m), cells in zip(chunk, batch([w for _, w, _ in chunk]), strict=True):
+            radius = max(radius, 2 * m)
+            for c in cells:
+                c = dataclasses.replace(c, tile_index=tile.index)  # whatever the (plug-in) detector set
+                (owned if tile.owns(c.x, c.y) else extra).append(c)
     found = once_per_seam(owned, extra, radius=radius)
     found.sort(key=lambda c: c.tile_index)  # stable: tile order, then each tile's own order
     return [
@@ -339,15 +343,8 @@ def _readable_patches(
     pixels: list[NDArray[np.uint8]] = []
     for c in cells:
         try:
-            pixels.append(
-                crop_patch(
-                    owner.source,
-                    c,
-                    patch_size_px=patch_size_px,
-                    source_mpp=owner.mpp.mpp,
-                    model_mpp=model_mpp,
-                )
-            )
+            pixels.append(crop_patch(owner.source, c, patch_size_px=patch_size_px, source_mpp=owner.mpp.mpp,
+                                     model_mpp=model_mpp))  # fmt: skip
             kept.append(c)
         except InputError:
             owner.unreadable["patches"] = owner.unreadable.get("patches", 0) + 1

@@ -30,6 +30,7 @@ def test_control_characters_in_names_are_escaped_everywhere(tmp_path: Path, tiny
     cmd += ["--model", str(tiny_bundle), "--device", "cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 1, proc.stderr[-2000:]
+    assert (out / "batch.log").is_file(), proc.stderr[-3000:]
     for text in (proc.stdout, proc.stderr, (out / "batch.log").read_text(encoding="utf-8")):
         assert "\x1b" not in text
         assert not any(line.startswith("FAILED  forged.png") for line in text.splitlines())

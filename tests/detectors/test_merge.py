@@ -14,6 +14,7 @@ from wsi_screen.config import TilingConfig
 from wsi_screen.detectors.merge import box_overlap
 from wsi_screen.detectors.merge import merge_cells
 from wsi_screen.detectors.yolo import YoloDetector
+from wsi_screen.detectors.yolo import content_window
 from wsi_screen.sources import FieldSource
 from wsi_screen.stages import detect_cells
 from wsi_screen.tiling import plan_tiles
@@ -106,6 +107,11 @@ def test_box_overlap_metrics() -> None:
     assert box_overlap((0, 0, 10, 10), (0, 0, 5, 10), "iomin") == pytest.approx(1.0)
 
 
+def _has_content(tile: Tile) -> bool:
+    x0, y0, x1, y1 = content_window(tile.pixels)
+    return x1 > x0 and y1 > y0
+
+
 class _OracleYolo(YoloDetector):
     """The adapter's tile logic with a perfect 'model' that sees the discs, cut at tile edges."""
 
@@ -115,15 +121,19 @@ class _OracleYolo(YoloDetector):
         self._cfg = {}
         self.conf, self.iou, self.imgsz, self.classes, self.device = 0.25, 0.5, None, None, "cpu"
         self._mpp = None
-        self.current: Tile | None = None
+        self.current: list[Tile] = []
 
-    def detect(self, tile: Tile) -> list[Cell]:
-        self.current = tile
-        return super().detect(tile)
+    def detect_batch(self, tiles: Sequence[Tile]) -> list[list[Cell]]:
+        self.current = [t for t in tiles if _has_content(t)]  # the tiles the adapter will predict
+        return super().detect_batch(tiles)
 
-    def predict_boxes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        t = self.current
-        assert t is not None
+    def predict_boxes_batch(
+        self, images: Sequence[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        assert len(images) == len(self.current)
+        return [self._boxes(t, rgb) for t, rgb in zip(self.current, images, strict=True)]
+
+    def _boxes(self, t: Tile, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h, w = rgb.shape[:2]
         boxes = []
         for cx, cy in self.discs:

@@ -34,6 +34,7 @@ from wsi_screen.errors import ConfigError
 from wsi_screen.errors import ModelBundleError
 from wsi_screen.sources import FieldSource
 from wsi_screen.stages import detect_cells
+from wsi_screen.stages import seam_tiles
 from wsi_screen.training.yolo_train import train_yolo
 from wsi_screen.types import Tile
 
@@ -142,7 +143,9 @@ def test_yolo_centres_follow_the_pixel_centre_convention_of_the_foreground_detec
     ``Tile.to_level0`` puts the centre of those pixels, at any scale and offset."""
     det = create_detector("yolo", weights=str(one_epoch), device="cpu")
     box = np.array([[10.0, 30.0, 20.0, 40.0]], np.float32)
-    monkeypatch.setattr(det, "predict_boxes", lambda px: (box.copy(), np.array([0.9]), np.array([0])))
+    monkeypatch.setattr(
+        det, "predict_boxes_batch", lambda ims: [(box.copy(), np.array([0.9]), np.array([0])) for _ in ims]
+    )
     pixels = np.full((64, 64, 3), 120, np.uint8)  # no padding: content window is the whole tile
     tile = Tile("s", 0, 1000, 2000, 256, 256, (0, 0, 10**6, 10**6), pixels, 0.4, 4.0, (-3.0, -1.0))
     (cell,) = det.detect(tile)
@@ -347,3 +350,31 @@ def test_bad_yolo_option_in_a_config_file_is_a_usage_error_naming_it(
         main, ["run", str(img), "-o", str(tmp_path / "o"), "--model", str(tiny_bundle), "--config", str(cfg)]
     )
     assert res.exit_code == 2 and "detector.options.imgsz" in res.output and str(cfg) in res.output
+
+
+def test_tiles_predicted_together_give_the_cells_of_one_tile_at_a_time() -> None:
+    """detect_batch groups tiles by network size: a batch never rescales one tile to fit another."""
+    if not SHIPPED.is_file():
+        pytest.skip(f"{SHIPPED} not present (shipped model not built in this checkout)")
+    centres = grid_centres(2452, 2056, 290)
+    img = synthetic_field(2452, 2056, centres, lobed=[i % 4 == 0 for i in range(len(centres))])
+    det = create_detector("yolo", weights="yolo-wbc")
+    src = FieldSource(img, source_id="f", mpp=0.0862)
+    # 1024 px tiles: full ones and smaller padded edge tiles in the same batches
+    tiles = [w for _, w, _ in seam_tiles(src, TilingConfig(tile_size_px=1024), mpp=0.0862, target_mpp=0.0862)]
+    windows = {tuple(np.subtract(content_window(t.pixels)[2:], content_window(t.pixels)[:2])) for t in tiles}
+    assert len(tiles) >= 4 and len(windows) >= 2  # tiles of different sizes share the batches
+    one_by_one = [det.detect(t) for t in tiles]
+    together = det.detect_batch(tiles)
+    assert sum(map(len, one_by_one)) > 10
+    for a, b in zip(one_by_one, together, strict=True):
+        assert len(a) == len(b)
+        np.testing.assert_allclose([(c.x, c.y) for c in a], [(c.x, c.y) for c in b], atol=0.5)
+    # and through the pipeline's tile loop: the same cells with 4 tiles per pass as with one
+    det.tiles_per_batch = 1
+    single = detect_cells(src, det, TilingConfig(tile_size_px=1024), mpp=0.0862)
+    det.tiles_per_batch = 4
+    batched = detect_cells(src, det, TilingConfig(tile_size_px=1024), mpp=0.0862)
+    assert [(c.cell_id, c.tile_index, c.bbox) for c in batched] == [
+        (c.cell_id, c.tile_index, c.bbox) for c in single
+    ]

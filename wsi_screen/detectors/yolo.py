@@ -197,6 +197,9 @@ def check_yolo_options(
         raise ConfigError(msg)
 
 
+_NO_BOXES = (np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64))
+
+
 class YoloDetector(BaseDetector):
     """Localise cells with an ultralytics YOLO model.
 
@@ -252,6 +255,9 @@ class YoloDetector(BaseDetector):
         cfg_classes = self._cfg.get("cell_classes")
         self.classes = list(classes) if classes is not None else cfg_classes
         self.device = device
+        # tiles per forward pass in detect_batch: on CPU a batch of 4 was no faster (measured,
+        # docs/benchmarks.md), so one; on CUDA batches fill the device
+        self.tiles_per_batch = 1 if str(device).startswith("cpu") else 8
         cfg_mpp = self._cfg.get("mpp")
         self._mpp = float(mpp) if mpp is not None else (float(cfg_mpp) if cfg_mpp else None)
         with ultralytics_session() as yolo_cls:
@@ -289,34 +295,50 @@ class YoloDetector(BaseDetector):
 
     def predict_boxes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the model on one RGB image; return boxes (N x 4, xyxy px), scores, class ids."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
-            msg = f"yolo detector: expected an H x W x 3 RGB image, got shape {rgb.shape}"
-            raise InputError(msg)
-        h, w = rgb.shape[:2]
-        # None: the tile's own size rounded up to the stride, so the model's scale is kept
-        native = max(_STRIDE, -(-max(h, w) // _STRIDE) * _STRIDE)
-        size = native if self.imgsz is None else self.imgsz
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # ultralytics treats numpy input as BGR
-        with ultralytics_session():
-            results = self._model.predict(
-                bgr,
-                conf=self.conf,
-                iou=self.iou,
-                imgsz=size,
-                classes=self.classes,
-                device=self.device,
-                verbose=False,
-                save=False,
-            )
-        boxes = results[0].boxes
-        if boxes is None or len(boxes) == 0:
-            empty = np.zeros((0,), dtype=np.float32)
-            return np.zeros((0, 4), dtype=np.float32), empty, empty.astype(np.int64)
-        return (
-            boxes.xyxy.cpu().numpy().astype(np.float32),
-            boxes.conf.cpu().numpy().astype(np.float32),
-            boxes.cls.cpu().numpy().astype(np.int64),
-        )
+        return self.predict_boxes_batch([rgb])[0]
+
+    def predict_boxes_batch(
+        self, images: Sequence[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """:meth:`predict_boxes` of several images, in one forward pass per network input size.
+
+        Images are grouped by shape (each group runs at its own size rounded up to the stride, or
+        ``imgsz``), so batching never pads or rescales one to fit another: the results are those of
+        one image at a time.
+        """
+        for rgb in images:
+            if rgb.ndim != 3 or rgb.shape[2] != 3:
+                msg = f"yolo detector: expected an H x W x 3 RGB image, got shape {rgb.shape}"
+                raise InputError(msg)
+        groups: dict[tuple[int, int], list[int]] = {}  # ultralytics letterboxes mixed shapes differently
+        for i, rgb in enumerate(images):
+            groups.setdefault((rgb.shape[0], rgb.shape[1]), []).append(i)
+        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [_NO_BOXES] * len(images)
+        for (h, w), idx in groups.items():
+            # None: the tile's own size rounded up to the stride, so the model's scale is kept
+            size = max(_STRIDE, -(-max(h, w) // _STRIDE) * _STRIDE) if self.imgsz is None else self.imgsz
+            bgr = [np.ascontiguousarray(images[i][:, :, ::-1]) for i in idx]  # ultralytics: numpy is BGR
+            with ultralytics_session():
+                results = self._model.predict(
+                    bgr,
+                    conf=self.conf,
+                    iou=self.iou,
+                    imgsz=size,
+                    classes=self.classes,
+                    device=self.device,
+                    verbose=False,
+                    save=False,
+                    batch=len(bgr),
+                )
+            for i, res in zip(idx, results, strict=True):
+                boxes = res.boxes
+                if boxes is not None and len(boxes):
+                    out[i] = (
+                        boxes.xyxy.cpu().numpy().astype(np.float32),
+                        boxes.conf.cpu().numpy().astype(np.float32),
+                        boxes.cls.cpu().numpy().astype(np.int64),
+                    )
+        return out
 
     def detect(self, tile: Tile) -> list[Cell]:
         """Return the cells this tile owns, in level-0 coordinates.
@@ -328,10 +350,23 @@ class YoloDetector(BaseDetector):
         a smaller overlap, run :func:`wsi_screen.detectors.merge.merge_cells` over all cells of
         the source.
         """
-        x_off, y_off, x_end, y_end = content_window(tile.pixels)
-        if x_end <= x_off or y_end <= y_off:
-            return []  # all padding
-        xyxy, scores, _ = self.predict_boxes(tile.pixels[y_off:y_end, x_off:x_end])
+        return self.detect_batch([tile])[0]
+
+    def detect_batch(self, tiles: Sequence[Tile]) -> list[list[Cell]]:
+        """:meth:`detect` of several tiles, predicted together (:meth:`predict_boxes_batch`)."""
+        windows = [content_window(t.pixels) for t in tiles]
+        live = [i for i, (x0, y0, x1, y1) in enumerate(windows) if x1 > x0 and y1 > y0]  # not all padding
+        crops = [tiles[i].pixels[windows[i][1] : windows[i][3], windows[i][0] : windows[i][2]] for i in live]
+        out: list[list[Cell]] = [[] for _ in tiles]
+        for i, (xyxy, scores, _) in zip(live, self.predict_boxes_batch(crops), strict=True):
+            out[i] = self._owned_cells(tiles[i], xyxy, scores, windows[i][0], windows[i][1])
+        return out
+
+    def _owned_cells(
+        self, tile: Tile, xyxy: np.ndarray, scores: np.ndarray, x_off: int, y_off: int
+    ) -> list[Cell]:
+        """The boxes of one tile's content window as the cells the tile owns."""
+        xyxy = xyxy.copy()
         xyxy[:, [0, 2]] += x_off
         xyxy[:, [1, 3]] += y_off
         cells: list[Cell] = []
