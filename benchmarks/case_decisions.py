@@ -66,19 +66,31 @@ def main() -> None:
     ap.add_argument("--fields", type=int, default=10)
     ap.add_argument("--shares", type=float, nargs="+", default=[1, 3, 7, 12, 15, 25, 30, 35])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default="default", help="model bundle folder or shipped name")
+    ap.add_argument(
+        "--adjustment", choices=["model", "none"], default="model", help="aggregate.blast_adjustment"
+    )
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    import dataclasses
+
     from wsi_screen.case_screen import screen_case
     from wsi_screen.cases import case_from_folder
+    from wsi_screen.config import ScreenConfig
     from wsi_screen.runner import build_screener
 
-    screener, info = build_screener(model="default", mpp=0.0862)
+    base = ScreenConfig()
+    cfg = dataclasses.replace(
+        base, aggregate=dataclasses.replace(base.aggregate, blast_adjustment=a.adjustment)
+    )
+    screener, info = build_screener(model=a.model, mpp=0.0862, config=cfg)
     rng = np.random.default_rng(a.seed)
     decided = wrong = total = 0
     print(
-        "| true blast % | fields | patches | cells detected | counted | blast % (95 % CI) | >=5 % | >=10 % | >=20 % | wrong |"
+        "| true blast % | fields | patches | cells detected | counted | called blast % (95 % CI) "
+        "| adjusted % (95 % CI) | >=5 % | >=10 % | >=20 % | wrong |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="case-decisions-") as tmp:
         for j, share in enumerate(a.shares):
@@ -103,8 +115,14 @@ def main() -> None:
                 )
             b = rep["blast"]
             ci = b.get("ci95") or [float("nan")] * 2
+            adj = b.get("adjusted") or {}
+            adj_txt = (
+                f"{adj['percent']:.1f} ({adj['ci95'][0]:.1f}-{adj['ci95'][1]:.1f})"
+                if adj.get("applied")
+                else "-"
+            )
             print(f"| {share:g} | {a.fields} | {a.fields * PER_FIELD} | {rep['cells_detected']} | {rep['cells_counted']} | "
-                  f"{b['percent']:.1f} ({ci[0]:.1f}-{ci[1]:.1f}) | {' | '.join(cells)} | {bad} |")  # fmt: skip
+                  f"{b['percent']:.1f} ({ci[0]:.1f}-{ci[1]:.1f}) | {adj_txt} | {' | '.join(cells)} | {bad} |")  # fmt: skip
     print(f"\n{len(a.shares)} cases, {total} cut-off decisions: {decided} decided, {wrong} decided wrongly, "
           f"{total - decided} indeterminate ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
 

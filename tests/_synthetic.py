@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from wsi_screen.training.compose import compose_real_field  # noqa: F401 - re-exported for the tests
+
 BACKGROUND = (236, 230, 236)
 RBC = (222, 168, 176)
 CYTOPLASM = (206, 196, 226)
@@ -99,25 +101,3 @@ def write_pyramidal_tiff(
                 **sub_kwargs,
             )
     return path
-
-
-def compose_real_field(
-    patches: list[NDArray[np.uint8]], width: int = 2452, height: int = 2056, spacing: int = 300
-) -> tuple[NDArray[np.uint8], list[tuple[float, float]]]:
-    """Paste 250 px real patches on a grid (feathered edges); return the field and patch centres."""
-    img = np.empty((height, width, 3), np.uint8)
-    img[:] = BACKGROUND
-    centres: list[tuple[float, float]] = []
-    p = patches[0].shape[0]
-    ramp = np.minimum(np.arange(p), np.arange(p)[::-1]).astype(np.float32)
-    w2 = np.clip(np.minimum.outer(ramp, ramp) / 20.0, 0, 1)[..., None]
-    k = 0
-    for y in range(25, height - p, spacing):
-        for x in range(25, width - p, spacing):
-            if k >= len(patches):
-                break
-            roi = img[y : y + p, x : x + p].astype(np.float32)
-            img[y : y + p, x : x + p] = (patches[k] * w2 + roi * (1 - w2)).astype(np.uint8)
-            centres.append((x + p / 2, y + p / 2))
-            k += 1
-    return img, centres

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from _synthetic import write_pyramidal_tiff
 
-from wsi_screen.config import RegionsConfig
 from wsi_screen.errors import ConfigError
 from wsi_screen.regions import COUNTED
 from wsi_screen.regions import RegionMap
 from wsi_screen.regions import focus_score
 from wsi_screen.regions import score_regions
+from wsi_screen.regions_config import RegionsConfig
 from wsi_screen.sources import FieldSource
 from wsi_screen.sources import open_source
 

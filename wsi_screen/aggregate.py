@@ -1,120 +1,51 @@
 """Aggregation: differential count, blast %, M:E ratio, flags and QC from per-cell calls.
 
 Every rule comes from :class:`AggregateConfig`; a flag whose class the model does not have is
-``not_assessable``, never ``not_raised``. :func:`decide` is the three-state rule of a cut-off on its
-95 % interval (``raised`` when the lower bound reaches the cut-off, ``not_raised`` when the upper
-bound is below it, ``indeterminate`` when the interval spans it) and :func:`cells_to_decide` how
-many more counted cells would decide it if the proportion stayed where it is.
+``not_assessable``, never ``not_raised``. The three-state decision of a cut-off and the intervals
+are in :mod:`wsi_screen.intervals` (re-exported here), the blast share and its flags in
+:mod:`wsi_screen.blast`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import betaincinv
-from scipy.special import ndtri
-from scipy.stats import binomtest
 
+from wsi_screen.blast import blast_block
+from wsi_screen.blast import blast_flags
+from wsi_screen.blast_rates import BlastRates
 from wsi_screen.classes import MATEK_CLASSES
 from wsi_screen.config import AggregateConfig
 from wsi_screen.domain_gate import domain_qc
 from wsi_screen.domain_gate import gate_flags
 from wsi_screen.errors import ConfigError
+from wsi_screen.intervals import INDETERMINATE
+from wsi_screen.intervals import MAX_CELLS_TO_DECIDE
+from wsi_screen.intervals import NOT_ASSESSABLE
+from wsi_screen.intervals import NOT_RAISED
+from wsi_screen.intervals import RAISED
+from wsi_screen.intervals import Flag
+from wsi_screen.intervals import cells_to_decide
+from wsi_screen.intervals import decide
+from wsi_screen.intervals import pct
+from wsi_screen.intervals import proportion_ci
 
-RAISED, NOT_RAISED, INDETERMINATE, NOT_ASSESSABLE = "raised", "not_raised", "indeterminate", "not_assessable"
-MAX_CELLS_TO_DECIDE = 10_000_000
-"""Beyond this many counted cells a decision is reported as out of reach."""
-
-
-def proportion_ci(k: int, n: int, method: str = "wilson") -> list[float] | None:
-    """95 % interval of k/n in percent (Wilson score or Clopper-Pearson exact); None if n == 0."""
-    if n <= 0:
-        return None
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method=method)
-    return [round(100.0 * float(ci.low), 3), round(100.0 * float(ci.high), 3)]
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A screening flag with its evidence."""
-
-    name: str
-    status: str
-    value: float | None
-    threshold: float | None
-    message: str
-    ci95: list[float] | None = None
-    more_cells_to_decide: int | None = None
-    """For an ``indeterminate`` flag: counted cells to add before the interval, at the same
-    proportion, would exclude the cut-off (None: decided, or not decidable by counting more)."""
-
-
-def decide(ci: list[float] | None, cut: float) -> str:
-    """Three-state decision of a cut-off from a 95 % interval in percent.
-
-    Example:
-        >>> decide([1.7, 20.1], 5.0), decide([5.0, 9.1], 5.0), decide([0.2, 4.99], 5.0)
-        ('indeterminate', 'raised', 'not_raised')
-    """
-    if ci is None:
-        return NOT_ASSESSABLE
-    if ci[0] >= cut:
-        return RAISED
-    return NOT_RAISED if ci[1] < cut else INDETERMINATE
-
-
-def _bounds(k: float, n: int, method: str) -> tuple[float, float]:
-    """95 % interval (fractions) of a proportion k/n for a real-valued k (the formulas of :func:`proportion_ci`)."""
-    if method == "exact":
-        lo = 0.0 if k <= 0 else float(betaincinv(k, n - k + 1, 0.025))
-        hi = 1.0 if k >= n else float(betaincinv(k + 1, n - k, 0.975))
-        return lo, hi
-    z, p = float(ndtri(0.975)), k / n
-    centre = (2 * n * p + z * z) / (2 * (n + z * z))
-    half = z / (2 * (n + z * z)) * float(np.sqrt(4 * n * p * (1 - p) + z * z))
-    return (0.0 if k <= 0 else centre - half), (1.0 if k >= n else centre + half)
-
-
-def cells_to_decide(k: int, n: int, cut_percent: float, method: str = "wilson") -> int | None:
-    """Counted cells to add to ``n`` before the interval at the proportion ``k / n`` excludes the cut-off.
-
-    Returns 0 when it already does, None when the proportion equals the cut-off (no count decides
-    it) or more than :data:`MAX_CELLS_TO_DECIDE` cells would be needed.
-
-    Example:
-        >>> cells_to_decide(2, 32, 5.0)  # 6.25 % of 32 cells: 95 % CI 1.7-20.1 %
-        1136
-    """
-    if n <= 0:
-        return None
-    p, c = k / n, cut_percent / 100.0
-    if p == c:
-        return None
-
-    def decided(total: int) -> bool:
-        lo, hi = _bounds(p * total, total, method)
-        return lo >= c if p > c else hi < c
-
-    if decided(n):
-        return 0
-    top = 2 * n
-    while not decided(top):
-        if top > MAX_CELLS_TO_DECIDE:
-            return None
-        top *= 2
-    low = top // 2  # not decided at low, decided at top
-    while top - low > 1:
-        mid = (low + top) // 2
-        low, top = (low, mid) if decided(mid) else (mid, top)
-    return top - n
-
-
-def _pct(k: float, n: float) -> float | None:
-    return None if n <= 0 else round(100.0 * k / n, 3)
+__all__ = [
+    "INDETERMINATE",
+    "MAX_CELLS_TO_DECIDE",
+    "NOT_ASSESSABLE",
+    "NOT_RAISED",
+    "RAISED",
+    "Flag",
+    "cells_to_decide",
+    "check_class_codes",
+    "decide",
+    "proportion_ci",
+    "summarize",
+]
 
 
 def check_class_codes(cfg: AggregateConfig, class_names: tuple[str, ...]) -> None:
@@ -152,6 +83,7 @@ def summarize(
     cfg: AggregateConfig,
     domain: dict[str, Any] | None = None,
     model_classes: tuple[str, ...] | list[str] | None = None,
+    blast_rates: BlastRates | None = None,
 ) -> dict[str, Any]:
     """Compute the report's figures from per-cell labels and probabilities.
 
@@ -165,6 +97,9 @@ def summarize(
         model_classes: the classes the model can call (None: ``class_names``). After review,
             ``class_names`` also holds classes only a reviewer assigned: a figure resting on one
             of them is a lower bound, and its flag says so (``not_assessable`` unless raised).
+        blast_rates: the model's measured blast confusion; with ``cfg.blast_adjustment = "model"``
+            the blast share is adjusted for it and the cut-offs decide on the adjusted interval
+            (:mod:`wsi_screen.blast`). None (e.g. reviewed counts): the count's interval.
 
     Returns:
         A plain dict with ``cells_detected``, ``cells_counted``, ``differential``, ``excluded``,
@@ -183,19 +118,22 @@ def summarize(
     differential = {
         c: {
             "count": counts[c],
-            "percent": _pct(counts[c], counted),
+            "percent": pct(counts[c], counted),
             "ci95": proportion_ci(counts[c], counted, cfg.ci_method),
         }
         for c in counted_classes
     }
     excluded_block = {
-        c: {"count": counts[c], "percent_of_detected": _pct(counts[c], n)} for c in names if c in excluded
+        c: {"count": counts[c], "percent_of_detected": pct(counts[c], n)} for c in names if c in excluded
     }
-    blast = _blast(counts, probs, names, counted, cfg, model)
+    blast = blast_block(counts, probs, names, counted, cfg, model, blast_rates)
     me = _me_ratio(counts, names, cfg, model)
     conf = probs.max(axis=1) if n else np.zeros(0)
     low_conf = float((conf < cfg.low_confidence).mean()) if n else 0.0
-    flags = [*_blast_flags(blast, counted, cfg), _hairy_flag(labels, conf, names, counted, cfg, model)]
+    flags = [
+        *blast_flags(blast, counted, cfg, blast_rates),
+        _hairy_flag(labels, conf, names, counted, cfg, model),
+    ]
     flags.append(
         Flag(
             "too_few_cells",
@@ -206,7 +144,7 @@ def summarize(
         )
     )
     art, nif = cfg.artefact_class, cfg.not_identifiable_class
-    art_pct = _pct(counts.get(art, 0), n)
+    art_pct = pct(counts.get(art, 0), n)
     if art in names:
         art_status = RAISED if (art_pct or 0.0) > cfg.max_artefact_percent else NOT_RAISED
         art_msg = f"share of detections classified as artefact ({art}); check the smear and focus"
@@ -237,7 +175,7 @@ def summarize(
         "excluded": excluded_block,
         "blast": blast,
         "me_ratio": me,
-        "histogram": {c: _pct(counts[c], n) for c in names},
+        "histogram": {c: pct(counts[c], n) for c in names},
         "flags": [asdict(f) for f in flags],
         "qc": qc,
     }
@@ -251,44 +189,6 @@ def _lower_bound(status: str, msg: str, cls: str, model: list[str]) -> tuple[str
         NOT_ASSESSABLE,
         f"{msg}; a lower bound only: the model has no {cls} class, only reviewed cells count",
     )
-
-
-def _blast(
-    counts: dict[str, int],
-    probs: NDArray[np.float32],
-    names: list[str],
-    counted: int,
-    cfg: AggregateConfig,
-    model: list[str],
-) -> dict[str, Any]:
-    present = [c for c in cfg.blast_classes if c in names]
-    if not present:
-        return {
-            "status": NOT_ASSESSABLE,
-            "classes": list(cfg.blast_classes),
-            "percent": None,
-            "ci95": None,
-            "percent_prob": None,
-            "count": None,
-            "message": f"the model has none of the blast-equivalent classes {', '.join(cfg.blast_classes)}",
-        }
-    k = sum(counts[c] for c in present)
-    idx_blast = [names.index(c) for c in present]
-    idx_counted = [i for i, c in enumerate(names) if c not in set(cfg.excluded_classes)]
-    p_blast = float(probs[:, idx_blast].sum()) if len(probs) else 0.0
-    p_counted = float(probs[:, idx_counted].sum()) if len(probs) else 0.0
-    missing = [c for c in cfg.blast_classes if c not in model]
-    return {
-        "status": "assessed" if counted else NOT_ASSESSABLE,
-        "classes": present,
-        "classes_missing_from_model": missing,
-        "count": k,
-        "percent": _pct(k, counted),
-        "ci95": proportion_ci(k, counted, cfg.ci_method),
-        # with no counted cell the ratio would be one of leftover probabilities (e.g. of artefacts)
-        "percent_prob": _pct(p_blast, p_counted) if counted else None,
-        "expected_count_prob": round(p_blast, 3),
-    }
 
 
 def _me_ratio(
@@ -316,50 +216,6 @@ def _me_ratio(
         "erythroid_classes": er,
         "message": msg,
     }
-
-
-def _blast_flags(blast: dict[str, Any], counted: int, cfg: AggregateConfig) -> list[Flag]:
-    flags = []
-    for cut in cfg.blast_cutoffs_percent:
-        name = f"blasts_ge_{cut:g}pct"
-        if blast["percent"] is None:
-            why = blast.get("message") or "no cells counted"
-            flags.append(Flag(name, NOT_ASSESSABLE, None, cut, f"blast % not assessable: {why}"))
-            continue
-        pct, ci = blast["percent"], blast["ci95"]
-        missing = blast.get("classes_missing_from_model") or []
-        status = decide(ci, cut)
-        more = None
-        note = ""
-        if status == INDETERMINATE:
-            more = cells_to_decide(int(blast["count"]), counted, cut, cfg.ci_method)
-            note = (
-                f"; indeterminate: the 95 % interval spans the cut-off; about {more} more counted cells "
-                "at this proportion would decide it"
-                if more
-                else "; indeterminate: the 95 % interval spans the cut-off and counting more cells "
-                "at this proportion cannot decide it"
-            )
-        if missing and status in (NOT_RAISED, INDETERMINATE):
-            # the model cannot call some blast-equivalent classes: the % is only a lower bound
-            status, more = NOT_ASSESSABLE, None
-            note += f"; a lower bound only: the model has no {', '.join(missing)} class"
-        elif missing:
-            note += f"; the model has no {', '.join(missing)} class, so the true % may be higher"
-        if counted < cfg.min_cells:
-            note += f"; only {counted} cells counted (minimum {cfg.min_cells})"
-        flags.append(
-            Flag(
-                name,
-                status,
-                pct,
-                cut,
-                f"blasts {pct:.1f} % (95 % CI {ci[0]:.1f}-{ci[1]:.1f}) of {counted} cells{note}",
-                ci,
-                more,
-            )
-        )
-    return flags
 
 
 def _hairy_flag(

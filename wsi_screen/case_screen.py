@@ -20,6 +20,7 @@ import cv2
 import polars as pl
 
 from wsi_screen.aggregate import summarize
+from wsi_screen.blast_rates import rates_of
 from wsi_screen.cases import CaseSpec
 from wsi_screen.cases import pool_calls
 from wsi_screen.io import atomic_write_text
@@ -128,7 +129,12 @@ def screen_case(
         used = stop.used
     counted = pooled.select(used)
     summary = summarize(
-        counted.labels, counted.probs, pooled.class_names, cfg.aggregate, counted.judge_domain()
+        counted.labels,
+        counted.probs,
+        pooled.class_names,
+        cfg.aggregate,
+        counted.judge_domain(),
+        blast_rates=rates_of(info["model"]),
     )
     report = build_report(
         input_info={

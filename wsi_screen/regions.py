@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from wsi_screen.config import RegionsConfig
+from wsi_screen.regions_config import RegionsConfig
 from wsi_screen.resample import area_shrink
 from wsi_screen.sources.base import ImageSource
 

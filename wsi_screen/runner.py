@@ -157,6 +157,8 @@ def build_screener(
             "path": str(bundle.path) if bundle.path else None,
             # probabilities are softmax(logits / T); 1.0: the bundle carries no calibration
             "temperature": clf.temperature,
+            # the measured blast confusion the blast % is adjusted for (None: not measured)
+            "blast_rates": None if bundle.blast_rates is None else bundle.blast_rates.to_json(),
         },
         "detector": {"name": det.name, "params": det.params()},
     }

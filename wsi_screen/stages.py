@@ -26,8 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wsi_screen.aggregate import summarize
+from wsi_screen.blast_rates import BlastRates
 from wsi_screen.config import AggregateConfig
-from wsi_screen.config import RegionsConfig
 from wsi_screen.config import TilingConfig
 from wsi_screen.detectors.base import Detector
 from wsi_screen.detectors.merge import once_per_seam
@@ -39,6 +39,7 @@ from wsi_screen.patches import crop_patch
 from wsi_screen.patches import iter_patch_batches
 from wsi_screen.regions import RegionMap
 from wsi_screen.regions import score_regions
+from wsi_screen.regions_config import RegionsConfig
 from wsi_screen.sources import ImageSource
 from wsi_screen.sources import ResolvedMpp
 from wsi_screen.sources import open_source
@@ -382,7 +383,9 @@ def hand_out(groups: list[PatchGroup], calls: CellCalls, *, patch_s: float, clas
         start = end
 
 
-def aggregate(item: ScreenedInput, calls: CellCalls, cfg: AggregateConfig) -> dict[str, Any]:
+def aggregate(
+    item: ScreenedInput, calls: CellCalls, cfg: AggregateConfig, rates: BlastRates | None
+) -> dict[str, Any]:
     """Stage ``aggregate``: the input's counts, differential, blast %, flags and QC from its calls.
 
     Returns:
@@ -390,6 +393,8 @@ def aggregate(item: ScreenedInput, calls: CellCalls, cfg: AggregateConfig) -> di
     """
     t = time.perf_counter()
     counted = calls.select(item.counted_mask(calls.cells))
-    summary = summarize(counted.labels, counted.probs, calls.class_names, cfg, counted.judge_domain())
+    summary = summarize(
+        counted.labels, counted.probs, calls.class_names, cfg, counted.judge_domain(), blast_rates=rates
+    )
     item.timer.add("aggregate", time.perf_counter() - t)
     return summary

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from wsi_screen.blast_rates import BlastRates
 from wsi_screen.classifiers.calibration import Calibration
 from wsi_screen.classifiers.preprocess import INTERPOLATIONS
 from wsi_screen.errors import ModelBundleError
@@ -81,6 +82,8 @@ class ModelBundle:
             applied to every probability at inference; None: uncalibrated softmax.
         domain: the model.json ``domain`` block (what the model saw in training, for the
             out-of-domain gate; its tensors are in the file it names), or None.
+        blast_rates: the pipeline's measured blast confusion on validation cells (model.json
+            ``blast_rates``), which the blast % is adjusted for; None: not measured.
     """
 
     architecture: str
@@ -100,6 +103,7 @@ class ModelBundle:
     format_version: int = FORMAT_VERSION
     calibration: Calibration | None = None
     domain: dict[str, Any] | None = None
+    blast_rates: BlastRates | None = None
 
     @property
     def patch_size_um(self) -> float:
@@ -111,8 +115,11 @@ class ModelBundle:
         d = asdict(self)
         d.pop("path")
         d.pop("calibration")
+        d.pop("blast_rates")
         if self.domain is None:
             d.pop("domain")
+        if self.blast_rates is not None:
+            d["blast_rates"] = self.blast_rates.to_json()
         if self.calibration is not None:
             d["calibration"] = self.calibration.to_json()
         d["class_names"] = list(self.class_names)
@@ -162,6 +169,11 @@ class ModelBundle:
                 calibration=(
                     Calibration.from_json(data["calibration"], where)
                     if data.get("calibration") is not None
+                    else None
+                ),
+                blast_rates=(
+                    BlastRates.from_json(data["blast_rates"], where)
+                    if data.get("blast_rates") is not None
                     else None
                 ),
             )

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from wsi_screen.blast_rates import rates_of
 from wsi_screen.config import ScreenConfig
 from wsi_screen.io import real_dir
 from wsi_screen.io import sha256_file
@@ -96,7 +97,7 @@ def write_input_reports(
     if cfg.stopping.enabled and regions is not None and item.is_slide:  # never for a field alone
         stop = count_until_decided(region_groups(regions, calls.cells), labels, cfg.aggregate, cfg.stopping)
         counted = [c and u for c, u in zip(counted, stop.used, strict=True)]
-    summary = aggregate(item, calls.select(counted), cfg.aggregate)
+    summary = aggregate(item, calls.select(counted), cfg.aggregate, rates_of(model_info))
     src = item.source
     w, h = src.dimensions
     sha = sha256_file(item.path)

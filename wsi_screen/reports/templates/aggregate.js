@@ -194,7 +194,10 @@ var WsiAggregate = (function () {
     var missing = rules.blast_classes.filter(function (c) { return !has(model, c); });
     return { status: counted ? "assessed" : NOT_ASSESSABLE, classes: present, classes_missing_from_model: missing,
       count: k, percent: pct(k, counted), ci95: proportionCI(k, counted, rules.ci_method),
-      percent_prob: counted ? pct(pBlast, pCounted) : null, expected_count_prob: pyRound(pBlast, 3) };
+      percent_prob: counted ? pct(pBlast, pCounted) : null, expected_count_prob: pyRound(pBlast, 3),
+      // reviewed counts are never adjusted for the model's blast confusion (wsi_screen/blast.py)
+      adjusted: { applied: false, reason: rules.blast_adjustment === "none" ? "aggregate.blast_adjustment is 'none'"
+        : "no measured blast rates apply (the model carries none, or the counts are reviewed)" } };
   }
 
   function meRatio(counts, names, model, rules) {

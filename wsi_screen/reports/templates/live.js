@@ -87,6 +87,10 @@ var WsiLive = (function () {
         sp.appendChild(status(f.status)); target.appendChild(sp);
       });
     }
+    var adj = document.getElementById("blast-adjusted");
+    if (adj && b.adjusted && !b.adjusted.applied) {
+      adj.textContent = "Not adjusted for the model's blast confusion: " + b.adjusted.reason + "; the cut-off flags decide on the count's interval.";
+    }
     var prob = document.getElementById("blast-prob");
     if (prob) prob.textContent = b.percent_prob === null || b.percent_prob === undefined ? "–" : pct(b.percent_prob) + " % (expected " + WsiAggregate.pyFixed(b.expected_count_prob || 0, 1) + " cells, summed P over " + b.classes.join(", ") + ")";
     var me = s.me_ratio, mEl = document.getElementById("me-ratio");
