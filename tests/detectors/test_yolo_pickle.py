@@ -1,4 +1,4 @@
-"""A detector weights file can never run code: pickle checkpoints are refused unless trusted."""
+"""A detector weights file can never run code: pickle checkpoints are always refused."""
 
 from __future__ import annotations
 
@@ -99,3 +99,26 @@ def test_convert_weights_refuses_foreign_code_without_trust(tmp_path: Path) -> N
     assert res.exit_code == 2, res.output
     assert not marker.exists()
     assert not (tmp_path / "conv" / "weights.safetensors").exists()
+
+
+def test_no_unrestricted_unpickling_option(tmp_path: Path) -> None:
+    """There is no way to ask for a full unpickle: not on the CLI, not in the configuration."""
+    evil, marker = _evil_pt(tmp_path)
+    for cmd in (
+        ["convert-weights", str(evil), "-o", str(tmp_path / "conv"), "--trust-pickle"],
+        ["evaluate-detector", str(evil), str(tmp_path), "-o", str(tmp_path / "o"), "--trust-pickle"],
+    ):
+        res = CliRunner().invoke(main, cmd)
+        assert res.exit_code == 2, res.output
+        assert "No such option" in res.output
+    cfg = tmp_path / "screen.toml"
+    cfg.write_text(
+        f'[detector]\nname = "yolo"\n[detector.options]\nweights = {json.dumps(str(evil))}\n'
+        "trust_pickle = true\n"
+    )
+    res = CliRunner().invoke(
+        main, ["run", str(_field(tmp_path)), "--config", str(cfg), "-o", str(tmp_path / "o2")]
+    )
+    assert res.exit_code == 2, res.output
+    assert "trust_pickle" in res.output
+    assert not marker.exists()

@@ -209,10 +209,7 @@ def _detector_fingerprint(cfg: Any, detector_weights: str | None) -> dict[str, A
         from wsi_screen.detectors.yolo import resolve_model_dir
     except ImportError:  # pragma: no cover - the adapter ships with the package
         return None
-    trust = cfg.detector.options.get("trust_pickle", False) is True
-    weights, det_json = resolve_model_dir(
-        detector_weights or cfg.detector.options.get("weights"), trust_pickle=trust
-    )
+    weights, det_json = resolve_model_dir(detector_weights or cfg.detector.options.get("weights"))
     return {"weights_sha256": sha256_file(weights), "detector_json": det_json}
 
 

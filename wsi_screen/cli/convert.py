@@ -20,16 +20,11 @@ from wsi_screen.cli.options import output_option
     default=None,
     help="Microns per pixel the detector was trained at (default: a detector.json beside CHECKPOINT).",
 )
-@click.option(
-    "--trust-pickle",
-    is_flag=True,
-    help="DANGEROUS: unpickle the checkpoint fully, which runs any code it contains. Without it, "
-    "ultralytics' restricted loader is used and a checkpoint naming other code is refused.",
-)
-def convert_weights(checkpoint: Path, out_dir: Path, mpp: float | None, trust_pickle: bool) -> None:
+def convert_weights(checkpoint: Path, out_dir: Path, mpp: float | None) -> None:
     """Convert CHECKPOINT (an ultralytics .pt) into OUT/weights.safetensors + OUT/detector.json.
 
-    The checkpoint is loaded once, in a separate isolated process with a private working folder;
+    The checkpoint is loaded once, with ultralytics' restricted loader (a checkpoint naming other
+    code is refused), in a separate isolated process with a private working folder;
     the result holds only tensors and the architecture, so `--detector-weights OUT` never
     unpickles anything. Convert only files you trust.
 
@@ -39,7 +34,7 @@ def convert_weights(checkpoint: Path, out_dir: Path, mpp: float | None, trust_pi
     from wsi_screen.training.weights_convert import convert_checkpoint
 
     try:
-        target = convert_checkpoint(checkpoint, out_dir, trust_pickle=trust_pickle, mpp=mpp)
+        target = convert_checkpoint(checkpoint, out_dir, mpp=mpp)
     except WsiScreenError as e:
         raise click.UsageError(str(e)) from e
     click.echo(f"wrote {target}")

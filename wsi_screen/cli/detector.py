@@ -55,14 +55,6 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
     return max(rows, key=lambda r: 0.1 * r["map50"] + 0.9 * r["map50_95"])
 
 
-_trust_pickle_option = click.option(
-    "--trust-pickle",
-    is_flag=True,
-    help="DANGEROUS: load an ultralytics .pt checkpoint by unpickling it, which runs any code it "
-    "contains (default: refused; convert it once with wsi-screen convert-weights).",
-)
-
-
 @click.command("train-detector", short_help="Train a YOLO cell detector on YOLO-format data.")
 @click.argument("data", type=click.Path(path_type=Path, exists=True))
 @output_option("Model folder to write (weights.safetensors, detector.json, run/)", dest="out_dir")
@@ -103,7 +95,6 @@ _trust_pickle_option = click.option(
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--name", "model_name", default=None, help="Model name recorded in detector.json.")
-@_trust_pickle_option
 def train_detector(
     data: Path,
     out_dir: Path,
@@ -117,7 +108,6 @@ def train_detector(
     workers: int,
     seed: int,
     model_name: str | None,
-    trust_pickle: bool,
 ) -> None:
     """Train a YOLO cell detector on YOLO-format DATA (data.yaml, or images/ + labels/).
 
@@ -150,7 +140,6 @@ def train_detector(
                 device=device,
                 workers=workers,
                 seed=seed,
-                trust_pickle=trust_pickle,
             )
     except WsiScreenError as e:
         raise CommandError(str(e)) from e
@@ -252,7 +241,6 @@ def _per_image_csv(rows: list[dict[str, Any]]) -> str:
     help="Detector option, the value read as JSON (e.g. --option min_area_um2=15); repeatable.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N images.")
-@_trust_pickle_option
 def evaluate_detector(
     detector: str,
     data: Path,
@@ -266,7 +254,6 @@ def evaluate_detector(
     device: str,
     options: tuple[str, ...],
     limit: int | None,
-    trust_pickle: bool,
 ) -> None:
     """Score DETECTOR (weights, a model folder, a shipped name, or 'foreground') on YOLO DATA.
 
@@ -290,8 +277,6 @@ def evaluate_detector(
             opts[key] = json.loads(value)
         except json.JSONDecodeError:
             opts[key] = value
-    if trust_pickle and detector.lower() != "foreground":
-        opts["trust_pickle"] = True
     try:
         det = _make_detector(detector, conf=conf, device=device, options=opts)
         is_fg = getattr(det, "name", "") == "foreground"

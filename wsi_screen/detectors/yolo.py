@@ -8,7 +8,7 @@ A model folder (``wsi_screen/models/yolo-wbc/``) holds ``weights.safetensors`` (
 architecture, rebuilt through ultralytics' model classes: no pickle, see
 :mod:`wsi_screen.detectors.yolo_weights`) and ``detector.json`` with the training scale (``mpp``),
 the class names and the training image size. An ultralytics ``.pt`` checkpoint is a pickle that
-can run code when loaded: it is refused unless ``trust_pickle`` is set.
+can run code when loaded: it is always refused (``wsi-screen convert-weights`` converts one once).
 """
 
 from __future__ import annotations
@@ -46,29 +46,24 @@ DEFAULT_MODEL = "yolo-wbc"
 WEIGHTS_FILE = SAFE_WEIGHTS_FILE
 """The weights of a model folder: a safetensors file that cannot run code (``weights.safetensors``)."""
 PICKLE_WEIGHTS_FILE = "weights.pt"
-"""An ultralytics checkpoint in a model folder: loaded only with ``trust_pickle``."""
+"""An ultralytics checkpoint in a model folder: refused with a message saying how to convert it."""
 CONFIG_FILE = "detector.json"
 _STRIDE = 32
 
 
-def resolve_model_dir(
-    weights: str | Path | None, *, trust_pickle: bool = False
-) -> tuple[Path, dict[str, Any]]:
+def resolve_model_dir(weights: str | Path | None) -> tuple[Path, dict[str, Any]]:
     """Resolve a weights file, a model folder or a shipped name to (weights path, config).
 
     Args:
         weights: None (the shipped ``yolo-wbc``), a shipped model name, a folder holding
             ``weights.safetensors`` (and optionally ``detector.json``), or a weights file.
-        trust_pickle: allow an ultralytics ``.pt`` checkpoint (a folder's ``weights.pt``, or a
-            ``.pt`` file). Loading one unpickles it, which runs any code it contains; without
-            this flag it is refused with an error saying how to convert it.
 
     Returns:
         The weights file and the folder's ``detector.json`` (empty when absent).
 
     Raises:
         ModelBundleError: the name, folder or file does not exist, lacks weights, is a pickle
-            checkpoint without ``trust_pickle``, or its ``detector.json`` is not JSON.
+            checkpoint (refused, with how to convert it), or its ``detector.json`` is not JSON.
     """
     name = DEFAULT_MODEL if weights is None else weights
     path = Path(name)
@@ -81,12 +76,10 @@ def resolve_model_dir(
             if not pickled.is_file():
                 msg = f"{path}: no {WEIGHTS_FILE} in the model folder"
                 raise ModelBundleError(msg)
-            if not trust_pickle:
-                raise pickle_refused(pickled)
-            wfile = pickled
+            raise pickle_refused(pickled)
         return wfile, _detector_json(path / CONFIG_FILE)
     if path.is_file():
-        if is_pickle_file(path) and not trust_pickle:
+        if is_pickle_file(path):
             raise pickle_refused(path)
         return path, _detector_json(path.parent / CONFIG_FILE)
     shipped = sorted(p.name for p in MODELS_DIR.glob("yolo*") if p.is_dir())
@@ -165,12 +158,8 @@ def check_yolo_options(
     classes: object,
     device: object,
     mpp: object,
-    trust_pickle: object = False,
 ) -> None:
     """Refuse YOLO options that would crash later or silently find nothing (``imgsz = 0``)."""
-    if not isinstance(trust_pickle, bool):
-        msg = f"detector.options.trust_pickle must be true or false, got {trust_pickle!r}"
-        raise ConfigError(msg)
     if not 0.0 <= _number("conf", conf) <= 1.0:
         msg = f"detector.options.conf must be in [0, 1], got {conf}"
         raise ConfigError(msg)
@@ -215,9 +204,6 @@ class YoloDetector(BaseDetector):
         classes: class indices to keep (None: the model folder's ``cell_classes``, else all).
         device: torch device string, e.g. ``"cpu"`` or ``"cuda:0"``.
         mpp: microns per pixel the model was trained at; None takes it from ``detector.json``.
-        trust_pickle: also load ultralytics ``.pt`` checkpoints, by unpickling them (this runs
-            any code the file contains: only for files you trust; ``wsi-screen convert-weights``
-            converts one once, in a separate process).
 
     Example:
         >>> det = YoloDetector("yolo-wbc", conf=0.3)  # doctest: +SKIP
@@ -236,7 +222,6 @@ class YoloDetector(BaseDetector):
         classes: Sequence[int] | None = None,
         device: str = "cpu",
         mpp: float | None = None,
-        trust_pickle: bool = False,
     ) -> None:
         check_yolo_options(
             conf=conf,
@@ -245,9 +230,8 @@ class YoloDetector(BaseDetector):
             classes=classes,
             device=device,
             mpp=mpp,
-            trust_pickle=trust_pickle,
         )
-        self.weights, self._cfg = resolve_model_dir(weights, trust_pickle=trust_pickle)
+        self.weights, self._cfg = resolve_model_dir(weights)
         _check_detector_json(self._cfg, self.weights.parent / CONFIG_FILE)
         self.conf = float(conf)
         self.iou = float(iou)
@@ -261,16 +245,8 @@ class YoloDetector(BaseDetector):
         cfg_mpp = self._cfg.get("mpp")
         self._mpp = float(mpp) if mpp is not None else (float(cfg_mpp) if cfg_mpp else None)
         with ultralytics_session() as yolo_cls:
-            if is_pickle_file(self.weights):  # only reached with trust_pickle
-                log.warning("%s: unpickling a checkpoint (--trust-pickle)", self.weights)
-                try:
-                    self._model = yolo_cls(str(self.weights), task="detect")
-                except Exception as e:  # ultralytics raises many types for a bad checkpoint
-                    msg = f"{self.weights}: cannot load YOLO weights ({type(e).__name__}: {e})"
-                    raise ModelBundleError(msg) from e
-            else:
-                net = build_detection_model(read_yolo_weights(self.weights))
-                self._model = as_yolo(yolo_cls, net, str(self._cfg.get("name") or "yolo"))
+            net = build_detection_model(read_yolo_weights(self.weights))
+            self._model = as_yolo(yolo_cls, net, str(self._cfg.get("name") or "yolo"))
         self.class_names: dict[int, str] = dict(self._model.names)
 
     @property

@@ -100,9 +100,8 @@ def pickle_refused(path: str | Path) -> ModelBundleError:
     """The one-line error for a pickle checkpoint given where only safe weights are loaded."""
     msg = (
         f"{path}: refusing to load a pickle checkpoint (loading it can run any code it contains); "
-        f"convert it once with `wsi-screen convert-weights {path} -o FOLDER` and use FOLDER "
-        "(only for a file you trust), or, for a file you trust, set trust_pickle = true under "
-        "[detector.options] (--trust-pickle for the detector commands)"
+        f"convert it once with `wsi-screen convert-weights {path} -o FOLDER` (ultralytics' restricted "
+        "loader, in an isolated process; only for a file you trust) and use FOLDER"
     )
     return ModelBundleError(msg)
 

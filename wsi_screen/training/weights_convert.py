@@ -6,11 +6,10 @@ a minimal environment, ultralytics offline, a time limit) that writes only a saf
 that folder; this process then reads the result the safe way (header checked, network rebuilt,
 tensors loaded) before anything is placed in the output folder.
 
-By default the child unpickles with ultralytics' restricted loader (``torch.load(weights_only=True)``
+The child unpickles only with ultralytics' restricted loader (``torch.load(weights_only=True)``
 with an allow-list of ultralytics and torch model classes), which refuses checkpoints that name
-anything else. ``trust_pickle=True`` lets the child unpickle without restriction: **that runs any
-code the file contains**, in the child, with your permissions. Even the restricted load is
-unpickling; convert only files you trust.
+anything else. There is no unrestricted mode: wsi-screen never unpickles arbitrary objects. Even
+the restricted load is unpickling; convert only files you trust.
 """
 
 from __future__ import annotations
@@ -69,7 +68,6 @@ def convert_checkpoint(
     src: str | Path,
     out_dir: str | Path,
     *,
-    trust_pickle: bool = False,
     mpp: float | None = None,
     timeout_s: float = 600.0,
 ) -> Path:
@@ -78,7 +76,6 @@ def convert_checkpoint(
     Args:
         src: the checkpoint; it is unpickled in a child process (see the module notes).
         out_dir: the model folder to write (created; existing files of the same names replaced).
-        trust_pickle: unpickle without ultralytics' allow-list (runs any code in the file).
         mpp: microns per pixel the model was trained at, written into ``detector.json``; None
             keeps the value of a ``detector.json`` beside ``src`` (or leaves it unknown).
         timeout_s: the child's time limit.
@@ -98,8 +95,6 @@ def convert_checkpoint(
         work = Path(tmp)
         result = work / SAFE_WEIGHTS_FILE
         cmd = [sys.executable, "-I", "-m", __name__, str(src), str(result)]
-        if trust_pickle:
-            cmd.append("--trust-pickle")
         try:
             proc = subprocess.run(  # noqa: S603  # our own interpreter and module
                 cmd,
@@ -147,16 +142,13 @@ def _detector_json(src: Path, out: Path, names: list[str], mpp: float | None) ->
     return cfg
 
 
-def _load_checkpoint_model(src: str, trust_pickle: bool) -> Any:
-    """Child side: unpickle ``src`` and return its detection model (EMA weights when present)."""
+def _load_checkpoint_model(src: str) -> Any:
+    """Child side: load ``src`` with ultralytics' restricted loader; its detection model (EMA when present)."""
     import torch
 
     with ultralytics_session():
-        if trust_pickle:
-            ckpt: Any = torch.load(src, map_location="cpu", weights_only=False)  # noqa: S614  # asked for
-        else:
-            tasks = importlib.import_module("ultralytics.nn.tasks")
-            ckpt, _ = tasks.torch_safe_load(src, safe_only=True)
+        tasks = importlib.import_module("ultralytics.nn.tasks")
+        ckpt, _ = tasks.torch_safe_load(src, safe_only=True)
     model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else ckpt
     if not isinstance(model, torch.nn.Module):
         msg = "not an ultralytics checkpoint (no model in it)"
@@ -168,19 +160,20 @@ def _load_checkpoint_model(src: str, trust_pickle: bool) -> Any:
 
 
 def _main(argv: list[str]) -> int:
-    """Child entry point: ``python -I -m wsi_screen.training.weights_convert SRC DST [--trust-pickle]``."""
-    if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] != "--trust-pickle"):
-        print("ERROR: usage: weights_convert SRC DST [--trust-pickle]", file=sys.stderr)  # noqa: T201
+    """Child entry point: ``python -I -m wsi_screen.training.weights_convert SRC DST``."""
+    if len(argv) != 2:
+        print("ERROR: usage: weights_convert SRC DST", file=sys.stderr)  # noqa: T201
         return 2
     try:
-        model = _load_checkpoint_model(argv[0], trust_pickle=len(argv) == 3)
+        model = _load_checkpoint_model(argv[0])
         save_yolo_weights(model, argv[1])
     except Exception as e:  # the child reports every failure as one line for the parent
         text = " ".join(str(e).replace("ERROR ❌️", "").split())[:400]
-        if len(argv) == 2 and ("outside the supported" in text or "Weights only load failed" in text):
+        if "outside the supported" in text or "Weights only load failed" in text:
             text = (
                 "the checkpoint names code outside ultralytics' and torch's model classes, refused by the "
-                "restricted loader; --trust-pickle unpickles it fully, which runs that code: only for a file you trust"
+                "restricted loader (wsi-screen never unpickles arbitrary objects); re-export the model's "
+                "weights where that code is trusted, e.g. as a plain checkpoint of the ultralytics version used"
             )
             print(f"ERROR: {text}", file=sys.stderr)  # noqa: T201
         else:

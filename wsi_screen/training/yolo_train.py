@@ -49,15 +49,15 @@ def train_yolo(
     workers: int = 0,
     seed: int = 0,
     extra: dict[str, Any] | None = None,
-    trust_pickle: bool = False,
 ) -> Path:
     """Train a YOLO detector from scratch (architecture yaml, no download) and save its weights.
 
     Args:
         data_yaml: an ultralytics dataset yaml (absolute ``path``, ``train``, ``val``, ``names``).
         out_dir: folder for ``weights.safetensors`` and the ultralytics run (``run/``).
-        arch: an ultralytics architecture name (``yolo11n``, ``yolov8n``, ...) or a ``.yaml`` or
-            ``.pt`` file; names are built from their yaml, so nothing is downloaded.
+        arch: an ultralytics architecture name (``yolo11n``, ``yolov8n``, ...) or a ``.yaml``
+            file; names are built from their yaml, so nothing is downloaded. A ``.pt`` checkpoint
+            is refused (it would be unpickled).
         epochs: training epochs.
         imgsz: training image side.
         batch: batch size.
@@ -65,16 +65,14 @@ def train_yolo(
         workers: dataloader workers.
         seed: random seed.
         extra: further ultralytics train arguments (e.g. ``{"mosaic": 0.5}``).
-        trust_pickle: allow a ``.pt`` ``arch`` to fine-tune from (it is unpickled: only for a
-            file you trust).
 
     Returns:
         The best weights, written as ``out_dir/weights.safetensors``.
 
     Raises:
-        ModelBundleError: training produced no weights, or ``arch`` is a pickle without ``trust_pickle``.
+        ModelBundleError: training produced no weights, or ``arch`` is a pickle checkpoint.
     """
-    if is_pickle_file(arch) and not trust_pickle:
+    if is_pickle_file(arch):
         raise pickle_refused(arch)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
