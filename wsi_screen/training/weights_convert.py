@@ -142,13 +142,13 @@ def _detector_json(src: Path, out: Path, names: list[str], mpp: float | None) ->
     return cfg
 
 
-def _load_checkpoint_model(src: str) -> Any:
-    """Child side: load ``src`` with ultralytics' restricted loader; its detection model (EMA when present)."""
+def load_checkpoint_model(src: str | Path) -> Any:
+    """Load ``src`` with ultralytics' restricted loader; its detection model (EMA when present)."""
     import torch
 
     with ultralytics_session():
         tasks = importlib.import_module("ultralytics.nn.tasks")
-        ckpt, _ = tasks.torch_safe_load(src, safe_only=True)
+        ckpt, _ = tasks.torch_safe_load(str(src), safe_only=True)
     model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else ckpt
     if not isinstance(model, torch.nn.Module):
         msg = "not an ultralytics checkpoint (no model in it)"
@@ -165,15 +165,14 @@ def _main(argv: list[str]) -> int:
         print("ERROR: usage: weights_convert SRC DST", file=sys.stderr)  # noqa: T201
         return 2
     try:
-        model = _load_checkpoint_model(argv[0])
+        model = load_checkpoint_model(argv[0])
         save_yolo_weights(model, argv[1])
     except Exception as e:  # the child reports every failure as one line for the parent
         text = " ".join(str(e).replace("ERROR ❌️", "").split())[:400]
         if "outside the supported" in text or "Weights only load failed" in text:
             text = (
                 "the checkpoint names code outside ultralytics' and torch's model classes, refused by the "
-                "restricted loader (wsi-screen never unpickles arbitrary objects); re-export the model's "
-                "weights where that code is trusted, e.g. as a plain checkpoint of the ultralytics version used"
+                "restricted loader (wsi-screen never unpickles arbitrary objects)"
             )
             print(f"ERROR: {text}", file=sys.stderr)  # noqa: T201
         else:

@@ -19,6 +19,7 @@ from wsi_screen.detectors.yolo_weights import is_pickle_file
 from wsi_screen.detectors.yolo_weights import pickle_refused
 from wsi_screen.detectors.yolo_weights import save_yolo_weights
 from wsi_screen.errors import ModelBundleError
+from wsi_screen.training.weights_convert import load_checkpoint_model
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def train_yolo(
         raise pickle_refused(arch)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    model_src = arch if arch.endswith((".yaml", ".pt")) else f"{arch}.yaml"
+    model_src = arch if arch.endswith(".yaml") else f"{arch}.yaml"
     args: dict[str, Any] = {
         "data": str(Path(data_yaml).resolve()),
         "epochs": epochs,
@@ -105,9 +106,7 @@ def train_yolo(
         msg = f"training wrote no weights under {out / 'run'}"
         raise ModelBundleError(msg)
     target = out / WEIGHTS_FILE
-    with ultralytics_session() as yolo_cls:
-        # best.pt was written by this training run a moment ago: ours, so unpickling it is safe
-        trained = yolo_cls(str(best), task="detect").model
-        save_yolo_weights(trained.float(), target)
+    # the same restricted loader convert-weights uses: no full unpickling, even of our own run
+    save_yolo_weights(load_checkpoint_model(best).float(), target)
     log.info("saved %s (from %s)", target, best)
     return target
