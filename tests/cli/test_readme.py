@@ -29,4 +29,8 @@ def test_quick_start_run_command(tmp_path: Path) -> None:
     assert report["input"]["kind"] == "case" and report["case"]["n_fields_screened"] == 4
     assert report["cells_counted"] > 0  # a real differential, not the empty one of cartoon cells
     assert len(list((tmp_path / "out").glob("*/fields/*/report.html"))) == 4
+    page = (reports[0].parent / "report.html").read_text(encoding="utf-8")
+    adjusted = report["blast"]["adjusted"]
+    assert adjusted["applied"]  # the flags decide on the adjusted interval: the case page shows it
+    assert 'id="blast-adjusted"' in page and f"{adjusted['percent']:.1f} %" in page
     assert (tmp_path / "out" / "index.html").is_file()
