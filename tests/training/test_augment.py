@@ -100,3 +100,31 @@ def test_augment_ranges_are_checked() -> None:
         AugmentConfig(hue=1.5)
     with pytest.raises(ConfigError, match="blur"):
         AugmentConfig(blur=50.0)
+
+
+def test_jpeg_and_erase_change_some_images_only() -> None:
+    still = {"rotation_deg": 0.0, "flip": False, "shift": 0.0, "shear": 0.0, "zoom": 0.0}
+    flat = {"brightness": 0.0, "contrast": 0.0, "stain_sigma": 0.0}
+    x = torch.rand(32, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    for extra in ({"jpeg": 20}, {"erase": 0.5}):
+        y = augment_batch(
+            x.clone(), AugmentConfig(**still, **flat, **extra), generator=torch.Generator().manual_seed(0)
+        )
+        assert y.shape == x.shape
+        assert float(y.min()) >= 0 and float(y.max()) <= 1
+        changed = (y - x).abs().flatten(1).amax(1) > 0.02
+        assert 4 <= int(changed.sum()) <= 28, extra  # about half of the batch, not all or none
+    # a low JPEG quality loses the fine noise: the re-encoded images are smoother
+    y = augment_batch(
+        x.clone(), AugmentConfig(**still, **flat, jpeg=10), generator=torch.Generator().manual_seed(0)
+    )
+    changed = (y - x).abs().flatten(1).amax(1) > 0.02
+    assert float(y[changed].diff(dim=-1).abs().mean()) < float(x[changed].diff(dim=-1).abs().mean())
+    # an erased rectangle is a block of pixels that differ from the input
+    y = augment_batch(
+        x.clone(), AugmentConfig(**still, **flat, erase=0.9), generator=torch.Generator().manual_seed(0)
+    )
+    frac = ((y - x).abs().amax(1) > 1e-6).flatten(1).float().mean(1)
+    assert float(frac.max()) <= 0.2 and float(frac.max()) >= 0.015
+    with pytest.raises(ConfigError, match="jpeg"):
+        AugmentConfig(jpeg=5)

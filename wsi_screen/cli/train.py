@@ -188,6 +188,20 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
     help="Maximum Gaussian blur sigma in input px, on half of the images (0: off).",
 )
 @click.option(
+    "--jpeg",
+    type=click.IntRange(0, 95),
+    default=0,
+    show_default=True,
+    help="Lowest JPEG quality: half of the images re-encoded at a quality in [JPEG, 95] (0: off).",
+)
+@click.option(
+    "--erase",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Random-erasing probability: one noise rectangle of 2-15 % of the image (0: off).",
+)
+@click.option(
     "--preprocess",
     type=click.Choice(["shah"]),
     default=None,
@@ -232,6 +246,8 @@ def train(
     gamma: float,
     white_balance: float,
     blur: float,
+    jpeg: int,
+    erase: float,
     preprocess: str | None,
     model_kwargs: tuple[str, ...],
     threads: int | None,
@@ -281,6 +297,8 @@ def train(
                 gamma=gamma,
                 white_balance=white_balance,
                 blur=blur,
+                jpeg=jpeg,
+                erase=erase,
             ),
             name=name,
         )

@@ -1,7 +1,9 @@
 """Training augmentation on batches of float tensors.
 
 Everything runs batched in torch on the training device (one ``grid_sample`` per batch for all
-geometric changes), so augmentation costs little next to the network on a 2-core CPU.
+geometric changes), so augmentation costs little next to the network on a 2-core CPU. Random
+numbers come from a CPU generator and are moved to the batch's device, so a seed gives the same
+draws on CPU and GPU; only JPEG re-encoding round-trips through the CPU (OpenCV).
 
 Stain-colour augmentation follows Tellez et al.: colour deconvolution into haematoxylin, eosin and
 residual optical densities (Ruifrok & Johnston matrix, the one scikit-image uses), a random
@@ -50,6 +52,10 @@ class AugmentConfig:
             background-tint differences between scanners.
         blur: maximum Gaussian blur sigma in input pixels, applied to half of the images
             (focus differences).
+        jpeg: lowest JPEG quality (0: off): half of the images are re-encoded at a quality drawn
+            from [jpeg, 95] (scanner and export compression).
+        erase: probability of random erasing: one rectangle of 2-15 % of the image, filled with
+            noise (occluding neighbours and debris).
     """
 
     rotation_deg: float = 180.0
@@ -65,6 +71,8 @@ class AugmentConfig:
     gamma: float = 0.0
     white_balance: float = 0.0
     blur: float = 0.0
+    jpeg: int = 0
+    erase: float = 0.0
 
     def __post_init__(self) -> None:
         """Check ranges."""
@@ -79,6 +87,7 @@ class AugmentConfig:
             "saturation",
             "gamma",
             "white_balance",
+            "erase",
         ):
             v = getattr(self, name)
             if not 0 <= v < 1:
@@ -86,6 +95,9 @@ class AugmentConfig:
                 raise ConfigError(msg)
         if not 0 <= self.blur <= 10:
             msg = f"augment.blur={self.blur}; expected 0-10 px"
+            raise ConfigError(msg)
+        if self.jpeg and not 10 <= self.jpeg <= 95:
+            msg = f"augment.jpeg={self.jpeg}; expected 0 (off) or a quality of 10-95"
             raise ConfigError(msg)
         if not 0 <= self.rotation_deg <= 180:
             msg = f"augment.rotation_deg={self.rotation_deg}; expected 0-180"
@@ -123,8 +135,9 @@ def _stain_jitter(x: torch.Tensor, sigma: float, gen: torch.Generator | None) ->
     b = x.shape[0]
     od = -torch.log(x.clamp_min(_EPS)).permute(0, 2, 3, 1)  # BxHxWx3 natural optical density
     hed = od @ hed_from_rgb
-    alpha = 1 + (torch.rand(b, 1, 1, 3, generator=gen, device=dev, dtype=dt) * 2 - 1) * sigma
-    beta = (torch.rand(b, 1, 1, 3, generator=gen, device=dev, dtype=dt) * 2 - 1) * sigma
+    # drawn on the (CPU) generator, then moved: the same stream on every device
+    alpha = 1 + (torch.rand(b, 1, 1, 3, generator=gen, dtype=dt).to(dev) * 2 - 1) * sigma
+    beta = (torch.rand(b, 1, 1, 3, generator=gen, dtype=dt).to(dev) * 2 - 1) * sigma
     hed = hed * alpha + beta
     rgb = torch.exp(-(hed @ rgb_from_hed)).clamp(0, 1)
     return rgb.permute(0, 3, 1, 2).contiguous()
@@ -184,6 +197,38 @@ def _random_blur(x: torch.Tensor, max_sigma: float, gen: torch.Generator | None)
     return x
 
 
+def _random_jpeg(x: torch.Tensor, min_quality: int, gen: torch.Generator | None) -> torch.Tensor:
+    """Re-encode a random half of the batch as JPEG at a quality ~ U(min_quality, 95)."""
+    import cv2
+    import torch
+
+    chosen = torch.nonzero(torch.rand(x.shape[0], generator=gen) < 0.5).flatten()
+    for i in chosen.tolist():
+        q = int(min_quality + float(torch.rand(1, generator=gen)) * (95 - min_quality))
+        img = (x[i].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+            x[i] = torch.from_numpy(dec).to(x).permute(2, 0, 1) / 255
+    return x
+
+
+def _random_erase(x: torch.Tensor, p: float, gen: torch.Generator | None) -> torch.Tensor:
+    """With probability ``p`` per image, fill one rectangle (2-15 % of the area) with noise."""
+    import torch
+
+    b, _, h, w = x.shape
+    for i in torch.nonzero(torch.rand(b, generator=gen) < p).flatten().tolist():
+        area = (0.02 + 0.13 * float(torch.rand(1, generator=gen))) * h * w
+        aspect = math.exp((float(torch.rand(1, generator=gen)) * 2 - 1) * math.log(3))
+        eh = min(h, max(1, round(math.sqrt(area * aspect))))
+        ew = min(w, max(1, round(math.sqrt(area / aspect))))
+        top = int(float(torch.rand(1, generator=gen)) * (h - eh + 1))
+        left = int(float(torch.rand(1, generator=gen)) * (w - ew + 1))
+        x[i, :, top : top + eh, left : left + ew] = torch.rand(3, eh, ew, generator=gen).to(x)
+    return x
+
+
 def _affine_matrices(b: int, cfg: AugmentConfig, gen: torch.Generator | None) -> torch.Tensor:
     import torch
 
@@ -234,4 +279,8 @@ def augment_batch(
         x = _colour_jitter(x, cfg, generator)
     if cfg.blur > 0:
         x = _random_blur(x, cfg.blur, generator)
+    if cfg.jpeg:
+        x = _random_jpeg(x, cfg.jpeg, generator)
+    if cfg.erase > 0:
+        x = _random_erase(x, cfg.erase, generator)
     return x
