@@ -207,9 +207,9 @@ def _random_jpeg(x: torch.Tensor, min_quality: int, gen: torch.Generator | None)
         q = int(min_quality + float(torch.rand(1, generator=gen)) * (95 - min_quality))
         img = (x[i].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
-        if ok:
-            dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
-            x[i] = torch.from_numpy(dec).to(x).permute(2, 0, 1) / 255
+        dec = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if dec is not None:
+            x[i] = torch.from_numpy(dec[:, :, ::-1].copy()).to(x).permute(2, 0, 1) / 255
     return x
 
 
