@@ -58,7 +58,7 @@ def test_cli_models_lists_default() -> None:
 
     res = CliRunner().invoke(main, ["models"])
     assert res.exit_code == 0, res.output
-    assert "default: resnet10t" in res.output
+    assert "default: tf_efficientnet_lite0, input 176 px" in res.output
     assert "ART BLA EOS LYT MON NGS NIF PMO" in res.output
     assert "yolo-wbc (detector, --detector yolo): yolo11n" in res.output
     res = CliRunner().invoke(main, ["models", "--card", "yolo-wbc"])
