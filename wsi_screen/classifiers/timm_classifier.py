@@ -13,6 +13,7 @@ from wsi_screen.classifiers.bundle import ModelBundle
 from wsi_screen.classifiers.domain import COLOUR_STATS
 from wsi_screen.classifiers.domain import DomainReference
 from wsi_screen.classifiers.domain import colour_stats
+from wsi_screen.classifiers.fuse import fold_batchnorm
 from wsi_screen.classifiers.onnx_backend import BACKENDS
 from wsi_screen.classifiers.onnx_backend import OnnxForward
 from wsi_screen.classifiers.preprocess import resize_patches
@@ -72,7 +73,8 @@ class TimmClassifier:
         self.dtype = (
             None if backend == "onnx" else autocast_dtype(self.device, allow_reduced=reduced_precision)
         )
-        model = bundle.create_model()
+        # BatchNorm folded into the convolutions (checked against the unfolded network)
+        model, self.folded_batchnorms = fold_batchnorm(bundle.create_model(), bundle.input_size)
         # Any: a timm model (forward_features / forward_head), which torch's stubs do not describe
         self.model: Any = model.to(self.device).to(memory_format=torch.channels_last)
         self._mean = torch.tensor(bundle.mean, device=self.device).view(1, 3, 1, 1) * 255.0
@@ -87,12 +89,13 @@ class TimmClassifier:
         if bundle.domain is not None and bundle.path is not None:
             self.domain = DomainReference.load(bundle.path, bundle.domain, str(bundle.path / "model.json"))
         log.info(
-            "classifier %s (%s) on %s (%s), precision %s",
+            "classifier %s (%s) on %s (%s), precision %s, %d BatchNorm layers folded",
             self.name,
             bundle.architecture,
             self.device,
             backend,
             "fp32" if self.dtype is None else str(self.dtype).removeprefix("torch."),
+            self.folded_batchnorms,
         )
 
     def to_tensor(self, patches: NDArray[np.uint8]) -> torch.Tensor:
