@@ -161,3 +161,46 @@ def test_pdf_of_the_summary_is_one_page(screened, tmp_path, chromium):
         main, ["report", "pdf", str(out), "--chromium", str(tmp_path / "no-such-chromium")]
     )
     assert missing.exit_code == 2 and "Chromium" in missing.output
+
+
+def _fake_chromium(tmp_path, body: str):
+    """A stand-in Chromium: a shell script that gets the real command line (--print-to-pdf=FILE)."""
+    script = tmp_path / "fake-chromium"
+    script.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do case "$a" in --print-to-pdf=*) out="${a#--print-to-pdf=}";; esac; done\n'
+        f"{body}\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_pdf_retries_a_chromium_that_hangs(tmp_path):
+    from wsi_screen.reports.pdf import PdfError
+    from wsi_screen.reports.pdf import print_pdf
+
+    html = tmp_path / "report.html"
+    html.write_text("<html><body>x</body></html>")
+    state = tmp_path / "runs"
+    # first run hangs without writing; the second prints
+    hangs_once = _fake_chromium(
+        tmp_path,
+        f'echo x >> {state}; if [ "$(wc -l < {state})" -eq 1 ]; then sleep 30; fi\n'
+        'printf "%%PDF-1.4\\n1 0 obj <<>>\\n%%%%EOF\\n" > "$out"',
+    )
+    pdf = print_pdf(html, tmp_path / "a.pdf", chromium=str(hangs_once), timeout_s=2)
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert state.read_text().count("x") == 2
+    # a run that writes its whole PDF and then hangs keeps that PDF, without a second run
+    state.unlink()
+    prints_then_hangs = _fake_chromium(
+        tmp_path, f'echo x >> {state}; printf "%%PDF-1.4\\n%%%%EOF\\n" > "$out"; sleep 30'
+    )
+    assert print_pdf(html, tmp_path / "b.pdf", chromium=str(prints_then_hangs), timeout_s=2).is_file()
+    assert state.read_text().count("x") == 1
+    # always hanging: a clear error after the tries, and no file left behind
+    always = _fake_chromium(tmp_path, "sleep 30")
+    with pytest.raises(PdfError, match=r"report\.html: Chromium could not print the page in 2 tries"):
+        print_pdf(html, tmp_path / "c.pdf", chromium=str(always), timeout_s=1)
+    assert not (tmp_path / "c.pdf").exists()
+    assert not list(tmp_path.glob(".c.pdf*"))

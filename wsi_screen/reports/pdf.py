@@ -13,6 +13,7 @@ The PDF is written to a temporary file and renamed into place.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -22,6 +23,8 @@ from pathlib import Path
 from wsi_screen.errors import MissingDependencyError
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 CHROMIUM_ENV = "WSI_SCREEN_CHROMIUM"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -54,8 +57,14 @@ def chromium_print_args(binary: str, html: Path, pdf: Path, profile: Path) -> li
     return [*args, html.resolve().as_uri()]
 
 
-def print_pdf(html: Path, pdf: Path, *, chromium: str | None = None, timeout_s: float = 120.0) -> Path:
+def print_pdf(
+    html: Path, pdf: Path, *, chromium: str | None = None, timeout_s: float = 120.0, attempts: int = 2
+) -> Path:
     """Print ``html`` (a report.html) to ``pdf`` with headless Chromium.
+
+    Headless Chromium now and then hangs instead of exiting (seen once in a CI run that passes
+    in 6 s otherwise); a run that passes ``timeout_s`` is killed, its PDF kept if it was written
+    completely, and otherwise tried again with a fresh profile, up to ``attempts`` runs.
 
     Raises:
         MissingDependencyError: no Chromium found.
@@ -72,24 +81,45 @@ def print_pdf(html: Path, pdf: Path, *, chromium: str | None = None, timeout_s: 
             f"or set {CHROMIUM_ENV} to its path"
         )
         raise MissingDependencyError(msg)
-    with tempfile.TemporaryDirectory(prefix="wsi-screen-pdf-") as profile, atomic_path(pdf) as tmp:
-        tmp.unlink(missing_ok=True)
-        try:
-            proc = subprocess.run(
-                chromium_print_args(binary, html, tmp, Path(profile)),
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            msg = f"{html}: Chromium could not print the page: {e}"
-            raise PdfError(msg) from e
-        if not tmp.is_file() or tmp.stat().st_size == 0 or not tmp.read_bytes().startswith(b"%PDF"):
-            tail = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-            msg = f"{html}: Chromium wrote no PDF ({tail[0][:200]})"
-            raise PdfError(msg)
+    with atomic_path(pdf) as tmp:
+        for attempt in range(1, attempts + 1):
+            tmp.unlink(missing_ok=True)
+            with tempfile.TemporaryDirectory(prefix="wsi-screen-pdf-") as profile:
+                try:
+                    proc = subprocess.run(
+                        chromium_print_args(binary, html, tmp, Path(profile)),
+                        capture_output=True,
+                        text=True,
+                        timeout=timeout_s,
+                        check=False,
+                    )
+                except subprocess.TimeoutExpired as e:
+                    if _complete_pdf(tmp):
+                        log.warning("%s: Chromium hung after printing; its complete PDF is kept", html)
+                        break
+                    if attempt < attempts:
+                        log.warning("%s: Chromium hung (%.0f s); trying again", html, timeout_s)
+                        continue
+                    msg = f"{html}: Chromium could not print the page in {attempts} tries: {e}"
+                    raise PdfError(msg) from e
+                except OSError as e:
+                    msg = f"{html}: Chromium could not print the page: {e}"
+                    raise PdfError(msg) from e
+            if not tmp.is_file() or tmp.stat().st_size == 0 or not tmp.read_bytes().startswith(b"%PDF"):
+                tail = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+                msg = f"{html}: Chromium wrote no PDF ({tail[0][:200]})"
+                raise PdfError(msg)
+            break
     return pdf
+
+
+def _complete_pdf(path: Path) -> bool:
+    """Whether ``path`` holds a whole PDF (header at the start, end-of-file marker at the end)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return data.startswith(b"%PDF") and b"%%EOF" in data[-1024:]
 
 
 def pdf_page_count(pdf: Path) -> int:
