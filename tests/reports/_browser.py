@@ -38,8 +38,15 @@ def run_chromium(
     if virtual_time_ms is not None:
         args.append(f"--virtual-time-budget={virtual_time_ms}")
     args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
-    proc = subprocess.run(
-        [*args, page.resolve().as_uri()], capture_output=True, text=True, timeout=timeout_s, check=False
-    )
+    try:
+        proc = subprocess.run(
+            [*args, page.resolve().as_uri()], capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:  # headless Chromium now and then hangs: once more, fresh profile
+        fresh = profile.with_name(profile.name + "-retry")
+        args = [a.replace(f"--user-data-dir={profile}", f"--user-data-dir={fresh}") for a in args]
+        proc = subprocess.run(
+            [*args, page.resolve().as_uri()], capture_output=True, text=True, timeout=timeout_s, check=False
+        )
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     return PageRun(proc.stdout, console)
