@@ -75,3 +75,7 @@ def test_classifier_runs_the_folded_network(tiny_bundle: Path) -> None:
     with torch.inference_mode():
         want = torch.softmax(ref(clf.to_tensor(patches)) / clf.temperature, dim=1).numpy()
     np.testing.assert_allclose(clf.classify_arrays(patches), want, atol=1e-4)
+    as_trained = TimmClassifier(bundle, device="cpu", threads=1, reduced_precision=False, fold_bn=False)
+    assert as_trained.folded_batchnorms == 0
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in as_trained.model.modules())
+    np.testing.assert_allclose(as_trained.classify_arrays(patches), want, atol=1e-5)

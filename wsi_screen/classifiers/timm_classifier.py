@@ -37,7 +37,9 @@ class TimmClassifier:
     Patches arrive as RGB uint8 crops of ``bundle.patch_size_px`` at the bundle's mpp; they are
     preprocessed when the bundle says so (``bundle.preprocess``), resized to ``bundle.input_size``
     and normalised with the bundle's mean/std, exactly as in training. On CPUs with bf16 units inference runs under bf16 autocast with channels_last; on
-    CUDA under AMP; elsewhere in fp32.
+    CUDA under AMP; elsewhere in fp32. BatchNorm is folded into the convolutions at load
+    (:func:`~wsi_screen.classifiers.fuse.fold_batchnorm`; ``fold_bn=False`` keeps the network as
+    trained, e.g. to measure what folding changes).
 
     Example:
         >>> clf = TimmClassifier(ModelBundle.load("wsi_screen/models/default"))  # doctest: +SKIP
@@ -53,6 +55,7 @@ class TimmClassifier:
         threads: int | None = None,
         reduced_precision: bool = True,
         backend: str = "torch",
+        fold_bn: bool = True,
     ) -> None:
         import torch
 
@@ -73,8 +76,10 @@ class TimmClassifier:
         self.dtype = (
             None if backend == "onnx" else autocast_dtype(self.device, allow_reduced=reduced_precision)
         )
-        # BatchNorm folded into the convolutions (checked against the unfolded network)
-        model, self.folded_batchnorms = fold_batchnorm(bundle.create_model(), bundle.input_size)
+        model = bundle.create_model()
+        self.folded_batchnorms = 0
+        if fold_bn:  # BatchNorm folded into the convolutions (checked against the unfolded network)
+            model, self.folded_batchnorms = fold_batchnorm(model, bundle.input_size)
         # Any: a timm model (forward_features / forward_head), which torch's stubs do not describe
         self.model: Any = model.to(self.device).to(memory_format=torch.channels_last)
         self._mean = torch.tensor(bundle.mean, device=self.device).view(1, 3, 1, 1) * 255.0

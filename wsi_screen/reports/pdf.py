@@ -81,36 +81,42 @@ def print_pdf(
             f"or set {CHROMIUM_ENV} to its path"
         )
         raise MissingDependencyError(msg)
+    stderr = ""
     with atomic_path(pdf) as tmp:
         for attempt in range(1, attempts + 1):
-            tmp.unlink(missing_ok=True)
-            with tempfile.TemporaryDirectory(prefix="wsi-screen-pdf-") as profile:
-                try:
-                    proc = subprocess.run(
-                        chromium_print_args(binary, html, tmp, Path(profile)),
-                        capture_output=True,
-                        text=True,
-                        timeout=timeout_s,
-                        check=False,
-                    )
-                except subprocess.TimeoutExpired as e:
-                    if _complete_pdf(tmp):
-                        log.warning("%s: Chromium hung after printing; its complete PDF is kept", html)
-                        break
-                    if attempt < attempts:
-                        log.warning("%s: Chromium hung (%.0f s); trying again", html, timeout_s)
-                        continue
+            try:
+                stderr = _run_chromium(binary, html, tmp, timeout_s)
+                break
+            except subprocess.TimeoutExpired as e:
+                if _complete_pdf(tmp):
+                    log.warning("%s: Chromium hung after printing; its complete PDF is kept", html)
+                    break
+                if attempt == attempts:
                     msg = f"{html}: Chromium could not print the page in {attempts} tries: {e}"
                     raise PdfError(msg) from e
-                except OSError as e:
-                    msg = f"{html}: Chromium could not print the page: {e}"
-                    raise PdfError(msg) from e
-            if not tmp.is_file() or tmp.stat().st_size == 0 or not tmp.read_bytes().startswith(b"%PDF"):
-                tail = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-                msg = f"{html}: Chromium wrote no PDF ({tail[0][:200]})"
-                raise PdfError(msg)
-            break
+                log.warning("%s: Chromium hung (%.0f s); trying again with a fresh profile", html, timeout_s)
+            except OSError as e:
+                msg = f"{html}: Chromium could not print the page: {e}"
+                raise PdfError(msg) from e
+        if not (tmp.is_file() and tmp.read_bytes().startswith(b"%PDF")):
+            tail = stderr.strip().splitlines()[-1:] or ["no output"]
+            msg = f"{html}: Chromium wrote no PDF ({tail[0][:200]})"
+            raise PdfError(msg)
     return pdf
+
+
+def _run_chromium(binary: str, html: Path, out: Path, timeout_s: float) -> str:
+    """One headless print of ``html`` to ``out`` with a fresh profile; Chromium's stderr."""
+    out.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="wsi-screen-pdf-") as profile:
+        proc = subprocess.run(
+            chromium_print_args(binary, html, out, Path(profile)),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    return proc.stderr or f"exit code {proc.returncode}"
 
 
 def _complete_pdf(path: Path) -> bool:

@@ -83,8 +83,7 @@ def train_split(
     log.info("loading %d training and %d validation patches", len(train_set.items), len(val_set.items))
     x_train = to_chw_tensor(load_patches(train_set.paths, **kw, progress="loading training patches"))
     x_val = to_chw_tensor(load_patches(val_set.paths, **kw, progress="loading validation patches"))
-    if device.type == "cuda":  # uint8 patches fit on the GPU; augmentation then runs there too
-        x_train = x_train.to(device)
+    x_train = x_train.to(device)  # uint8 patches fit on a GPU; augmentation then runs there too
     y_train, y_val = train_set.labels, val_set.labels
     if len(np.unique(y_train)) < n_classes:
         missing = set(train_set.class_names) - {train_set.class_names[i] for i in y_train}
@@ -119,7 +118,7 @@ def train_split(
 
     # clean training images for re-estimating BatchNorm statistics before each validation
     calib = np.random.default_rng(cfg.seed).permutation(len(y_train))[: cfg.bn_calibration]
-    x_calib = x_train[torch.from_numpy(np.sort(calib)).to(x_train.device)]
+    x_calib = x_train[torch.from_numpy(np.sort(calib)).to(device)]
     start_epoch, history, best = 0, [], {"macro_recall": -1.0, "epoch": -1}
     ckpt_path = out_dir / CHECKPOINT
     best_path = out_dir / "best.safetensors"
@@ -151,7 +150,7 @@ def train_split(
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, warmup, cfg.lr)
             idx = torch.from_numpy(order[i * cfg.batch_size : (i + 1) * cfg.batch_size])
-            x = x_train[idx.to(x_train.device)].to(device).float().div_(255)
+            x = x_train[idx.to(device)].float().div_(255)
             x = augment_batch(x, cfg.augment, generator=gen)  # on the training device
             x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(y_train[idx.numpy()]).to(device)
