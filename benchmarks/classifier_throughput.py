@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/classifier_throughput.py [--model default] [--threads 2] [--batch 64]
-        [--n 512] [--repeats 3] [--fp32]
+        [--n 512] [--repeats 3] [--fp32] [--unfolded]
 
 Patches are real Matek JPEGs from ../shared/data/matek_bm when present (decoding is not timed),
 else random uint8 patches. The timed part is TimmClassifier.classify_arrays: resize 250 px ->
@@ -13,6 +13,7 @@ Prints one line per setting with patches/s and ms/patch (best of --repeats).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import time
@@ -42,6 +43,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fp32", action="store_true", help="also time fp32 (no autocast)")
+    ap.add_argument(
+        "--unfolded", action="store_true", help="also time the network as trained (BatchNorm not folded)"
+    )
     args = ap.parse_args()
 
     import torch
@@ -58,22 +62,28 @@ def main() -> None:
         f"{os.getloadavg()[0]:.2f}"
     )
     settings = [True, False] if args.fp32 else [True]
-    for reduced in settings:
-        for bs in args.batch:
-            clf = TimmClassifier(
-                bundle, device=args.device, batch_size=bs, threads=args.threads, reduced_precision=reduced
-            )
-            clf.classify_arrays(patches[:bs])  # warm-up (oneDNN kernel selection)
-            best = float("inf")
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                clf.classify_arrays(patches)
-                best = min(best, time.perf_counter() - t0)
-            prec = "fp32" if clf.dtype is None else str(clf.dtype).removeprefix("torch.")
-            print(
-                f"  {prec:8s} batch {bs:4d}: {len(patches) / best:8.1f} patches/s "
-                f"({1000 * best / len(patches):.2f} ms/patch)"
-            )
+    folds = [True, False] if args.unfolded else [True]
+    for fold, reduced, bs in itertools.product(folds, settings, args.batch):
+        clf = TimmClassifier(
+            bundle,
+            device=args.device,
+            batch_size=bs,
+            threads=args.threads,
+            reduced_precision=reduced,
+            fold_bn=fold,
+        )
+        clf.classify_arrays(patches[:bs])  # warm-up (oneDNN kernel selection)
+        best = float("inf")
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            clf.classify_arrays(patches)
+            best = min(best, time.perf_counter() - t0)
+        prec = "fp32" if clf.dtype is None else str(clf.dtype).removeprefix("torch.")
+        net = "folded" if fold else "unfolded"
+        print(
+            f"  {prec:8s} {net:8s} batch {bs:4d}: {len(patches) / best:8.1f} patches/s "
+            f"({1000 * best / len(patches):.2f} ms/patch)"
+        )
 
 
 if __name__ == "__main__":
