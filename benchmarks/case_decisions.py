@@ -36,8 +36,10 @@ def compose_case(folder: Path, matek: Path, share: float, n_fields: int, rng: np
     sys.path.insert(0, str(REPO / "tests"))
     from _synthetic import compose_real_field
 
-    listing = REPO / "wsi_screen" / "models" / "default" / "heldout_test.txt"
-    held = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    from wsi_screen.classifiers import resolve_model
+    from wsi_screen.training.overlap import heldout_files
+
+    held = sorted(heldout_files(resolve_model("default"))[0] or ())  # never trained on
     blasts = [p for p in held if p.startswith("BLA/")]
     others = [p for p in held if p.split("/")[0] in OTHERS]
     n = n_fields * PER_FIELD

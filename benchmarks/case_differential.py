@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,14 +33,15 @@ def main() -> None:
 
     from wsi_screen.case_screen import screen_case
     from wsi_screen.cases import case_from_folder
+    from wsi_screen.classifiers import resolve_model
     from wsi_screen.config import AggregateConfig
     from wsi_screen.runner import build_screener
     from wsi_screen.training.blast_rates_fit import match_centres
     from wsi_screen.training.compose import PER_FIELD
     from wsi_screen.training.compose import compose_real_field
+    from wsi_screen.training.overlap import heldout_files
 
-    listing = REPO / "wsi_screen" / "models" / "default" / "heldout_test.txt"
-    held = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    held = sorted(heldout_files(resolve_model("default"))[0] or ())  # never trained on
     rng = np.random.default_rng(a.seed)
     order = rng.permutation(len(held))[: a.fields * PER_FIELD]
     excluded = set(AggregateConfig().excluded_classes)

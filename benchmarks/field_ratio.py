@@ -37,8 +37,10 @@ def _compose(matek: Path | None, tmp: Path, n: int) -> list[Path]:
     if matek is None:
         msg = "give FIELDS or --compose MATEK"
         raise SystemExit(msg)
-    listing = Path(__file__).resolve().parents[1] / "wsi_screen" / "models" / "default" / "heldout_test.txt"
-    names = [ln for ln in listing.read_text().splitlines() if ln and not ln.startswith("#")]
+    from wsi_screen.classifiers import resolve_model
+    from wsi_screen.training.overlap import heldout_files
+
+    names = sorted(heldout_files(resolve_model("default"))[0] or ())  # never trained on
     rng = np.random.default_rng(0)
     out = []
     for k in range(n):

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def load_patches(matek: Path, n: int) -> np.ndarray:
     import cv2
 
-    listing = REPO / "wsi_screen" / "models" / "default" / "heldout_test.txt"
-    names = [ln for ln in listing.read_text().splitlines() if ln and not ln.startswith("#")][:n]
+    from wsi_screen.classifiers import resolve_model
+    from wsi_screen.training.overlap import heldout_files
+
+    names = sorted(heldout_files(resolve_model("default"))[0] or ())[:n]  # never trained on
     return np.stack([cv2.imread(str(matek / name))[:, :, ::-1] for name in names])
 
 

@@ -44,8 +44,10 @@ def compose_fields(matek: Path, n: int) -> tuple[list[np.ndarray], list[tuple[fl
     """``n`` real fields and the level-0 centres of their patches (placed at ``ORIGINS``)."""
     import cv2
 
-    listing = REPO / "wsi_screen" / "models" / "default" / "heldout_test.txt"
-    names = [ln for ln in listing.read_text().splitlines() if ln and not ln.startswith("#")]
+    from wsi_screen.classifiers import resolve_model
+    from wsi_screen.training.overlap import heldout_files
+
+    names = sorted(heldout_files(resolve_model("default"))[0] or ())  # never trained on
     rng = np.random.default_rng(0)
     fields, centres = [], []
     for k in range(n):
