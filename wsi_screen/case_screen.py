@@ -9,24 +9,24 @@ thumbnail and a link). Each field keeps its own full report under OUT/<case>/fie
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import polars as pl
 
 from wsi_screen.aggregate import summarize
 from wsi_screen.blast_rates import rates_of
 from wsi_screen.cases import CaseSpec
 from wsi_screen.cases import pool_calls
+from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import real_dir
 from wsi_screen.item_reports import InputOutcome
 from wsi_screen.item_reports import write_item_reports
+from wsi_screen.jpeg import jpeg_data_uri
 from wsi_screen.overlap import write_behind
 from wsi_screen.pipeline import Screener
 from wsi_screen.report_files import CELLS_PARQUET
@@ -258,10 +258,10 @@ def _field_entry(rep: dict[str, Any], thumb: Any) -> dict[str, Any]:
         "timings_s": rep["timings_s"],
     }
     if thumb is not None:
-        ok, jpg = cv2.imencode(".jpg", thumb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
-        entry["thumbnail"] = (
-            "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode() if ok else None
-        )
+        try:
+            entry["thumbnail"] = jpeg_data_uri(thumb, 80, what="a field thumbnail")
+        except WsiScreenError:  # the case page shows the field without it
+            entry["thumbnail"] = None
     return entry
 
 
@@ -323,7 +323,6 @@ def screen_case_folder(
     reported case are listed in its report.
     """
     from wsi_screen.cases import case_from_folder
-    from wsi_screen.errors import WsiScreenError
 
     t = time.perf_counter()
     try:

@@ -146,7 +146,7 @@ class AggregateConfig:
 class ClassifyConfig:
     """Inference settings."""
 
-    batch_size: int = 64
+    batch_size: int = 0  # 0: chosen for the device (wsi_screen.device.default_batch_size)
     device: str = "auto"
     threads: int = 0  # 0: all cores this process may use
     reduced_precision: bool = True  # bf16 on CPUs with AMX/AVX512-BF16, AMP on CUDA
@@ -156,8 +156,8 @@ class ClassifyConfig:
         if self.backend not in ("torch", "onnx"):
             msg = f"classify.backend must be 'torch' or 'onnx', got {self.backend!r}"
             raise ConfigError(msg)
-        if not 1 <= self.batch_size <= 65536:
-            msg = f"classify.batch_size must be 1-65536, got {self.batch_size}"
+        if not 0 <= self.batch_size <= 65536:
+            msg = f"classify.batch_size must be 0-65536 (0: chosen for the device), got {self.batch_size}"
             raise ConfigError(msg)
         if not 0 <= self.threads <= 1024:
             msg = f"classify.threads must be 0-1024 (0: all cores), got {self.threads}"

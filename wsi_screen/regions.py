@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from wsi_screen.histogram import channel_percentiles
 from wsi_screen.regions_config import RegionsConfig
 from wsi_screen.resample import area_shrink
 from wsi_screen.sources.base import ImageSource
@@ -149,8 +150,7 @@ def od_above(rgb: NDArray[np.uint8], glass: NDArray[np.float32]) -> NDArray[np.f
 
 def glass_colour(source: ImageSource, max_side: int = 1024) -> NDArray[np.float32]:
     """Per-channel brightness of the glass: the 99.5th percentile of a thumbnail, at least :data:`GLASS_FLOOR`."""
-    thumb = source.thumbnail(max_side).reshape(-1, 3).astype(np.float32)
-    return np.maximum(np.percentile(thumb, 99.5, axis=0), GLASS_FLOOR).astype(np.float32)
+    return np.maximum(channel_percentiles(source.thumbnail(max_side), 99.5), GLASS_FLOOR).astype(np.float32)
 
 
 def focus_score(grey: NDArray[np.floating[Any]] | NDArray[np.uint8]) -> float | None:

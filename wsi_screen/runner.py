@@ -139,13 +139,14 @@ def build_screener(
     clf = TimmClassifier(
         bundle,
         device=cfg.classify.device,
-        batch_size=cfg.classify.batch_size,
+        batch_size=cfg.classify.batch_size or None,
         threads=cfg.classify.threads or None,
         reduced_precision=cfg.classify.reduced_precision,
         backend=cfg.classify.backend,
     )
-    # reports echo the device actually used ("auto" resolved), the same under every batch engine
-    cfg = cfg.replace("classify", device=str(clf.device))
+    # reports echo the device and batch size actually used ("auto" and 0 resolved), the same
+    # under every batch engine
+    cfg = cfg.replace("classify", device=str(clf.device), batch_size=clf.batch_size)
     info = {
         "model": {
             "name": clf.name,

@@ -82,6 +82,35 @@ def test_field_pyramid_matches_the_image(tmp_path):
     assert (src["Url"], src["Size"]) == ("viewer/image_files/", {"Width": "700", "Height": "430"})
 
 
+def test_a_field_gets_large_tiles_by_default(tmp_path):
+    """Fields up to FIELD_MAX: 1022 px tiles from one in-memory image, the top level its own pixels."""
+    from wsi_screen.reports import deepzoom
+
+    img = _pattern(2452, 2056)
+    dz = write_deep_zoom(FieldSource(img), tmp_path, quality=95)
+    assert (dz.tile_size, dz.levels) == (deepzoom.FIELD_TILE, 13)
+    assert dz.tiles == 9 + 4 + 11  # 3 x 3 at the top, 2 x 2 below it, one tile on each smaller level
+    assert len(list((tmp_path / VIEWER_DIR / "image_files").rglob("*.jpeg"))) == dz.tiles
+    top = _read_level(tmp_path, dz.levels - 1, (2452, 2056), dz.tile_size, dz.overlap)
+    assert np.abs(top.astype(int) - img).mean() < 2.5
+    half = _read_level(tmp_path, dz.levels - 2, (1226, 1028), dz.tile_size, dz.overlap)
+    ref = cv2.resize(img, (1226, 1028), interpolation=cv2.INTER_AREA)
+    assert np.abs(half.astype(int) - ref).mean() < 3.0
+    assert 'TileSize="1022"' in (tmp_path / VIEWER_DIR / "image.dzi").read_text()
+
+
+def test_images_beyond_the_field_limit_are_tiled_as_slides(tmp_path, monkeypatch):
+    from wsi_screen.reports import deepzoom
+
+    monkeypatch.setattr(deepzoom, "FIELD_MAX", 512)
+    img = _pattern(700, 430)
+    dz = write_deep_zoom(FieldSource(img), tmp_path, quality=95)
+    assert dz.tile_size == deepzoom.DEFAULT_TILE
+    assert dz.tiles == sum(len(tile_boxes(s, dz.tile_size, 1)) for s in level_sizes(700, 430)) > dz.levels
+    top = _read_level(tmp_path, dz.levels - 1, (700, 430), dz.tile_size, dz.overlap)
+    assert np.abs(top.astype(int) - img).mean() < 2.5
+
+
 def test_slide_tiles_come_from_its_pyramid(tmp_path, monkeypatch):
     from wsi_screen.reports import deepzoom
 

@@ -69,7 +69,7 @@ def test_malformed_bundle(case: str, tiny_bundle: Path, tmp_path: Path) -> None:
 CONFIGS = {
     "deep TOML": ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested more than"),
     "absurd threads": ("[classify]\nthreads = 100000\n", "classify.threads must be 0-1024"),
-    "absurd batch size": ("[classify]\nbatch_size = 10000000\n", "classify.batch_size must be 1-65536"),
+    "absurd batch size": ("[classify]\nbatch_size = 10000000\n", "classify.batch_size must be 0-65536"),
     "not TOML": ("[classify\n", "not valid TOML"),
 }
 

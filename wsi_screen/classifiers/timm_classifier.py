@@ -19,6 +19,8 @@ from wsi_screen.classifiers.onnx_backend import OnnxForward
 from wsi_screen.classifiers.preprocess import resize_patches
 from wsi_screen.classifiers.preprocess import shah_preprocess
 from wsi_screen.device import autocast_dtype
+from wsi_screen.device import default_batch_size
+from wsi_screen.device import keep_freed_memory
 from wsi_screen.device import select_device
 from wsi_screen.device import set_threads
 from wsi_screen.errors import ConfigError
@@ -51,7 +53,7 @@ class TimmClassifier:
         bundle: ModelBundle,
         *,
         device: str = "auto",
-        batch_size: int = 32,
+        batch_size: int | None = None,
         threads: int | None = None,
         reduced_precision: bool = True,
         backend: str = "torch",
@@ -62,7 +64,6 @@ class TimmClassifier:
         self.bundle = bundle
         self.class_names = bundle.class_names
         self.patch_size_px = bundle.patch_size_px
-        self.batch_size = batch_size
         if backend not in BACKENDS:
             msg = f"classify.backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
             raise ConfigError(msg)
@@ -73,6 +74,9 @@ class TimmClassifier:
         self.device = select_device("cpu" if backend == "onnx" else device)
         if self.device.type == "cpu":
             set_threads(threads)
+            keep_freed_memory()
+        self.batch_size = batch_size or default_batch_size(self.device)
+        """Patches per forward pass (None or 0 at construction: :func:`~wsi_screen.device.default_batch_size`)."""
         self.dtype = (
             None if backend == "onnx" else autocast_dtype(self.device, allow_reduced=reduced_precision)
         )

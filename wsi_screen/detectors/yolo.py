@@ -33,6 +33,7 @@ from wsi_screen.detectors.yolo_weights import read_yolo_weights
 from wsi_screen.errors import ConfigError
 from wsi_screen.errors import InputError
 from wsi_screen.errors import ModelBundleError
+from wsi_screen.jpeg import rgb_to_bgr
 from wsi_screen.sources.base import PAD_VALUE
 from wsi_screen.types import Cell
 from wsi_screen.types import Tile
@@ -293,7 +294,7 @@ class YoloDetector(BaseDetector):
         for (h, w), idx in groups.items():
             # None: the tile's own size rounded up to the stride, so the model's scale is kept
             size = max(_STRIDE, -(-max(h, w) // _STRIDE) * _STRIDE) if self.imgsz is None else self.imgsz
-            bgr = [np.ascontiguousarray(images[i][:, :, ::-1]) for i in idx]  # ultralytics: numpy is BGR
+            bgr = [rgb_to_bgr(images[i]) for i in idx]  # ultralytics: numpy is BGR
             with ultralytics_session():
                 results = self._model.predict(
                     bgr,

@@ -6,7 +6,6 @@ re-render report.html without reopening the (possibly moved) input image.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Iterable
@@ -15,12 +14,9 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-from numpy.typing import NDArray
-
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
+from wsi_screen.jpeg import jpeg_data_uri
 from wsi_screen.patches import crop_patch
 from wsi_screen.report_config import ReportConfig
 from wsi_screen.sources.base import ImageSource
@@ -62,15 +58,6 @@ class ReportAssets:
             overview_scale=float(data.get("overview_scale", 1.0)),
             crops={int(k): str(v) for k, v in (data.get("crops") or {}).items()},
         )
-
-
-def jpeg_data_uri(rgb: NDArray[np.uint8], quality: int) -> str:
-    """Encode an RGB uint8 image as a ``data:image/jpeg;base64`` URI."""
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        msg = "JPEG encoding of a report image failed"
-        raise WsiScreenError(msg)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
 def build_assets(

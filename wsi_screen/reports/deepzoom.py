@@ -14,8 +14,10 @@ when ``max_side`` caps it (``scale`` then records DZI pixels per level-0 pixel, 
 Each tile is rendered from the source's best pyramid level for its scale, so a slide's full image is
 never in memory; the levels small enough to fit ``_BASE_MAX`` are halved from one in-memory base.
 
-Fields get the same tiles (a 2452 x 2056 field is about 130 of them): one code path, and every
-view of a field is sharp at the zoom the reviewer picks. The folder is replaced as a whole: tiles
+Fields get the same format in larger tiles (:data:`FIELD_MAX`, :data:`FIELD_TILE`): one code
+path, every view of a field is sharp at the zoom the reviewer picks, and a 2452 x 2056 field
+costs 24 files instead of 137 (creating files is a large part of the viewer's cost on some
+filesystems), each tile small enough to load at once when the reviewer zooms in. The folder is replaced as a whole: tiles
 are written into a temporary folder that is renamed into place.
 """
 
@@ -38,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.jpeg import encode_jpeg
 from wsi_screen.sources.base import ImageSource
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,11 @@ DZI_NAME = "image"
 DZI_XMLNS = "http://schemas.microsoft.com/deepzoom/2008"
 _BASE_MAX = 2048  # levels whose longer side is at most this are halved from one in-memory image
 _CHUNK = 1024  # output pixels rendered per source read when building the base
+FIELD_MAX = 4096
+"""Images without a pyramid and no side longer than this (microscope fields) are rendered from one
+in-memory image in tiles of :data:`FIELD_TILE`; slides tile by tile at :data:`DEFAULT_TILE`."""
+FIELD_TILE = 1022  # + 2 x 1 overlap = 1024
+DEFAULT_TILE = 254  # + 2 x 1 overlap = 256, the DZI default
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,8 @@ def render_region(
     # output pixel centre u maps to region coordinate a * u + b (pixel centres at integers)
     ax, ay = per_x / ds, per_y / ds
     bx, by = (x0 - ix) / ds + 0.5 * ax - 0.5, (y0 - iy) / ds + 0.5 * ay - 0.5
+    if ax == ay == 1.0 and bx == by == 0.0 and region.shape[1] >= ow and region.shape[0] >= oh:
+        return region[:oh, :ow]  # level-0 pixels 1:1 (a field's top level): nothing to resample
     k = max(1, math.floor(min(ax, ay)))
     if k > 1:  # average k x k blocks first: bilinear alone would alias when shrinking
         ph, pw = -rh % k, -rw % k
@@ -222,14 +232,6 @@ def render_readable(
     return out
 
 
-def _encode(img: NDArray[np.uint8], quality: int) -> bytes:
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        msg = "JPEG encoding of a viewer tile failed"
-        raise WsiScreenError(msg)
-    return buf.tobytes()
-
-
 def _dzi_xml(img: DeepZoomImage) -> str:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -248,7 +250,7 @@ def write_deep_zoom(
     source: ImageSource,
     report_dir: Path,
     *,
-    tile_size: int = 254,
+    tile_size: int | None = None,
     overlap: int = 1,
     quality: int = 85,
     max_side: int | None = None,
@@ -259,7 +261,8 @@ def write_deep_zoom(
     Args:
         source: the field or slide (level-0 coordinates, as the cells).
         report_dir: OUT/<stem>/.
-        tile_size: tile side (254 + 2 x 1 overlap = 256, the DZI default).
+        tile_size: tile side; None: :data:`FIELD_TILE` for a field (one level, within
+            :data:`FIELD_MAX`), else :data:`DEFAULT_TILE`.
         overlap: pixels repeated on each inner tile edge.
         quality: JPEG quality of the tiles.
         max_side: cap on the top level's longer side (None: level-0 resolution).
@@ -277,6 +280,9 @@ def write_deep_zoom(
     scale = 1.0 if not max_side or max(w0, h0) <= max_side else max_side / max(w0, h0)
     width, height = max(1, round(w0 * scale)), max(1, round(h0 * scale))
     sizes = level_sizes(width, height)
+    field = len(source.level_downsamples) == 1 and max(width, height) <= FIELD_MAX  # no pyramid
+    tile_size = tile_size or (FIELD_TILE if field else DEFAULT_TILE)
+    base_max = max(width, height) if field else _BASE_MAX  # a field: every level from memory
     final = report_dir / VIEWER_DIR
     tmp = report_dir / f".{VIEWER_DIR}.{secrets.token_hex(4)}.tmp"
     tiles_dir = tmp / f"{DZI_NAME}_files"
@@ -287,7 +293,7 @@ def write_deep_zoom(
         for lv in range(len(sizes) - 1, -1, -1):
             lw, lh = sizes[lv]
             per_px = (w0 / width) * (2 ** (len(sizes) - 1 - lv))  # level-0 pixels per level pixel
-            if base is None and max(lw, lh) <= _BASE_MAX:
+            if base is None and max(lw, lh) <= base_max:
                 base = _render_base(source, (lw, lh), per_px)
             elif base is not None:
                 base = np.asarray(cv2.resize(base, (lw, lh), interpolation=cv2.INTER_AREA), dtype=np.uint8)
@@ -299,7 +305,9 @@ def write_deep_zoom(
                     box = (x0 * per_px, y0 * per_px, x1 * per_px, y1 * per_px)
                     coarse = EMPTY_GLASS_COARSENING if empty is not None and empty(box) else 1.0
                     img = render_readable(source, box, (x1 - x0, y1 - y0), coarsening=coarse)
-                (tiles_dir / str(lv) / f"{col}_{row}.jpeg").write_bytes(_encode(img, quality))
+                (tiles_dir / str(lv) / f"{col}_{row}.jpeg").write_bytes(
+                    encode_jpeg(img, quality, what="a viewer tile")
+                )
                 n_tiles += 1
         dz = DeepZoomImage(
             url=f"{VIEWER_DIR}/{DZI_NAME}_files/",

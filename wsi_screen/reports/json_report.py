@@ -52,7 +52,13 @@ def validate_report(report: dict[str, Any]) -> None:
 
 
 def software_versions() -> dict[str, str]:
-    """Versions of the packages that determine results."""
+    """Versions of the packages that determine results (a copy: the caller may change it)."""
+    return dict(_installed_versions())
+
+
+@functools.cache
+def _installed_versions() -> dict[str, str]:
+    """Looked up once per process: reading package metadata took about 7 ms per report."""
     import importlib.metadata as md
 
     out = {"wsi_screen": __version__}
