@@ -145,6 +145,13 @@ def test_stopping_early_closes_every_pending_source(
     assert counter.peak == 3 and counter.open == 0
 
 
-def test_reports_echo_the_device_actually_used(tiny_bundle: Path) -> None:
-    scr, _ = build_screener(model=str(tiny_bundle))  # device "auto" by default
+def test_reports_echo_the_device_and_batch_size_actually_used(tiny_bundle: Path) -> None:
+    from wsi_screen.device import default_batch_size
+
+    scr, _ = build_screener(model=str(tiny_bundle))  # device "auto" and batch size 0 by default
     assert scr.cfg.classify.device == str(scr.classifier.device) != "auto"
+    assert (
+        scr.cfg.classify.batch_size == scr.classifier.batch_size == default_batch_size(scr.classifier.device)
+    )
+    given, _ = build_screener(model=str(tiny_bundle), batch_size=7)
+    assert given.cfg.classify.batch_size == given.classifier.batch_size == 7
