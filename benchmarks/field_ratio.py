@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -65,6 +66,7 @@ def main() -> None:
         "--compose", type=Path, default=None, help="Matek folder: compose fields from held-out patches"
     )
     ap.add_argument("--n", type=int, default=8, help="inputs screened (fields repeated)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed pairs of runs (n, then 2n fields)")
     ap.add_argument("--model", default="default")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="classify.backend")
@@ -84,17 +86,11 @@ def main() -> None:
     )
     screener, info = build_screener(model=args.model, device=args.device, config=cfg, backend=args.backend)
     stage_sum: dict[str, float] = {}
+    clf = screener.classifier
     with tempfile.TemporaryDirectory() as tmp:
         given = list(args.fields) or _compose(args.compose, Path(tmp), args.n)
         fields = [given[i % len(given)] for i in range(args.n)]
         list(screen_to_folder(screener, info, [fields[0]], Path(tmp) / "warm"))
-        t0 = time.perf_counter()
-        outcomes = list(screen_to_folder(screener, info, fields, Path(tmp) / "out"))
-        t_n = time.perf_counter() - t0
-        pipeline = t_n / len(fields)
-        t0 = time.perf_counter()
-        list(screen_to_folder(screener, info, fields + fields, Path(tmp) / "out2"))
-        marginal = (time.perf_counter() - t0 - t_n) / len(fields)
         decode = []
         for f in fields:
             t = time.perf_counter()
@@ -102,46 +98,68 @@ def main() -> None:
                 im.load()
                 np.asarray(im)
             decode.append(time.perf_counter() - t)
-    cells = [
-        len((o.report or {}).get("cells", [])) or (o.report or {}).get("qc", {}).get("cells_detected", 0)
-        for o in outcomes
-    ]
+        means, marginals, raws = [], [], []
+        outcomes: list = []
+        patches = None
+        for rep in range(args.repeats):
+            out = Path(tmp) / f"out{rep}"
+            t0 = time.perf_counter()
+            outcomes = list(screen_to_folder(screener, info, fields, out / "n"))
+            t_n = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            list(screen_to_folder(screener, info, fields + fields, out / "2n"))
+            marginals.append((time.perf_counter() - t0 - t_n) / len(fields))
+            means.append(t_n / len(fields))
+            shutil.rmtree(out)
+            if patches is None:
+                cells = [
+                    len((o.report or {}).get("cells", []))
+                    or (o.report or {}).get("qc", {}).get("cells_detected", 0)
+                    for o in outcomes
+                ]
+                n_cells = int(round(statistics.mean(cells)))
+                patches = np.random.default_rng(0).integers(
+                    0, 255, (max(n_cells, 1), clf.patch_size_px, clf.patch_size_px, 3), np.uint8
+                )
+                clf.classify_arrays(patches)  # warm
+            t = time.perf_counter()
+            for _ in range(5):
+                clf.classify_arrays(patches)
+            raws.append((time.perf_counter() - t) / 5)
     for o in outcomes:
         for k, v in ((o.report or {}).get("timings_s") or {}).items():
             stage_sum[k] = stage_sum.get(k, 0.0) + v
-    clf = screener.classifier
-    n_cells = int(round(statistics.mean(cells)))
-    patches = np.random.default_rng(0).integers(
-        0, 255, (max(n_cells, 1), clf.patch_size_px, clf.patch_size_px, 3), np.uint8
-    )
-    clf.classify_arrays(patches)  # warm
-    reps = 5
-    t = time.perf_counter()
-    for _ in range(reps):
-        clf.classify_arrays(patches)
-    raw = (time.perf_counter() - t) / reps
-    floor = statistics.mean(decode) + raw
+    dec = statistics.mean(decode)
+    ratios = sorted((dec + r) / m for r, m in zip(raws, marginals, strict=True))
+    mean_ratios = sorted((dec + r) / m for r, m in zip(raws, means, strict=True))
+    raw = statistics.median(raws)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model {args.model}; device {args.device}; backend {args.backend}"
     )
     pipe = screener.cfg.pipeline
     print(
         f"{len(fields)} fields, {n_cells} cells per field on average (foreground detector); "
-        f"pipeline workers {pipe.resolved_workers()}, read_ahead {pipe.read_ahead}, write_behind {pipe.write_behind}"
+        f"pipeline workers {pipe.resolved_workers()}, read_ahead {pipe.read_ahead}, write_behind {pipe.write_behind}; "
+        f"{args.repeats} repeats (median, range)"
     )
     print(
-        f"pipeline: {pipeline:.3f} s per field (warm, reports written; one run of {len(fields)}, fill and drain included)"
-    )
-    print(f"marginal: {marginal:.3f} s per field ((T({2 * len(fields)}) - T({len(fields)})) / {len(fields)})")
-    print(
-        f"decode {statistics.mean(decode):.3f} s + raw model {raw:.3f} s ({n_cells / raw:.0f} patches/s, "
-        f"batch {clf.batch_size}) = {floor:.3f} s"
+        f"pipeline: {statistics.median(means):.3f} s per field ({min(means):.3f}-{max(means):.3f}; "
+        f"warm, reports written; one run of {len(fields)}, fill and drain included)"
     )
     print(
-        f"ratio (decode + raw model) / marginal: {floor / marginal:.2f}  (per-field mean: {floor / pipeline:.2f})"
+        f"marginal: {statistics.median(marginals):.3f} s per field ({min(marginals):.3f}-{max(marginals):.3f}; "
+        f"(T({2 * len(fields)}) - T({len(fields)})) / {len(fields)})"
     )
     print(
-        "mean seconds per field by stage: "
+        f"decode {dec:.3f} s + raw model {raw:.3f} s ({n_cells / raw:.0f} patches/s, "
+        f"batch {clf.batch_size}) = {dec + raw:.3f} s"
+    )
+    print(
+        f"ratio (decode + raw model) / marginal: {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}); "
+        f"per-field mean: {statistics.median(mean_ratios):.2f} ({mean_ratios[0]:.2f}-{mean_ratios[-1]:.2f})"
+    )
+    print(
+        "mean seconds per field by stage (last run of n): "
         + ", ".join(f"{k} {v / len(fields):.3f}" for k, v in stage_sum.items())
     )
 

@@ -48,16 +48,17 @@ def test_unreadable_region_fails_only_its_own_input_in_a_shared_batch(
     good1 = _field(tmp_path, "good1.png", seed=1)
     bad = _field(tmp_path, "bad.png", seed=2)
     good2 = _field(tmp_path, "good2.png", seed=3)
-    real = stages.iter_patch_batches
+    from wsi_screen import patches
 
-    def iter_patch_batches(items: Any, **kw: Any) -> Any:
-        items = list(items)
-        if any(Path(str(src.path)).name == "bad.png" for src, _, _ in items):
+    real = patches.crop_patches
+
+    def crop_patches(source: Any, cells: Any, **kw: Any) -> Any:
+        if Path(str(source.path)).name == "bad.png":  # ahead of the model (Precut) and on its thread
             msg = f"{bad}: cannot decode region"
             raise WsiScreenError(msg)
-        return real(items, **kw)
+        return real(source, cells, **kw)
 
-    monkeypatch.setattr(stages, "iter_patch_batches", iter_patch_batches)
+    monkeypatch.setattr(patches, "crop_patches", crop_patches)
     out = {it.path.name: it for it in screener.screen([good1, bad, good2])}
     failure = out["bad.png"].failure
     assert failure is not None and failure.stage == "patch" and "bad.png" in failure.message

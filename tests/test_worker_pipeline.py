@@ -217,3 +217,70 @@ def test_a_set_stop_event_ends_the_search_at_the_next_tile(tmp_path: Path, tiny_
     stop.set()
     with open_source(path) as src, pytest.raises(StoppedError):
         stages.detect_cells(src, scr.detector, scr.cfg.tiling, mpp=0.0862, stop=stop)
+
+
+def test_fields_cut_ahead_give_the_reports_of_patches_cut_on_the_model_thread(
+    tmp_path: Path, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Patches cut and resized on the read-ahead worker (Precut) change no figure and no probability."""
+    from wsi_screen import patches as patches_mod
+    from wsi_screen import pipeline
+
+    paths = _fields(tmp_path, 3)
+    cut_on_model_thread: list[str] = []
+    real = stages.iter_patch_batches
+
+    def spy(*a: Any, **k: Any) -> Any:
+        cut_on_model_thread.append(threading.current_thread().name)
+        return real(*a, **k)
+
+    monkeypatch.setattr(stages, "iter_patch_batches", spy)
+    ahead = _screen(tiny_bundle, paths, tmp_path / "ahead", workers=1, read_ahead=2, write_behind=0)
+    assert cut_on_model_thread == []  # every field's patches came from its Precut
+    monkeypatch.setattr(pipeline, "PRECUT_MAX_CELLS", 0)
+    inline = _screen(tiny_bundle, paths, tmp_path / "inline", workers=1, read_ahead=2, write_behind=0)
+    assert cut_on_model_thread and set(cut_on_model_thread) == {"MainThread"}
+
+    def broken(*a: Any, **k: Any) -> Any:
+        msg = "cannot cut ahead"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(pipeline, "PRECUT_MAX_CELLS", patches_mod.PRECUT_MAX_CELLS)
+    monkeypatch.setattr(pipeline, "precut", broken)
+    fallback = _screen(tiny_bundle, paths, tmp_path / "fallback", workers=1, read_ahead=2, write_behind=0)
+    for name, (rep, cells) in inline.items():
+        for other, other_cells in (ahead[name], fallback[name]):
+            assert rep["cells_detected"] == other["cells_detected"] > 0
+            assert rep["differential"] == other["differential"]
+            assert cells.equals(other_cells)
+
+
+def test_precut_hands_patches_out_in_cell_order() -> None:
+    import numpy as np
+
+    from wsi_screen.patches import Precut
+
+    pixels = np.arange(5, dtype=np.uint8).reshape(5, 1, 1, 1).repeat(3, axis=3)
+    cut = Precut(pixels, pixels * 2)
+    first, first_in = cut.take(2)
+    second, second_in = cut.take(3)
+    assert first[:, 0, 0, 0].tolist() == [0, 1] and second[:, 0, 0, 0].tolist() == [2, 3, 4]
+    assert second_in is not None and second_in[:, 0, 0, 0].tolist() == [4, 6, 8]
+    with pytest.raises(IndexError, match="1 patches asked for, 0 left"):
+        cut.take(1)
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_stage_threads_run_at_lower_priority_than_the_model() -> None:
+    import os
+
+    def niceness(_: int) -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = niceness(0)
+    assert list(read_ahead(niceness, range(3), workers=2, depth=2, nice=5)) == [min(19, base + 5)] * 3
+    assert [n for _, n in write_behind(niceness, range(2), depth=1, nice=7)] == [min(19, base + 7)] * 2
+    assert list(read_ahead(niceness, range(2), workers=1, depth=1)) == [base] * 2  # nice 0: unchanged
+    assert niceness(0) == base  # the caller's (the model's) thread keeps its priority
+    with pytest.raises(ConfigError, match="worker_nice must be 0-19"):
+        PipelineConfig(worker_nice=20)

@@ -96,7 +96,9 @@ def screen_case(
 
     screened = screener.screen(list(case.fields), stems=names, close_done=False)
     pairs = ((item, name) for item, name in zip(screened, names, strict=True))
-    for (item, name), written in write_behind(write, pairs, depth=screener.cfg.pipeline.write_behind):
+    for (item, name), written in write_behind(
+        write, pairs, depth=screener.cfg.pipeline.write_behind, nice=screener.cfg.pipeline.worker_nice
+    ):
         entry: dict[str, Any] = {"name": name, "path": str(item.path)}
         failure = item.failure or _take_field(screener, item, *written, entry, parts)
         if failure is not None:

@@ -37,6 +37,7 @@ RUNTIME_ONLY_KEYS = (
     ("pipeline", "workers"),
     ("pipeline", "read_ahead"),
     ("pipeline", "write_behind"),
+    ("pipeline", "worker_nice"),
     # the limits decide whether an input is screened at all, never what its report says
     ("limits", "max_slide_pixels"),
     ("limits", "min_tile_px"),

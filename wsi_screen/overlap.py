@@ -12,6 +12,9 @@ and every result that will never be yielded is handed to ``discard`` (to close i
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import TypeVar
 
-__all__ = ["read_ahead", "write_behind"]
+__all__ = ["lower_priority", "read_ahead", "write_behind"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -36,6 +41,7 @@ def read_ahead(
     depth: int,
     discard: Callable[[R], None] | None = None,
     stop: threading.Event | None = None,
+    nice: int = 0,
 ) -> Generator[R, None, None]:
     """Yield ``fn(a)`` for each ``a`` of ``args`` in order, computing up to ``depth`` ahead.
 
@@ -47,6 +53,7 @@ def read_ahead(
         discard: called on each result that is computed but never yielded.
         stop: set when the consumer stops early, before waiting for work under way (``fn`` may
             watch it to end sooner).
+        nice: lower the worker threads' CPU priority by this much (:func:`lower_priority`).
 
     Example:
         >>> list(read_ahead(lambda x: x * x, range(5), workers=2, depth=2))
@@ -57,7 +64,12 @@ def read_ahead(
             yield fn(a)
         return
     it = iter(args)
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wsi-screen-read")
+    pool = ThreadPoolExecutor(
+        max_workers=workers,
+        thread_name_prefix="wsi-screen-read",
+        initializer=lower_priority,
+        initargs=(nice,),
+    )
     futures: deque[Future[R]] = deque(pool.submit(fn, a) for a in islice(it, max(depth, workers)))
     try:
         while futures:
@@ -71,7 +83,7 @@ def read_ahead(
 
 
 def write_behind(
-    fn: Callable[[T], R], items: Iterable[T], *, depth: int
+    fn: Callable[[T], R], items: Iterable[T], *, depth: int, nice: int = 0
 ) -> Generator[tuple[T, R], None, None]:
     """Yield ``(item, fn(item))`` in order while ``fn`` runs on one thread behind the producer.
 
@@ -79,7 +91,7 @@ def write_behind(
     thread-safe among themselves (matplotlib); up to ``depth`` items wait or are being written
     while the producer (``items``) goes on. ``depth`` 0 writes inline. When the consumer stops
     early, items already handed to the writer are still written to the end (writes are atomic;
-    none is left half done).
+    none is left half done). ``nice`` lowers the writer thread's CPU priority (:func:`lower_priority`).
 
     Example:
         >>> list(write_behind(str, [1, 2], depth=2))
@@ -89,7 +101,9 @@ def write_behind(
         for item in items:
             yield item, fn(item)
         return
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wsi-screen-write")
+    pool = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="wsi-screen-write", initializer=lower_priority, initargs=(nice,)
+    )
     waiting: deque[tuple[T, Future[R]]] = deque()
     try:
         for item in items:
@@ -105,6 +119,21 @@ def write_behind(
         close = getattr(items, "close", None)
         if close is not None:  # a generator producer: let it release what it holds now
             close()
+
+
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's ``nice`` value by ``nice`` (Linux: per thread; elsewhere nothing).
+
+    A stage thread at lower priority runs when the model's threads leave a core free, instead of
+    taking turns with them: the model's parallel sections wait for their slowest thread, so a
+    thread sharing its core slows all of them. Any user may lower a thread's priority.
+    """
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)  # a TID: this thread only
+    except OSError as e:  # a sandbox without setpriority: run at the normal priority
+        log.debug("cannot lower the priority of %s: %s", threading.current_thread().name, e)
 
 
 def _drain(pool: ThreadPoolExecutor, futures: deque[Future[R]], discard: Callable[[R], None] | None) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import groupby
 
 import cv2
@@ -110,3 +112,51 @@ def iter_patch_batches(
                 )
             )
         yield PatchBatch(np.stack(patches), tuple(c for _, _, c in chunk))
+
+
+PRECUT_MAX_CELLS = 256
+"""Inputs with at most this many cells (microscope fields) have all their patches cut at once on
+the read-ahead worker (:class:`Precut`), about 70 MB at most for 250 px patches; more (slides) are
+cut batch by batch on the model's thread."""
+
+
+@dataclass
+class Precut:
+    """Every patch of one input, cut ahead of the model, handed out in cell order.
+
+    Attributes:
+        pixels: N x P x P x 3 patches at the model's physical scale (``patch_size_px``).
+        model_input: the same patches as the network takes them (resized to its input size), or
+            None when the classifier gives no such step.
+        taken: patches handed out so far.
+    """
+
+    pixels: NDArray[np.uint8]
+    model_input: NDArray[np.uint8] | None
+    taken: int = 0
+
+    def take(self, n: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
+        """The next ``n`` patches (and their model input), in the order of the input's cells."""
+        a, self.taken = self.taken, self.taken + n
+        if self.taken > len(self.pixels):
+            msg = f"{n} patches asked for, {len(self.pixels) - a} left"
+            raise IndexError(msg)
+        return self.pixels[a : self.taken], None if self.model_input is None else self.model_input[
+            a : self.taken
+        ]
+
+
+def precut(
+    source: ImageSource,
+    cells: Sequence[Cell],
+    *,
+    patch_size_px: int,
+    source_mpp: float,
+    model_mpp: float,
+    model_input: Callable[[NDArray[np.uint8]], NDArray[np.uint8]] | None = None,
+) -> Precut:
+    """All patches of ``cells`` (:func:`crop_patches`) and, with ``model_input``, the network's input of them."""
+    pixels = np.stack(
+        crop_patches(source, cells, patch_size_px=patch_size_px, source_mpp=source_mpp, model_mpp=model_mpp)
+    )
+    return Precut(pixels, None if model_input is None else model_input(pixels))

@@ -26,11 +26,16 @@ class PipelineConfig:
             images held at once beyond it).
         write_behind: inputs whose reports are written on a writer thread while the model goes on;
             0 writes each input's reports before the next is classified.
+        worker_nice: how much lower the CPU priority of the read-ahead and writer threads is than
+            the model's (Linux ``nice`` increment, per thread; 0: the same). They then run in the
+            model's gaps instead of slowing its threads down: on 2 cores the marginal time per
+            field went from 0.32 to 0.29-0.30 s (``benchmarks/field_ratio.py``, docs/benchmarks.md).
     """
 
     workers: int = -1
     read_ahead: int = 2
     write_behind: int = 2
+    worker_nice: int = 10
 
     def __post_init__(self) -> None:
         if not -1 <= self.workers <= 64:
@@ -41,6 +46,9 @@ class PipelineConfig:
             if not 0 <= value <= 64:
                 msg = f"pipeline.{key} must be 0-64, got {value}"
                 raise ConfigError(msg)
+        if not 0 <= self.worker_nice <= 19:
+            msg = f"pipeline.worker_nice must be 0-19, got {self.worker_nice}"
+            raise ConfigError(msg)
 
     def resolved_workers(self, *, timeout_s: float = 0.0) -> int:
         """The number of read-ahead threads to start (0 with a per-input time limit set)."""

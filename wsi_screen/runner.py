@@ -204,7 +204,9 @@ def screen_to_folder(
             inputs[start:end], stems=stems[start:end], on_batch=on_batch, close_done=False
         )
         write = partial(_write_and_close, screener, info, out, key_of)
-        for item, report in write_behind(write, screened, depth=screener.cfg.pipeline.write_behind):
+        for item, report in write_behind(
+            write, screened, depth=screener.cfg.pipeline.write_behind, nice=screener.cfg.pipeline.worker_nice
+        ):
             elapsed = time.perf_counter() - item.started
             yield InputOutcome(item.path, out / item.stem, item.failure, report, elapsed)
         start = end

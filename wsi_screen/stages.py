@@ -35,7 +35,7 @@ from wsi_screen.errors import InputError
 from wsi_screen.errors import StoppedError
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.limits import LimitsConfig
-from wsi_screen.patches import crop_patch
+from wsi_screen.patches import Precut
 from wsi_screen.patches import iter_patch_batches
 from wsi_screen.regions import RegionMap
 from wsi_screen.regions import score_regions
@@ -77,6 +77,8 @@ class ScreenedInput:
     """Corrupt parts skipped: ``tiles`` (of ``tiles_total``) at detection, ``patches`` at patching."""
     regions: RegionMap | None = None
     """The countable regions (stage ``regions``); None when region selection is off for this input."""
+    precut: Precut | None = None
+    """Its patches, cut on the read-ahead worker (fields); None: cut batch by batch (slides)."""
 
     @property
     def is_slide(self) -> bool:
@@ -113,6 +115,7 @@ class PatchGroup:
     owner: ScreenedInput
     cells: list[Cell]
     pixels: NDArray[np.uint8]
+    model_input: NDArray[np.uint8] | None = None
 
 
 def fail(item: ScreenedInput, stage: str, e: Exception) -> None:
@@ -320,6 +323,9 @@ def patch(
         owner, cells = pairs[0][0], [c for _, c in pairs]
         if not (owner.ok and owner.source and owner.mpp):
             continue
+        if owner.precut is not None:
+            groups.append(PatchGroup(owner, cells, *owner.precut.take(len(cells))))
+            continue
         items = [(owner.source, owner.mpp.mpp, c) for c in cells]
         try:
             batch = next(
@@ -334,24 +340,6 @@ def patch(
     return groups
 
 
-def _readable_patches(
-    owner: ScreenedInput, cells: list[Cell], *, patch_size_px: int, model_mpp: float
-) -> tuple[list[Cell], NDArray[np.uint8]]:
-    """The cells whose patch can be read, and their patches; the others are counted as unreadable."""
-    assert owner.source is not None  # noqa: S101 - checked by the caller
-    assert owner.mpp is not None  # noqa: S101 - checked by the caller
-    kept: list[Cell] = []
-    pixels: list[NDArray[np.uint8]] = []
-    for c in cells:
-        try:
-            pixels.append(crop_patch(owner.source, c, patch_size_px=patch_size_px, source_mpp=owner.mpp.mpp,
-                                     model_mpp=model_mpp))  # fmt: skip
-            kept.append(c)
-        except InputError:
-            owner.unreadable["patches"] = owner.unreadable.get("patches", 0) + 1
-    return kept, (np.stack(pixels) if pixels else np.zeros((0, patch_size_px, patch_size_px, 3), np.uint8))
-
-
 def classify(classifier: Any, groups: list[PatchGroup]) -> CellCalls | None:
     """Stage ``classify``: one forward pass over the patches of all ``groups``.
 
@@ -361,8 +349,10 @@ def classify(classifier: Any, groups: list[PatchGroup]) -> CellCalls | None:
     """
     pixels = np.concatenate([g.pixels for g in groups])
     cells = tuple(c for g in groups for c in g.cells)
+    ready = [g.model_input for g in groups if g.model_input is not None]
+    model_input = np.concatenate(ready) if len(ready) == len(groups) else None  # all cut ahead, or none used
     try:
-        calls: CellCalls = classifier.classify(PatchBatch(pixels, cells))
+        calls: CellCalls = classifier.classify(PatchBatch(pixels, cells, model_input))
     except Exception as e:  # noqa: BLE001 - recorded per input
         for g in groups:
             fail(g.owner, "classify", e)

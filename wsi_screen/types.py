@@ -84,10 +84,15 @@ class Cell:
 
 @dataclass(frozen=True, slots=True)
 class PatchBatch:
-    """Fixed-size RGB crops centred on cells (B x P x P x 3), padded at image borders."""
+    """Fixed-size RGB crops centred on cells (B x P x P x 3), padded at image borders.
+
+    ``model_input``, when given, is the same patches already resized for the network (cut and
+    resized on a worker thread ahead of the model, :class:`wsi_screen.patches.Precut`).
+    """
 
     pixels: NDArray[np.uint8]
     cells: tuple[Cell, ...]
+    model_input: NDArray[np.uint8] | None = None
 
 
 class DomainJudge(Protocol):

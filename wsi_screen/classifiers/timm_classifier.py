@@ -107,13 +107,24 @@ class TimmClassifier:
             self.folded_batchnorms,
         )
 
-    def to_tensor(self, patches: NDArray[np.uint8]) -> torch.Tensor:
-        """Convert uint8 N x H x W x 3 patches to a normalised NCHW float tensor on the device."""
-        import torch
+    def model_input(self, patches: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """uint8 N x H x W x 3 patches as the network takes them: preprocessed and resized to its input size.
 
+        NumPy and OpenCV only, so a worker thread may run it ahead of the model (fields' patches
+        are prepared on the read-ahead worker, :class:`~wsi_screen.patches.Precut`).
+        """
         if self.bundle.preprocess == "shah":  # as in training: on the full patch, before resizing
             patches = np.stack([shah_preprocess(np.ascontiguousarray(p)) for p in patches])
-        arr = resize_patches(patches, self.bundle.input_size, self.bundle.interpolation)
+        return resize_patches(patches, self.bundle.input_size, self.bundle.interpolation)
+
+    def to_tensor(self, patches: NDArray[np.uint8], *, prepared: bool = False) -> torch.Tensor:
+        """Convert uint8 N x H x W x 3 patches to a normalised NCHW float tensor on the device.
+
+        ``prepared``: the patches are :meth:`model_input` already.
+        """
+        import torch
+
+        arr = patches if prepared else self.model_input(patches)
         x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
         x = x.permute(0, 3, 1, 2).float()
         x = (x - self._mean) / self._std
@@ -125,10 +136,11 @@ class TimmClassifier:
         cal = self.bundle.calibration
         return 1.0 if cal is None else float(cal.temperature)
 
-    def classify_arrays(self, patches: NDArray[np.uint8]) -> NDArray[np.float32]:
+    def classify_arrays(self, patches: NDArray[np.uint8], *, prepared: bool = False) -> NDArray[np.float32]:
         """Return probabilities (N x C, float32) for uint8 RGB patches.
 
         ``softmax(logits / T)`` with the bundle's calibration temperature T (1 without one).
+        ``prepared``: the patches are :meth:`model_input` already.
         """
         import torch
 
@@ -142,7 +154,7 @@ class TimmClassifier:
         temperature = self.temperature
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
-                x = self.to_tensor(patches[start : start + self.batch_size])
+                x = self.to_tensor(patches[start : start + self.batch_size], prepared=prepared)
                 if self._onnx is not None:
                     logits = torch.from_numpy(self._onnx(x.contiguous().numpy())[0])
                 elif self.dtype is not None:
@@ -162,9 +174,12 @@ class TimmClassifier:
         penultimate features; their distance to the training data and the patch's colour
         statistics travel with the calls (``domain_stats``) for the out-of-domain gate.
         """
+        ready = batch.model_input is not None
+        net_input = batch.model_input if batch.model_input is not None else batch.pixels
         if self.domain is None:
-            return CellCalls(batch.cells, self.classify_arrays(batch.pixels), self.class_names, self.name)
-        probs, features = self._probs_and_features(batch.pixels)
+            probs = self.classify_arrays(net_input, prepared=ready)
+            return CellCalls(batch.cells, probs, self.class_names, self.name)
+        probs, features = self._probs_and_features(net_input, prepared=ready)
         dist = self.domain.feature_distances(features) if len(features) else np.zeros(0)
         colour = colour_stats(batch.pixels) if len(batch.pixels) else np.zeros((0, len(COLOUR_STATS)))
         stats = np.concatenate([colour, np.asarray(dist, dtype=np.float32)[:, None]], axis=1).astype(
@@ -173,7 +188,7 @@ class TimmClassifier:
         return CellCalls(batch.cells, probs, self.class_names, self.name, stats, self.domain)
 
     def _probs_and_features(
-        self, patches: NDArray[np.uint8]
+        self, patches: NDArray[np.uint8], *, prepared: bool = False
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Calibrated probabilities and penultimate features (pre-logits) in one backbone pass."""
         import torch
@@ -183,7 +198,7 @@ class TimmClassifier:
         temperature = self.temperature
         with torch.inference_mode():
             for start in range(0, patches.shape[0], self.batch_size):
-                x = self.to_tensor(patches[start : start + self.batch_size])
+                x = self.to_tensor(patches[start : start + self.batch_size], prepared=prepared)
                 if self._onnx is not None:
                     logits_np, pre_np = self._onnx(x.contiguous().numpy())
                     logits, pre = torch.from_numpy(logits_np), torch.from_numpy(pre_np)
