@@ -93,9 +93,10 @@ def set_threads(n: int | None = None) -> int:
 
 
 CPU_BATCH_SIZE = 16
-"""Patches per forward pass on the CPU: the default model runs about 280 patches/s at 16 against
-about 200 at 64 on this project's 2-core machine once freed memory is kept
-(:func:`keep_freed_memory`; ``benchmarks/batch_size.py``, docs/benchmarks.md)."""
+"""Patches per forward pass on the CPU: the default model runs about 290-310 patches/s at 16
+against 200-220 at 64 on this project's 2-core machine, whose activations no longer fit the
+caches nor malloc's heap (:func:`keep_freed_memory`; ``benchmarks/batch_size.py``,
+docs/benchmarks.md)."""
 CUDA_BATCH_SIZE = 64
 
 
@@ -115,13 +116,15 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
 def keep_freed_memory() -> bool:
     """Have glibc's malloc keep freed activation buffers for the next forward pass; True if set.
 
-    By default glibc serves large blocks with a fresh ``mmap`` and returns them on ``free``, so
-    every forward pass on the CPU page-faults its activations in again: at batch 64 about 1,500
-    page faults and 3 ms of kernel time per patch, a third of the patch's cost. With
-    :data:`MMAP_THRESHOLD_BYTES` and :data:`TRIM_THRESHOLD_BYTES` set, batches whose activations
-    stay under 32 MB (:data:`CPU_BATCH_SIZE`) reuse their memory. A no-op (False) where the C
-    library is not glibc. The setting is process-wide; peak memory grows by at most
-    :data:`TRIM_THRESHOLD_BYTES`.
+    By default glibc serves large blocks with a fresh ``mmap`` and returns them on ``free``, so a
+    forward pass on the CPU page-faults its activations in again, and its threshold adapts to
+    what the process freed before: a batch-16 pass faulted 849 times per patch (1.6 ms of kernel
+    time, 233 patches/s) in a fresh process and not at all (300/s) after batch-64 passes had
+    raised the threshold (``benchmarks/batch_size.py``). With :data:`MMAP_THRESHOLD_BYTES` and
+    :data:`TRIM_THRESHOLD_BYTES` set, batches whose activations stay under 32 MB
+    (:data:`CPU_BATCH_SIZE`) never fault, whatever ran before (289-292/s). A no-op (False)
+    where the C library is not glibc. The setting is process-wide; memory kept for reuse is at
+    most :data:`TRIM_THRESHOLD_BYTES`.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
