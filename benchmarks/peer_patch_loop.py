@@ -69,14 +69,14 @@ def main() -> None:
 
     patches = load_patches(a.matek, a.n)
     bundle = resolve_model(a.model)
-    fast = TimmClassifier(bundle, device="cpu", batch_size=64)
-    fp32 = TimmClassifier(bundle, device="cpu", batch_size=64, reduced_precision=False)
+    fast = TimmClassifier(bundle, device="cpu")  # the default batch size for the CPU
+    fp32 = TimmClassifier(bundle, device="cpu", reduced_precision=False)
     peer_model = bundle.create_model().eval()
     mean, std = np.asarray(bundle.mean, np.float32), np.asarray(bundle.std, np.float32)
     s_fast, p_fast = timed(lambda: fast.classify_arrays(patches))
     s_fp32, p_fp32 = timed(lambda: fp32.classify_arrays(patches))
     try:
-        onnx = TimmClassifier(bundle, device="cpu", batch_size=64, backend="onnx")
+        onnx = TimmClassifier(bundle, device="cpu", backend="onnx")
         s_onnx, p_onnx = timed(lambda: onnx.classify_arrays(patches))
     except ImportError:  # MissingDependencyError: the [onnx] extra is not installed
         s_onnx, p_onnx = float("nan"), None
@@ -98,11 +98,13 @@ def main() -> None:
     print("| runner | precision | batch | patches/s |")
     print("|---|---|---|---|")
     print(f"| peer: per-patch PyTorch loop | fp32 | 1 | {n / s_peer:.0f} |")
-    print(f"| wsi-screen TimmClassifier | fp32, channels_last | 64 | {n / s_fp32:.0f} |")
+    print(f"| wsi-screen TimmClassifier | fp32, channels_last | {fp32.batch_size} | {n / s_fp32:.0f} |")
     print(
-        f"| wsi-screen TimmClassifier (default) | {fast.dtype or 'fp32'}, channels_last | 64 | {n / s_fast:.0f} |"
+        f"| wsi-screen TimmClassifier (default) | {fast.dtype or 'fp32'}, channels_last | {fast.batch_size} | {n / s_fast:.0f} |"
     )
-    print(f"| wsi-screen TimmClassifier, backend onnx (ONNX Runtime) | fp32 | 64 | {n / s_onnx:.0f} |")
+    print(
+        f"| wsi-screen TimmClassifier, backend onnx (ONNX Runtime) | fp32 | {fast.batch_size} | {n / s_onnx:.0f} |"
+    )
     if p_onnx is not None:
         print(f"max |p(onnx) - p(torch fp32)|: {np.abs(p_onnx - p_fp32).max():.2e}")
     print(f"max |p(fp32 wsi-screen, T=1) - p(peer)|: {np.abs(p_fp32_t1 - p_peer).max():.2e}")
