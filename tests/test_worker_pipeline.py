@@ -259,15 +259,19 @@ def test_precut_hands_patches_out_in_cell_order() -> None:
     import numpy as np
 
     from wsi_screen.patches import Precut
+    from wsi_screen.types import Cell
 
+    cells = tuple(Cell(i, "f", float(i), 0.0, (0, 0, 1, 1), 1.0, "test") for i in range(5))
     pixels = np.arange(5, dtype=np.uint8).reshape(5, 1, 1, 1).repeat(3, axis=3)
-    cut = Precut(pixels, pixels * 2)
-    first, first_in = cut.take(2)
-    second, second_in = cut.take(3)
+    cut = Precut(cells, pixels, pixels * 2)
+    first, _ = cut.take(cells[:2])
+    with pytest.raises(IndexError, match="out of order"):
+        cut.take(cells[3:])  # skipping cell 2 would hand cell 2's patch to cell 3
+    second, second_in = cut.take(cells[2:])
     assert first[:, 0, 0, 0].tolist() == [0, 1] and second[:, 0, 0, 0].tolist() == [2, 3, 4]
     assert second_in is not None and second_in[:, 0, 0, 0].tolist() == [4, 6, 8]
-    with pytest.raises(IndexError, match="1 patches asked for, 0 left"):
-        cut.take(1)
+    with pytest.raises(IndexError, match="out of order"):
+        cut.take(cells[:1])
 
 
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="per-thread nice is Linux's")

@@ -125,25 +125,30 @@ class Precut:
     """Every patch of one input, cut ahead of the model, handed out in cell order.
 
     Attributes:
+        cells: the input's cells, in the order of the patches.
         pixels: N x P x P x 3 patches at the model's physical scale (``patch_size_px``).
         model_input: the same patches as the network takes them (resized to its input size), or
             None when the classifier gives no such step.
         taken: patches handed out so far.
     """
 
+    cells: tuple[Cell, ...]
     pixels: NDArray[np.uint8]
     model_input: NDArray[np.uint8] | None
     taken: int = 0
 
-    def take(self, n: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
-        """The next ``n`` patches (and their model input), in the order of the input's cells."""
-        a, self.taken = self.taken, self.taken + n
-        if self.taken > len(self.pixels):
-            msg = f"{n} patches asked for, {len(self.pixels) - a} left"
+    def take(self, cells: Sequence[Cell]) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
+        """The patches (and model input) of ``cells``, which must be the input's next cells.
+
+        Raises:
+            IndexError: ``cells`` are not the next ones (a patch is never handed to another cell).
+        """
+        a, b = self.taken, self.taken + len(cells)
+        if tuple(cells) != self.cells[a:b]:
+            msg = f"patches of cells {a}-{b - 1} asked for out of order ({len(self.cells)} cut)"
             raise IndexError(msg)
-        return self.pixels[a : self.taken], None if self.model_input is None else self.model_input[
-            a : self.taken
-        ]
+        self.taken = b
+        return self.pixels[a:b], None if self.model_input is None else self.model_input[a:b]
 
 
 def precut(
@@ -159,4 +164,4 @@ def precut(
     pixels = np.stack(
         crop_patches(source, cells, patch_size_px=patch_size_px, source_mpp=source_mpp, model_mpp=model_mpp)
     )
-    return Precut(pixels, None if model_input is None else model_input(pixels))
+    return Precut(tuple(cells), pixels, None if model_input is None else model_input(pixels))

@@ -324,7 +324,7 @@ def patch(
         if not (owner.ok and owner.source and owner.mpp):
             continue
         if owner.precut is not None:
-            groups.append(PatchGroup(owner, cells, *owner.precut.take(len(cells))))
+            groups.append(PatchGroup(owner, cells, *owner.precut.take(cells)))
             continue
         items = [(owner.source, owner.mpp.mpp, c) for c in cells]
         try:
