@@ -70,13 +70,14 @@ def predict_folder(
     *,
     mpp: float | None = None,
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     chunk: int = 512,
     errors: list[tuple[int, str]] | None = None,
 ) -> np.ndarray:
     """Class probabilities (N x C) of every item of ``ps``.
 
-    With ``errors`` given, unreadable images are recorded there as (index, message) (their rows
+    ``batch_size`` None: the device's default, as ``wsi-screen run`` (bf16 arithmetic may differ
+    in the last bits between batch sizes). With ``errors`` given, unreadable images are recorded there as (index, message) (their rows
     are meaningless and must be dropped) instead of stopping the evaluation. A progress bar
     (tqdm, stderr) counts the images when stderr is a terminal.
     """
