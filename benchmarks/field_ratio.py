@@ -69,7 +69,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed pairs of runs (n, then 2n fields)")
     ap.add_argument("--model", default="default")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="classify.backend")
+    ap.add_argument(
+        "--backend", default="torch", choices=["torch", "onnx", "openvino"], help="classify.backend"
+    )
     ap.add_argument("--workers", type=int, default=-1, help="[pipeline] workers (0: read on the main thread)")
     ap.add_argument("--read-ahead", type=int, default=2, help="[pipeline] read_ahead")
     ap.add_argument("--write-behind", type=int, default=2, help="[pipeline] write_behind (0: write inline)")

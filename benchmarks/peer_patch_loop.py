@@ -80,6 +80,16 @@ def main() -> None:
         s_onnx, p_onnx = timed(lambda: onnx.classify_arrays(patches))
     except ImportError:  # MissingDependencyError: the [onnx] extra is not installed
         s_onnx, p_onnx = float("nan"), None
+    try:
+        ov32 = TimmClassifier(bundle, device="cpu", backend="openvino", reduced_precision=False)
+        ov = TimmClassifier(bundle, device="cpu", backend="openvino")
+        s_ov32, p_ov32 = timed(lambda: ov32.classify_arrays(patches))
+        s_ov, p_ov = timed(lambda: ov.classify_arrays(patches))
+        ov_precision = ov._runtime.precision
+    except ImportError:  # the [openvino] extra is not installed
+        s_ov32 = s_ov = float("nan")
+        p_ov32 = p_ov = None
+        ov_precision = "-"
     s_peer, p_peer = timed(
         lambda: peer_loop(
             peer_model, patches, bundle.input_size, mean, std, INTERPOLATIONS.get(bundle.interpolation, 1)
@@ -105,6 +115,17 @@ def main() -> None:
     print(
         f"| wsi-screen TimmClassifier, backend onnx (ONNX Runtime) | fp32 | {fast.batch_size} | {n / s_onnx:.0f} |"
     )
+    print(
+        f"| wsi-screen TimmClassifier, backend openvino (OpenVINO) | f32 | {fast.batch_size} | {n / s_ov32:.0f} |"
+    )
+    print(
+        f"| wsi-screen TimmClassifier, backend openvino (OpenVINO) | {ov_precision} | {fast.batch_size} | {n / s_ov:.0f} |"
+    )
+    if p_ov32 is not None and p_ov is not None:
+        print(f"max |p(openvino f32) - p(torch fp32)|: {np.abs(p_ov32 - p_fp32).max():.2e}")
+        print(
+            f"top-1 agreement openvino {ov_precision} vs peer: {np.mean(p_ov.argmax(1) == p_peer.argmax(1)):.4f}"
+        )
     if p_onnx is not None:
         print(f"max |p(onnx) - p(torch fp32)|: {np.abs(p_onnx - p_fp32).max():.2e}")
     print(f"max |p(fp32 wsi-screen, T=1) - p(peer)|: {np.abs(p_fp32_t1 - p_peer).max():.2e}")

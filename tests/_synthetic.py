@@ -101,3 +101,16 @@ def write_pyramidal_tiff(
                 **sub_kwargs,
             )
     return path
+
+
+def field_crops(n: int, side: int) -> NDArray[np.uint8]:
+    """``n`` cell-centred ``side`` px crops of a synthetic field (stain, background, nuclei), not noise."""
+    field = synthetic_field(1200, 1000, grid_centres(1200, 1000, 240), seed=3)
+    out = []
+    for cx, cy in grid_centres(1200, 1000, 240)[:n]:
+        x, y = int(cx) - side // 2, int(cy) - side // 2
+        crop = np.full((side, side, 3), 235, np.uint8)
+        part = field[max(0, y) : y + side, max(0, x) : x + side]
+        crop[: part.shape[0], : part.shape[1]] = part
+        out.append(crop)
+    return np.stack(out)

@@ -150,11 +150,11 @@ class ClassifyConfig:
     device: str = "auto"
     threads: int = 0  # 0: all cores this process may use
     reduced_precision: bool = True  # bf16 on CPUs with AMX/AVX512-BF16, AMP on CUDA
-    backend: str = "torch"  # or "onnx": ONNX Runtime on the CPU, fp32 (pip install -e '.[onnx]')
+    backend: str = "torch"  # "onnx": ONNX Runtime (fp32), "openvino": OpenVINO, both on the CPU (extras)
 
     def __post_init__(self) -> None:
-        if self.backend not in ("torch", "onnx"):
-            msg = f"classify.backend must be 'torch' or 'onnx', got {self.backend!r}"
+        if self.backend not in ("torch", "onnx", "openvino"):
+            msg = f"classify.backend must be 'torch', 'onnx' or 'openvino', got {self.backend!r}"
             raise ConfigError(msg)
         if not 0 <= self.batch_size <= 65536:
             msg = f"classify.batch_size must be 0-65536 (0: chosen for the device), got {self.batch_size}"

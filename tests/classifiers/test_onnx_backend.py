@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _synthetic import field_crops
 from _synthetic import grid_centres
 from _synthetic import synthetic_field
 
@@ -22,19 +23,6 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip ins
 pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
 
 
-def _patches(n: int, side: int) -> np.ndarray:
-    """Cell-centred crops of a synthetic field (stain, background, nuclei), not noise."""
-    field = synthetic_field(1200, 1000, grid_centres(1200, 1000, 240), seed=3)
-    out = []
-    for cx, cy in grid_centres(1200, 1000, 240)[:n]:
-        x, y = int(cx) - side // 2, int(cy) - side // 2
-        crop = np.full((side, side, 3), 235, np.uint8)
-        part = field[max(0, y) : y + side, max(0, x) : x + side]
-        crop[: part.shape[0], : part.shape[1]] = part
-        out.append(crop)
-    return np.stack(out)
-
-
 def test_default_model_on_onnx_matches_torch_within_1e3(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -42,7 +30,7 @@ def test_default_model_on_onnx_matches_torch_within_1e3(
     bundle = resolve_model("default")
     torch32 = TimmClassifier(bundle, device="cpu", batch_size=8, reduced_precision=False)
     onnx = TimmClassifier(bundle, device="cpu", batch_size=8, backend="onnx")
-    patches = _patches(12, bundle.patch_size_px)
+    patches = field_crops(12, bundle.patch_size_px)
     p_torch, p_onnx = torch32.classify_arrays(patches), onnx.classify_arrays(patches)
     assert p_onnx.shape == p_torch.shape == (12, len(bundle.class_names))
     assert np.abs(p_onnx - p_torch).max() < 1e-3
@@ -64,7 +52,7 @@ def test_the_export_is_cached_by_the_bundles_hash(
     monkeypatch.setenv("WSI_SCREEN_CACHE", str(tmp_path))
     bundle = ModelBundle.load(tiny_bundle)
     first = TimmClassifier(bundle, device="cpu", backend="onnx")
-    assert first._onnx is not None and first._onnx.path.parent == tmp_path / "onnx"
+    assert first._runtime is not None and first._runtime.path.parent == tmp_path / "onnx"
 
     def no_export(*a: object, **k: object) -> Path:
         msg = "exported twice"
@@ -72,7 +60,7 @@ def test_the_export_is_cached_by_the_bundles_hash(
 
     monkeypatch.setattr(onnx_backend, "_export", no_export)
     again = TimmClassifier(bundle, device="cpu", backend="onnx")
-    patches = _patches(4, bundle.patch_size_px)
+    patches = field_crops(4, bundle.patch_size_px)
     np.testing.assert_allclose(first.classify_arrays(patches), again.classify_arrays(patches))
     assert not [p for p in (tmp_path / "onnx").iterdir() if p.name.endswith(".tmp")]  # written atomically
 

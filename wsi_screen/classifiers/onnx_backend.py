@@ -26,8 +26,24 @@ from wsi_screen.errors import MissingDependencyError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
 OPSET = 17
+
+
+def logits_and_features(net: Any) -> Any:
+    """``net`` wrapped to return ``(logits, penultimate features)`` from one backbone pass (for export)."""
+    import torch
+
+    class _LogitsAndFeatures(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.net = inner
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            f = self.net.forward_features(x)
+            return self.net.forward_head(f), self.net.forward_head(f, pre_logits=True).flatten(1)
+
+    return _LogitsAndFeatures(net)
 
 
 def cache_dir() -> Path:
@@ -82,15 +98,6 @@ def _export(model: Any, input_size: int, path: Path) -> Path:
         msg = "classify.backend 'onnx' needs onnx to export the model: pip install -e '.[onnx]'"
         raise MissingDependencyError(msg) from e
 
-    class LogitsAndFeatures(torch.nn.Module):
-        def __init__(self, net: Any) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            f = self.net.forward_features(x)
-            return self.net.forward_head(f), self.net.forward_head(f, pre_logits=True).flatten(1)
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -103,7 +110,7 @@ def _export(model: Any, input_size: int, path: Path) -> Path:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(
-                LogitsAndFeatures(model.float().eval()),
+                logits_and_features(model.float().eval()),
                 (dummy,),
                 tmp_name,
                 dynamo=False,

@@ -16,6 +16,7 @@ from wsi_screen.classifiers.domain import colour_stats
 from wsi_screen.classifiers.fuse import fold_batchnorm
 from wsi_screen.classifiers.onnx_backend import BACKENDS
 from wsi_screen.classifiers.onnx_backend import OnnxForward
+from wsi_screen.classifiers.openvino_backend import OpenVinoForward
 from wsi_screen.classifiers.preprocess import resize_patches
 from wsi_screen.classifiers.preprocess import shah_preprocess
 from wsi_screen.device import autocast_dtype
@@ -67,19 +68,19 @@ class TimmClassifier:
         if backend not in BACKENDS:
             msg = f"classify.backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
             raise ConfigError(msg)
-        if backend == "onnx" and device not in ("auto", "cpu"):
-            msg = f"classify.backend 'onnx' runs on the CPU; device {device!r} needs backend 'torch'"
+        if backend != "torch" and device not in ("auto", "cpu"):
+            msg = f"classify.backend {backend!r} runs on the CPU; device {device!r} needs backend 'torch'"
             raise ConfigError(msg)
         self.backend = backend
-        self.device = select_device("cpu" if backend == "onnx" else device)
+        self.device = select_device("cpu" if backend != "torch" else device)
         if self.device.type == "cpu":
             set_threads(threads)
             keep_freed_memory()
         self.batch_size = batch_size or default_batch_size(self.device)
         """Patches per forward pass (None or 0 at construction: :func:`~wsi_screen.device.default_batch_size`)."""
-        self.dtype = (
-            None if backend == "onnx" else autocast_dtype(self.device, allow_reduced=reduced_precision)
-        )
+        reduced = autocast_dtype(self.device, allow_reduced=reduced_precision)
+        self.dtype = reduced if backend == "torch" else None
+        """torch autocast dtype (None: fp32, or a back-end other than torch)."""
         model = bundle.create_model()
         self.folded_batchnorms = 0
         if fold_bn:  # BatchNorm folded into the convolutions (checked against the unfolded network)
@@ -89,11 +90,15 @@ class TimmClassifier:
         self._mean = torch.tensor(bundle.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(bundle.std, device=self.device).view(1, 3, 1, 1) * 255.0
         self.name = bundle.name or (bundle.path.name if bundle.path else bundle.architecture)
-        self._onnx = (
-            OnnxForward(model, bundle.input_size, bundle.sha256(), torch.get_num_threads())
-            if backend == "onnx"
-            else None
-        )
+        self._runtime: Any = None
+        """The network on another runtime (``(logits, features)`` of an NCHW float32 array), or None: torch."""
+        if backend == "onnx":
+            self._runtime = OnnxForward(model, bundle.input_size, bundle.sha256(), torch.get_num_threads())
+        elif backend == "openvino":
+            bf16 = reduced is not None  # the CPU has bf16 units and reduced precision is on
+            self._runtime = OpenVinoForward(
+                model, bundle.input_size, bundle.sha256(), torch.get_num_threads(), bf16=bf16
+            )
         self.domain: DomainReference | None = None
         if bundle.domain is not None and bundle.path is not None:
             self.domain = DomainReference.load(bundle.path, bundle.domain, str(bundle.path / "model.json"))
@@ -103,7 +108,8 @@ class TimmClassifier:
             bundle.architecture,
             self.device,
             backend,
-            "fp32" if self.dtype is None else str(self.dtype).removeprefix("torch."),
+            getattr(self._runtime, "precision", None)
+            or ("fp32" if self.dtype is None else str(self.dtype).removeprefix("torch.")),
             self.folded_batchnorms,
         )
 
@@ -155,8 +161,8 @@ class TimmClassifier:
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
                 x = self.to_tensor(patches[start : start + self.batch_size], prepared=prepared)
-                if self._onnx is not None:
-                    logits = torch.from_numpy(self._onnx(x.contiguous().numpy())[0])
+                if self._runtime is not None:
+                    logits = torch.from_numpy(self._runtime(x.contiguous().numpy())[0])
                 elif self.dtype is not None:
                     with torch.autocast(device_type=self.device.type, dtype=self.dtype):
                         logits = self.model(x)
@@ -199,8 +205,8 @@ class TimmClassifier:
         with torch.inference_mode():
             for start in range(0, patches.shape[0], self.batch_size):
                 x = self.to_tensor(patches[start : start + self.batch_size], prepared=prepared)
-                if self._onnx is not None:
-                    logits_np, pre_np = self._onnx(x.contiguous().numpy())
+                if self._runtime is not None:
+                    logits_np, pre_np = self._runtime(x.contiguous().numpy())
                     logits, pre = torch.from_numpy(logits_np), torch.from_numpy(pre_np)
                 else:
                     with torch.autocast(

@@ -45,10 +45,11 @@ if TYPE_CHECKING:
 @sample_ids_options
 @click.option(
     "--backend",
-    type=click.Choice(["torch", "onnx"]),
+    type=click.Choice(["torch", "onnx", "openvino"]),
     default=None,
-    help="Where the classifier's network runs: torch (bf16 where the CPU has it, CUDA) or onnx "
-    "(ONNX Runtime on the CPU, fp32; pip install -e '.[onnx]'). Default: classify.backend of "
+    help="Where the classifier's network runs: torch (bf16 where the CPU has it, CUDA), onnx "
+    "(ONNX Runtime on the CPU, fp32; pip install -e '.[onnx]') or openvino (OpenVINO on the CPU, "
+    "bf16 where the CPU has it; pip install -e '.[openvino]'). Default: classify.backend of "
     "--config, else torch.",
 )
 @click.option(

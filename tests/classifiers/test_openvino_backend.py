@@ -1,0 +1,111 @@
+"""The OpenVINO back-end: torch's probabilities and features, a cached IR, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from _synthetic import field_crops
+from _synthetic import grid_centres
+from _synthetic import synthetic_field
+
+from wsi_screen.classifiers import openvino_backend
+from wsi_screen.classifiers import resolve_model
+from wsi_screen.classifiers.bundle import ModelBundle
+from wsi_screen.classifiers.timm_classifier import TimmClassifier
+from wsi_screen.config import ScreenConfig
+from wsi_screen.device import cpu_has_bf16
+from wsi_screen.errors import ConfigError
+from wsi_screen.errors import MissingDependencyError
+from wsi_screen.types import Cell
+from wsi_screen.types import PatchBatch
+
+pytest.importorskip("openvino", reason="openvino is not installed (pip install -e '.[openvino]')")
+
+
+def test_default_model_on_openvino_matches_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WSI_SCREEN_CACHE", str(tmp_path))
+    bundle = resolve_model("default")
+    torch32 = TimmClassifier(bundle, device="cpu", batch_size=8, reduced_precision=False)
+    ov32 = TimmClassifier(bundle, device="cpu", batch_size=8, backend="openvino", reduced_precision=False)
+    assert ov32._runtime is not None and ov32._runtime.precision == "f32"
+    patches = field_crops(12, bundle.patch_size_px)
+    p_torch, p_ov = torch32.classify_arrays(patches), ov32.classify_arrays(patches)
+    assert p_ov.shape == p_torch.shape == (12, len(bundle.class_names))
+    assert np.abs(p_ov - p_torch).max() < 1e-3
+    cells = tuple(Cell(i, "f", float(i), 0.0, (0, 0, 1, 1), 1.0, "test") for i in range(len(patches)))
+    a, b = torch32.classify(PatchBatch(patches, cells)), ov32.classify(PatchBatch(patches, cells))
+    assert np.abs(a.probs - b.probs).max() < 1e-3
+    if a.domain_stats is not None:  # the out-of-domain gate sees the same feature distances
+        assert b.domain_stats is not None
+        np.testing.assert_allclose(a.domain_stats, b.domain_stats, rtol=1e-3, atol=1e-3)
+    assert sorted(p.suffix for p in (tmp_path / "openvino").iterdir()) == [".bin", ".xml"]
+    reduced = TimmClassifier(bundle, device="cpu", batch_size=8, backend="openvino")
+    assert reduced._runtime.precision == ("bf16" if cpu_has_bf16() else "f32")
+    p_reduced = reduced.classify_arrays(patches)
+    assert (
+        np.mean(p_reduced.argmax(1) == p_torch.argmax(1)) >= 0.9 and np.abs(p_reduced - p_torch).max() < 0.2
+    )
+
+
+def test_the_ir_is_cached_by_the_bundles_hash(
+    tmp_path: Path, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WSI_SCREEN_CACHE", str(tmp_path))
+    bundle = ModelBundle.load(tiny_bundle)
+    first = TimmClassifier(bundle, device="cpu", backend="openvino", reduced_precision=False)
+    assert first._runtime.path.parent == tmp_path / "openvino"
+
+    def no_convert(*a: object, **k: object) -> Path:
+        msg = "converted twice"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(openvino_backend, "_convert", no_convert)
+    again = TimmClassifier(bundle, device="cpu", backend="openvino", reduced_precision=False)
+    patches = field_crops(4, bundle.patch_size_px)
+    np.testing.assert_allclose(first.classify_arrays(patches), again.classify_arrays(patches))
+    assert not [p for p in (tmp_path / "openvino").iterdir() if p.name.endswith(".tmp")]  # moved into place
+
+
+def test_settings_and_a_missing_package_give_clear_errors(
+    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    assert ScreenConfig.from_dict({"classify": {"backend": "openvino"}}).classify.backend == "openvino"
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        TimmClassifier(ModelBundle.load(tiny_bundle), device="cuda", backend="openvino")
+    real_import = builtins.__import__
+
+    def without_openvino(name: str, *a: object, **k: object) -> object:
+        if name == "openvino":
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", without_openvino)
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[openvino\]'"):
+        TimmClassifier(ModelBundle.load(tiny_bundle), device="cpu", backend="openvino")
+
+
+def test_a_run_on_openvino_reports_as_on_torch(
+    tmp_path: Path, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wsi_screen.runner import build_screener
+    from wsi_screen.runner import screen_to_folder
+
+    monkeypatch.setenv("WSI_SCREEN_CACHE", str(tmp_path / "cache"))
+    img = synthetic_field(800, 600, grid_centres(800, 600, 230), seed=1)
+    path = tmp_path / "f.png"
+    cv2.imwrite(str(path), img[:, :, ::-1])
+    reports = {}
+    for backend in ("torch", "openvino"):
+        cfg = ScreenConfig().replace("classify", reduced_precision=False)
+        scr, info = build_screener(model=str(tiny_bundle), mpp=0.0862, config=cfg, backend=backend)
+        (out,) = screen_to_folder(scr, info, [path], tmp_path / backend)
+        reports[backend] = json.loads((out.out_dir / "report.json").read_text())
+    assert reports["openvino"]["config"]["classify"]["backend"] == "openvino"
+    assert reports["openvino"]["cells_detected"] == reports["torch"]["cells_detected"] > 0
+    assert reports["openvino"]["differential"] == reports["torch"]["differential"]
