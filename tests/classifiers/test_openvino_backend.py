@@ -109,3 +109,46 @@ def test_a_run_on_openvino_reports_as_on_torch(
     assert reports["openvino"]["config"]["classify"]["backend"] == "openvino"
     assert reports["openvino"]["cells_detected"] == reports["torch"]["cells_detected"] > 0
     assert reports["openvino"]["differential"] == reports["torch"]["differential"]
+
+
+_SIGNAL_AFTER_TWO_MODELS = """
+import gc, signal, sys, time
+import numpy as np
+from wsi_screen.classifiers.bundle import ModelBundle
+from wsi_screen.classifiers.timm_classifier import TimmClassifier
+
+bundle = ModelBundle.load(sys.argv[1])
+first = TimmClassifier(bundle, device="cpu", backend="openvino")
+second = TimmClassifier(bundle, device="cpu", backend="openvino")
+first.classify_arrays(np.zeros((2, 64, 64, 3), np.uint8))
+del first  # destroyed before the one made after it
+gc.collect()
+del second
+gc.collect()
+
+def expire(signum, frame):
+    raise TimeoutError
+
+signal.signal(signal.SIGALRM, expire)
+signal.setitimer(signal.ITIMER_REAL, 0.05)
+try:
+    time.sleep(5)
+except TimeoutError:
+    print("alarm handled")
+"""
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="sigaltstack guard is Linux's")
+def test_a_signal_after_models_were_destroyed_out_of_order_is_handled(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    """OpenVINO's alternate signal stacks never leave the thread on freed memory (the time limit's SIGALRM)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WSI_SCREEN_CACHE": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_TWO_MODELS, str(tiny_bundle)],
+                         capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "alarm handled" in run.stdout

@@ -13,10 +13,15 @@ Install with ``pip install -e '.[openvino]'``.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import logging
+import platform
 import secrets
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +50,66 @@ class OpenVinoForward:
     """
 
     def __init__(self, model: Any, input_size: int, key: str, threads: int, *, bf16: bool) -> None:
-        try:
-            import openvino as ov
-        except ImportError as e:
-            msg = "classify.backend 'openvino' needs openvino: pip install -e '.[openvino]'"
-            raise MissingDependencyError(msg) from e
-        path = cache_dir().parent / "openvino" / f"{key[:32]}-{input_size}.xml"
-        if not (path.is_file() and path.with_suffix(".bin").is_file()):
-            path = _convert(model, input_size, path)
-        self.precision = "bf16" if bf16 else "f32"
-        config = {"INFERENCE_PRECISION_HINT": self.precision, "INFERENCE_NUM_THREADS": max(1, threads),
-                  "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
-        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
-        self.request = self.compiled.create_infer_request()
+        with _own_signal_stack():  # from the import on
+            try:
+                import openvino as ov
+            except ImportError as e:
+                msg = "classify.backend 'openvino' needs openvino: pip install -e '.[openvino]'"
+                raise MissingDependencyError(msg) from e
+            path = cache_dir().parent / "openvino" / f"{key[:32]}-{input_size}.xml"
+            if not (path.is_file() and path.with_suffix(".bin").is_file()):
+                path = _convert(model, input_size, path)
+            self.precision = "bf16" if bf16 else "f32"
+            config = {"INFERENCE_PRECISION_HINT": self.precision, "INFERENCE_NUM_THREADS": max(1, threads),
+                      "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
+            self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+            self.request = self.compiled.create_infer_request()
         self.path = path
         log.info("classifier network on OpenVINO %s (%s, %s)", ov.__version__, self.precision, path)
 
     def __call__(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Logits (N x C) and flattened penultimate features (N x F) of ``x`` (N x 3 x S x S)."""
-        out = self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        with _own_signal_stack():
+            out = self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
         logits, features = (np.array(out[self.compiled.output(i)], np.float32) for i in (0, 1))
         return logits, features
+
+
+class _StackT(ctypes.Structure):
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def _own_signal_stack() -> Iterator[None]:
+    """Give this thread its own alternate signal stack back after OpenVINO code has run.
+
+    OpenVINO installs an alternate signal stack (``sigaltstack``) on the calling thread and puts
+    the one it found back when its objects are destroyed; two models destroyed in another order
+    than they were made leave the thread on freed memory, and the next signal (the per-input time
+    limit's ``SIGALRM``, :func:`wsi_screen.limits.deadline`) crashed the process (seen in the test
+    suite). Restoring the thread's own stack at once keeps every later restore harmless. Linux
+    (glibc) only; elsewhere nothing is done.
+    """
+    libc = _libc()
+    if libc is None:
+        yield
+        return
+    own = _StackT()
+    libc.sigaltstack(None, ctypes.byref(own))
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(own), None)
+
+
+@functools.cache
+def _libc() -> Any:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
 
 
 def _convert(model: Any, input_size: int, path: Path) -> Path:
