@@ -288,3 +288,28 @@ def test_stage_threads_run_at_lower_priority_than_the_model() -> None:
     assert niceness(0) == base  # the caller's (the model's) thread keeps its priority
     with pytest.raises(ConfigError, match="worker_nice must be 0-19"):
         PipelineConfig(worker_nice=20)
+
+
+def test_a_precut_that_does_not_match_its_cells_fails_its_input_only(
+    tmp_path: Path, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wsi_screen import patches as patches_mod
+    from wsi_screen import pipeline
+
+    paths = _fields(tmp_path, 3)
+    real = patches_mod.precut
+
+    def misaligned(source: Any, cells: Any, **kw: Any) -> Any:
+        cut = real(source, cells, **kw)
+        if "field_1" in str(source.path):
+            cut.cells = tuple(reversed(cut.cells))  # would hand each cell another cell's patch
+        return cut
+
+    monkeypatch.setattr(pipeline, "precut", misaligned)
+    cfg = ScreenConfig().replace("pipeline", workers=1, write_behind=0)
+    scr, _ = build_screener(model=str(tiny_bundle), mpp=0.0862, batch_size=16, config=cfg)
+    items = {it.path.name: it for it in scr.screen(paths)}
+    bad = items["field_1.png"].failure
+    assert bad is not None and bad.stage == "patch" and "out of order" in bad.message
+    for name in ("field_0.png", "field_2.png"):
+        assert items[name].ok and sum(len(c.cells) for c in items[name].calls) == len(items[name].cells) > 0

@@ -323,11 +323,11 @@ def patch(
         owner, cells = pairs[0][0], [c for _, c in pairs]
         if not (owner.ok and owner.source and owner.mpp):
             continue
-        if owner.precut is not None:
-            groups.append(PatchGroup(owner, cells, *owner.precut.take(cells)))
-            continue
         items = [(owner.source, owner.mpp.mpp, c) for c in cells]
         try:
+            if owner.precut is not None:  # cut ahead on the read-ahead worker (a field)
+                groups.append(PatchGroup(owner, cells, *owner.precut.take(cells)))
+                continue
             batch = next(
                 iter_patch_batches(
                     items, patch_size_px=patch_size_px, model_mpp=model_mpp, batch_size=len(items)
