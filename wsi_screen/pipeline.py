@@ -10,6 +10,7 @@ never costs the results of the others.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -34,6 +35,8 @@ from wsi_screen.stages import ScreenedInput
 from wsi_screen.stages import detect_cells
 from wsi_screen.types import Cell
 from wsi_screen.types import Failure
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SEAM_MARGIN_PX", "ScreenedInput", "Screener", "detect_cells", "unique_stems"]
 
@@ -106,7 +109,8 @@ class Screener:
             item.precut = precut(item.source, item.cells, patch_size_px=b.patch_size_px,
                                  source_mpp=item.mpp.mpp, model_mpp=b.mpp,
                                  model_input=getattr(self.classifier, "model_input", None))  # fmt: skip
-        except Exception:  # noqa: BLE001 - cut again on the model's thread, which records the failure
+        except Exception as e:  # noqa: BLE001 - cut again on the model's thread, which records the failure
+            log.debug("%s: patches not cut ahead (%s); cut on the model's thread", item.path, e)
             item.precut = None
         item.timer.add("patch", time.perf_counter() - t)
 

@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _synthetic import field_crops
-from _synthetic import grid_centres
-from _synthetic import synthetic_field
 
 from wsi_screen.classifiers import onnx_backend
 from wsi_screen.classifiers import resolve_model
@@ -70,28 +68,3 @@ def test_backend_settings_are_checked(tiny_bundle: Path) -> None:
         ScreenConfig.from_dict({"classify": {"backend": "tensorrt"}})
     with pytest.raises(ConfigError, match="runs on the CPU"):
         TimmClassifier(ModelBundle.load(tiny_bundle), device="cuda", backend="onnx")
-
-
-def test_a_run_on_onnx_reports_as_on_torch(
-    tmp_path: Path, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import json
-
-    import cv2
-
-    from wsi_screen.runner import build_screener
-    from wsi_screen.runner import screen_to_folder
-
-    monkeypatch.setenv("WSI_SCREEN_CACHE", str(tmp_path / "cache"))
-    img = synthetic_field(800, 600, grid_centres(800, 600, 230), seed=1)
-    path = tmp_path / "f.png"
-    cv2.imwrite(str(path), img[:, :, ::-1])
-    reports = {}
-    for backend in ("torch", "onnx"):
-        cfg = ScreenConfig().replace("classify", reduced_precision=False)
-        scr, info = build_screener(model=str(tiny_bundle), mpp=0.0862, config=cfg, backend=backend)
-        (out,) = screen_to_folder(scr, info, [path], tmp_path / backend)
-        reports[backend] = json.loads((out.out_dir / "report.json").read_text())
-    assert reports["onnx"]["config"]["classify"]["backend"] == "onnx"
-    assert reports["onnx"]["cells_detected"] == reports["torch"]["cells_detected"] > 0
-    assert reports["onnx"]["differential"] == reports["torch"]["differential"]

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from _synthetic import field_crops
-from _synthetic import grid_centres
-from _synthetic import synthetic_field
 
 from wsi_screen.classifiers import openvino_backend
 from wsi_screen.classifiers import resolve_model
@@ -88,27 +84,6 @@ def test_settings_and_a_missing_package_give_clear_errors(
     monkeypatch.setattr(builtins, "__import__", without_openvino)
     with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[openvino\]'"):
         TimmClassifier(ModelBundle.load(tiny_bundle), device="cpu", backend="openvino")
-
-
-def test_a_run_on_openvino_reports_as_on_torch(
-    tmp_path: Path, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from wsi_screen.runner import build_screener
-    from wsi_screen.runner import screen_to_folder
-
-    monkeypatch.setenv("WSI_SCREEN_CACHE", str(tmp_path / "cache"))
-    img = synthetic_field(800, 600, grid_centres(800, 600, 230), seed=1)
-    path = tmp_path / "f.png"
-    cv2.imwrite(str(path), img[:, :, ::-1])
-    reports = {}
-    for backend in ("torch", "openvino"):
-        cfg = ScreenConfig().replace("classify", reduced_precision=False)
-        scr, info = build_screener(model=str(tiny_bundle), mpp=0.0862, config=cfg, backend=backend)
-        (out,) = screen_to_folder(scr, info, [path], tmp_path / backend)
-        reports[backend] = json.loads((out.out_dir / "report.json").read_text())
-    assert reports["openvino"]["config"]["classify"]["backend"] == "openvino"
-    assert reports["openvino"]["cells_detected"] == reports["torch"]["cells_detected"] > 0
-    assert reports["openvino"]["differential"] == reports["torch"]["differential"]
 
 
 _SIGNAL_AFTER_TWO_MODELS = """

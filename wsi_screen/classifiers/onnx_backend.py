@@ -46,10 +46,10 @@ def logits_and_features(net: Any) -> Any:
     return _LogitsAndFeatures(net)
 
 
-def cache_dir() -> Path:
-    """Where exported graphs are kept (``$WSI_SCREEN_CACHE/onnx``, default ``~/.cache/wsi-screen/onnx``)."""
+def cache_dir(runtime: str = "onnx") -> Path:
+    """Where ``runtime``'s exported graphs are kept (``$WSI_SCREEN_CACHE/<runtime>``, default ``~/.cache/wsi-screen/<runtime>``)."""
     root = os.environ.get("WSI_SCREEN_CACHE") or Path.home() / ".cache" / "wsi-screen"
-    return Path(root) / "onnx"
+    return Path(root) / runtime
 
 
 class OnnxForward:

@@ -56,7 +56,7 @@ class OpenVinoForward:
             except ImportError as e:
                 msg = "classify.backend 'openvino' needs openvino: pip install -e '.[openvino]'"
                 raise MissingDependencyError(msg) from e
-            path = cache_dir().parent / "openvino" / f"{key[:32]}-{input_size}.xml"
+            path = cache_dir("openvino") / f"{key[:32]}-{input_size}.xml"
             if not (path.is_file() and path.with_suffix(".bin").is_file()):
                 path = _convert(model, input_size, path)
             self.precision = "bf16" if bf16 else "f32"
