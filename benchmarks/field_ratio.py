@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import statistics
 import sys
@@ -75,6 +76,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=-1, help="[pipeline] workers (0: read on the main thread)")
     ap.add_argument("--read-ahead", type=int, default=2, help="[pipeline] read_ahead")
     ap.add_argument("--write-behind", type=int, default=2, help="[pipeline] write_behind (0: write inline)")
+    ap.add_argument(
+        "--worker-nice",
+        type=int,
+        default=10,
+        help="[pipeline] worker_nice (0: stage threads at the model's priority)",
+    )
     args = ap.parse_args()
 
     from PIL import Image
@@ -84,7 +91,11 @@ def main() -> None:
     from wsi_screen.runner import screen_to_folder
 
     cfg = ScreenConfig().replace(
-        "pipeline", workers=args.workers, read_ahead=args.read_ahead, write_behind=args.write_behind
+        "pipeline",
+        workers=args.workers,
+        read_ahead=args.read_ahead,
+        write_behind=args.write_behind,
+        worker_nice=args.worker_nice,
     )
     screener, info = build_screener(model=args.model, device=args.device, config=cfg, backend=args.backend)
     stage_sum: dict[str, float] = {}
@@ -100,14 +111,16 @@ def main() -> None:
                 im.load()
                 np.asarray(im)
             decode.append(time.perf_counter() - t)
-        means, marginals, raws = [], [], []
+        means, marginals, raws, cpu_user, cpu_sys = [], [], [], [], []
         outcomes: list = []
         patches = None
         for rep in range(args.repeats):
             out = Path(tmp) / f"out{rep}"
-            t0 = time.perf_counter()
+            t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
             outcomes = list(screen_to_folder(screener, info, fields, out / "n"))
-            t_n = time.perf_counter() - t0
+            t_n, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+            cpu_user.append((r1.ru_utime - r0.ru_utime) / len(fields))
+            cpu_sys.append((r1.ru_stime - r0.ru_stime) / len(fields))
             t0 = time.perf_counter()
             list(screen_to_folder(screener, info, fields + fields, out / "2n"))
             marginals.append((time.perf_counter() - t0 - t_n) / len(fields))
@@ -159,6 +172,10 @@ def main() -> None:
     print(
         f"ratio (decode + raw model) / marginal: {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}); "
         f"per-field mean: {statistics.median(mean_ratios):.2f} ({mean_ratios[0]:.2f}-{mean_ratios[-1]:.2f})"
+    )
+    print(
+        f"CPU time per field (median over the runs of {len(fields)}, all threads): "
+        f"user {statistics.median(cpu_user):.3f} s, kernel {statistics.median(cpu_sys):.3f} s"
     )
     print(
         "mean seconds per field by stage (last run of n): "

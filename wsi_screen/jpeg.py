@@ -1,8 +1,9 @@
 """JPEG encoding of RGB images (viewer tiles, report crops, thumbnails), in one place.
 
 OpenCV encodes BGR. Swapping the channels with ``cv2.cvtColor`` takes about 0.4 ms for a
-2452 x 2056 field against about 18 ms for NumPy's ``ascontiguousarray(rgb[:, :, ::-1])`` (a
-strided element-by-element copy), which was a tenth of a field's report stage.
+2452 x 2056 field against about 17 ms for NumPy's ``ascontiguousarray(rgb[:, :, ::-1])`` (a
+strided element-by-element copy; ``benchmarks/micro_ops.py``), about a tenth of a field's report stage in
+cProfile (``benchmarks/profile_fields.py``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ class PipelineConfig:
         worker_nice: how much lower the CPU priority of the read-ahead and writer threads is than
             the model's (Linux ``nice`` increment, per thread; 0: the same). They then run in the
             model's gaps instead of slowing its threads down: on 2 cores the marginal time per
-            field went from 0.32 to 0.29-0.30 s (``benchmarks/field_ratio.py``, docs/benchmarks.md).
+            field went from 0.29-0.32 to 0.28 s (``benchmarks/field_ratio.py --worker-nice 0`` against
+            the default; docs/benchmarks.md).
     """
 
     workers: int = -1
