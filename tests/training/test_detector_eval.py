@@ -57,6 +57,33 @@ def test_false_positive_false_negative_and_threshold() -> None:
     assert res["map50"] == pytest.approx((51 * 1.0 + 50 * (2 / 3)) / 101, abs=1e-9)
 
 
+def test_threshold_sweep_equals_scoring_at_each_threshold() -> None:
+    """One matching of all predictions gives the figures of every operating point exactly."""
+    rng = np.random.default_rng(3)
+    items = []
+    for i in range(12):
+        gt = rng.uniform(0, 200, (int(rng.integers(0, 6)), 2))
+        gt_boxes = np.hstack([gt, gt + rng.uniform(10, 30, gt.shape)])
+        jitter = rng.normal(0, 4, gt_boxes.shape)
+        fp = rng.uniform(0, 200, (int(rng.integers(0, 4)), 2))
+        pred = np.vstack([gt_boxes + jitter, np.hstack([fp, fp + 20])])
+        # overlapping duplicates make the greedy order matter
+        pred = np.vstack([pred, pred[:2] + 1])
+        items.append(ImageDetections(str(i), gt_boxes, pred, rng.uniform(0, 1, len(pred))))
+    sweep = {r["threshold"]: r for r in evaluate_detections(items)["threshold_sweep"]}
+    assert len(sweep) == 19
+    for t in (0.05, 0.3, 0.55, 0.95):
+        at = evaluate_detections(items, score_threshold=t)
+        assert sweep[t]["precision"] == pytest.approx(at["precision"])
+        assert sweep[t]["recall"] == pytest.approx(at["recall"])
+        assert sweep[t]["f1"] == pytest.approx(at["f1"])
+    best = evaluate_detections(items)["best_f1"]
+    assert best["f1"] == max(r["f1"] for r in sweep.values())
+    # lower thresholds never lose recall
+    recalls = [sweep[t]["recall"] for t in sorted(sweep)]
+    assert recalls == sorted(recalls, reverse=True)
+
+
 def test_centre_matching_accepts_shifted_boxes_that_fail_iou() -> None:
     gt = _arr((0, 0, 20, 20))
     pred = _arr((5, 5, 13, 13))  # small box near the centre: IoU 0.16, centre 1 px off

@@ -60,10 +60,22 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
 @output_option("Model folder to write (weights.safetensors, detector.json, run/)", dest="out_dir")
 @click.option(
     "--arch",
-    default="yolo11n",
-    show_default=True,
-    help="ultralytics architecture (yolo11n, yolov8n, yolo11s, ...) built from its yaml, "
-    "or a local .pt to fine-tune; nothing is downloaded.",
+    default=None,
+    help="ultralytics architecture (yolo11n, yolov8n, yolo11s, ...) built from its yaml; "
+    "nothing is downloaded. Default: yolo11n, or the architecture of --init.",
+)
+@click.option(
+    "--init",
+    default=None,
+    metavar="WEIGHTS|DIR|NAME",
+    help="Fine-tune from these YOLO weights (weights.safetensors, a model folder or a shipped "
+    "name such as yolo-wbc) instead of random ones; the architecture is theirs.",
+)
+@click.option(
+    "--lr0",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Initial learning rate (default: ultralytics' automatic choice).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Training epochs.")
 @click.option(
@@ -98,7 +110,7 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
 def train_detector(
     data: Path,
     out_dir: Path,
-    arch: str,
+    arch: str | None,
     epochs: int,
     imgsz: int,
     batch: int,
@@ -108,6 +120,8 @@ def train_detector(
     workers: int,
     seed: int,
     model_name: str | None,
+    init: str | None = None,
+    lr0: float | None = None,
 ) -> None:
     """Train a YOLO cell detector on YOLO-format DATA (data.yaml, or images/ + labels/).
 
@@ -121,7 +135,11 @@ def train_detector(
     from wsi_screen.training.yolo_train import train_yolo
 
     wanted = _split_classes(classes)
+    if init is not None and arch is not None:
+        msg = "--arch and --init: a fine-tuned model keeps the architecture of its --init weights"
+        raise click.UsageError(msg)
     try:
+        arch_name = (arch or "yolo11n") if init is None else _init_architecture(init)
         device = _resolve_device(device)
         with tempfile.TemporaryDirectory(prefix="wsi_screen_yolo_data_") as tmp:
             # always a private copy of the labels: class selection, absolute paths, and
@@ -133,13 +151,15 @@ def train_detector(
             weights = train_yolo(
                 yaml_path,
                 out_dir,
-                arch=arch,
+                arch=arch or "yolo11n",
                 epochs=epochs,
                 imgsz=imgsz,
                 batch=batch,
                 device=device,
                 workers=workers,
                 seed=seed,
+                init=init,
+                extra={"lr0": lr0, "optimizer": "AdamW"} if lr0 is not None else None,
             )
     except WsiScreenError as e:
         raise CommandError(str(e)) from e
@@ -147,7 +167,7 @@ def train_detector(
     cfg: dict[str, Any] = {
         "format_version": 1,
         "name": model_name or out_dir.name,
-        "architecture": arch,
+        "architecture": arch_name,
         "class_names": names,
         "cell_classes": None,
         "imgsz": imgsz,
@@ -160,6 +180,8 @@ def train_detector(
             "batch": batch,
             "seed": seed,
             "device": device,
+            "init": init,
+            "lr0": lr0,
         },
         "val_ultralytics_best_epoch": val,
     }
@@ -167,6 +189,14 @@ def train_detector(
     log.info("best epoch val %s", val)
     for path in (weights, out_dir / CONFIG_FILE, out_dir / "run"):
         click.echo(f"wrote {path}{'/' if path.is_dir() else ''}")
+
+
+def _init_architecture(init: str) -> str:
+    """The architecture a model folder (or weights file) to fine-tune from records."""
+    from wsi_screen.detectors.yolo import resolve_model_dir
+
+    weights, cfg = resolve_model_dir(init)
+    return str(cfg.get("architecture") or f"that of {weights}")
 
 
 def _resolve_device(spec: str) -> str:
@@ -208,9 +238,15 @@ def _per_image_csv(rows: list[dict[str, Any]]) -> str:
 @click.option(
     "--conf",
     type=click.FloatRange(0, 1),
-    default=0.25,
-    show_default=True,
-    help="YOLO operating confidence for precision/recall/F1 (mAP50 uses all scores).",
+    default=None,
+    help="YOLO operating confidence for precision/recall/F1 (mAP50 uses all scores); default: "
+    "the model folder's own (detector.json conf), else 0.25.",
+)
+@click.option(
+    "--fit-conf",
+    is_flag=True,
+    help="Write the confidence of best F1 on this split (0.05-0.95 in steps of 0.05) into the "
+    "model folder's detector.json as its operating point. Fit on a validation split only.",
 )
 @click.option(
     "--mpp",
@@ -247,7 +283,8 @@ def evaluate_detector(
     out_dir: Path,
     classes: str | None,
     split: str,
-    conf: float,
+    conf: float | None,
+    fit_conf: bool,
     mpp: float | None,
     field_um: float | None,
     max_tile_px: int,
@@ -278,8 +315,12 @@ def evaluate_detector(
         except json.JSONDecodeError:
             opts[key] = value
     try:
-        det = _make_detector(detector, conf=conf, device=device, options=opts)
-        is_fg = getattr(det, "name", "") == "foreground"
+        is_fg = detector.lower() == "foreground"
+        if fit_conf and is_fg:
+            msg = "--fit-conf needs a YOLO model folder; the foreground detector has no confidence"
+            raise click.UsageError(msg)
+        op_conf = conf if conf is not None or is_fg else _model_conf(detector)
+        det = _make_detector(detector, conf=op_conf or 0.0, device=device, options=opts)
         result = evaluate_on_yolo_dataset(
             det,
             data,
@@ -287,7 +328,7 @@ def evaluate_detector(
             classes=_split_classes(classes),
             mpp=mpp,
             field_um=field_um,
-            score_threshold=0.0 if is_fg else conf,
+            score_threshold=0.0 if is_fg else float(op_conf or 0.0),
             max_tile_px=max_tile_px,
             limit=limit,
         )
@@ -297,6 +338,7 @@ def evaluate_detector(
     report = {
         "detector": detector,
         "params": det.params(),
+        "operating_conf": None if is_fg else op_conf,
         "data": str(data),
         "split": split,
         "classes": _split_classes(classes),
@@ -321,3 +363,51 @@ def evaluate_detector(
     )
     for name in ("metrics.json", "per_image.csv"):
         click.echo(f"wrote {out_dir / name}")
+    if fit_conf:
+        cfg_path = _write_conf(detector, report)
+        best = report["best_f1"]
+        click.echo(
+            f"conf {best['threshold']:.2f} (F1 {best['f1']:.3f}, P {best['precision']:.3f}, "
+            f"R {best['recall']:.3f} on {split}) written to {cfg_path}"
+        )
+
+
+def _model_conf(spec: str) -> float:
+    """The operating confidence a YOLO model folder records (``DEFAULT_CONF`` when none)."""
+    from wsi_screen.detectors.yolo import DEFAULT_CONF
+    from wsi_screen.detectors.yolo import resolve_model_dir
+    from wsi_screen.errors import WsiScreenError
+
+    try:
+        _, cfg = resolve_model_dir(spec)
+    except WsiScreenError as e:
+        raise CommandError(str(e)) from e
+    value = cfg.get("conf", DEFAULT_CONF)
+    return float(value) if isinstance(value, int | float) else DEFAULT_CONF
+
+
+def _write_conf(spec: str, report: dict[str, Any]) -> Path:
+    """Record the best-F1 confidence and how it was fitted in the model's detector.json."""
+    from wsi_screen.detectors.yolo import CONFIG_FILE
+    from wsi_screen.detectors.yolo import resolve_model_dir
+    from wsi_screen.io import atomic_write_text
+
+    weights, cfg = resolve_model_dir(spec)
+    best = report["best_f1"]
+    cfg["conf"] = best["threshold"]
+    cfg["conf_fit"] = {
+        "rule": "score threshold of best F1 at IoU 0.5 (0.05-0.95, step 0.05; ties: the higher)",
+        "data": report["data"],
+        "split": report["split"],
+        "classes": report["classes"],
+        "field_um": report["field_um"],
+        "mpp": report["mpp"],
+        "n_images": report["counts"]["n_images"],
+        "n_gt": report["counts"]["n_gt"],
+        "precision": best["precision"],
+        "recall": best["recall"],
+        "f1": best["f1"],
+    }
+    path = weights.parent / CONFIG_FILE
+    atomic_write_text(path, json.dumps(cfg, indent=2) + "\n")
+    return path

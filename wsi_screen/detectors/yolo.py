@@ -49,6 +49,8 @@ WEIGHTS_FILE = SAFE_WEIGHTS_FILE
 PICKLE_WEIGHTS_FILE = "weights.pt"
 """An ultralytics checkpoint in a model folder: refused with a message saying how to convert it."""
 CONFIG_FILE = "detector.json"
+DEFAULT_CONF = 0.25
+"""Detection confidence cut of a model folder whose ``detector.json`` names none."""
 _STRIDE = 32
 
 
@@ -122,6 +124,12 @@ def _check_detector_json(cfg: dict[str, Any], where: Path) -> None:
     ):
         msg = f"{where}: cell_classes must be a list of class indices, got {classes!r}"[:300]
         raise ModelBundleError(msg)
+    conf = cfg.get("conf")
+    if conf is not None and not (
+        isinstance(conf, int | float) and not isinstance(conf, bool) and 0.0 <= conf <= 1.0
+    ):
+        msg = f"{where}: conf must be a confidence in [0, 1], got {conf!r}"[:300]
+        raise ModelBundleError(msg)
     if not isinstance(cfg.get("name", ""), str):
         msg = f"{where}: name must be a string"
         raise ModelBundleError(msg)
@@ -161,7 +169,7 @@ def check_yolo_options(
     mpp: object,
 ) -> None:
     """Refuse YOLO options that would crash later or silently find nothing (``imgsz = 0``)."""
-    if not 0.0 <= _number("conf", conf) <= 1.0:
+    if conf is not None and not 0.0 <= _number("conf", conf) <= 1.0:
         msg = f"detector.options.conf must be in [0, 1], got {conf}"
         raise ConfigError(msg)
     if not 0.0 < _number("iou", iou) <= 1.0:
@@ -199,7 +207,9 @@ class YoloDetector(BaseDetector):
     Args:
         weights: a ``weights.safetensors`` file, a model folder, a shipped name, or None for
             ``yolo-wbc``.
-        conf: minimum confidence of a detection.
+        conf: minimum confidence of a detection; None takes the model folder's ``conf`` (the
+            operating point fitted on validation data, ``evaluate-detector --fit-conf``), else
+            ``DEFAULT_CONF``.
         iou: IoU of ultralytics' per-tile non-maximum suppression.
         imgsz: network input side; None runs each tile at its own size (scale kept).
         classes: class indices to keep (None: the model folder's ``cell_classes``, else all).
@@ -217,7 +227,7 @@ class YoloDetector(BaseDetector):
         self,
         weights: str | Path | None = None,
         *,
-        conf: float = 0.25,
+        conf: float | None = None,
         iou: float = 0.5,
         imgsz: int | None = None,
         classes: Sequence[int] | None = None,
@@ -234,7 +244,7 @@ class YoloDetector(BaseDetector):
         )
         self.weights, self._cfg = resolve_model_dir(weights)
         _check_detector_json(self._cfg, self.weights.parent / CONFIG_FILE)
-        self.conf = float(conf)
+        self.conf = float(conf if conf is not None else self._cfg.get("conf", DEFAULT_CONF))
         self.iou = float(iou)
         self.imgsz = imgsz
         cfg_classes = self._cfg.get("cell_classes")

@@ -138,6 +138,26 @@ def average_precision(tp: NDArray[np.bool_], scores: FloatArray, n_gt: int) -> f
     return float(np.mean(vals))
 
 
+def threshold_sweep(
+    tp: NDArray[np.bool_], scores: FloatArray, n_gt: int, thresholds: Sequence[float]
+) -> list[dict[str, float]]:
+    """Precision, recall and F1 at each score threshold, from one matching of all predictions.
+
+    Greedy matching takes predictions in descending score, so the matches of the predictions at
+    or above a threshold are the same whether the lower ones exist or not: one matching of every
+    prediction gives the exact figures of every operating point.
+    """
+    rows = []
+    for t in thresholds:
+        keep = scores >= t
+        rows.append({"threshold": float(t), **_prf(int(tp[keep].sum()), int(keep.sum()), n_gt)})
+    return rows
+
+
+SWEEP_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+"""Score thresholds of ``threshold_sweep`` in the detector metrics: 0.05 to 0.95."""
+
+
 def _prf(tp: int, n_pred: int, n_gt: int) -> dict[str, float]:
     p = tp / n_pred if n_pred else 0.0
     r = tp / n_gt if n_gt else 0.0
@@ -200,11 +220,17 @@ class DetectionMetrics:
         ap = average_precision(tp_all, sc_all, self._n_gt)
         errs = np.array([c.n_pred - c.n_gt for c in self.per_image], dtype=np.float64)
         iou_prf = _prf(tp_iou, n_pred, n_gt)
+        sweep = threshold_sweep(tp_all, sc_all, self._n_gt, SWEEP_THRESHOLDS)
+        best = max(sweep, key=lambda r: (r["f1"], r["threshold"]))
         return {
             **iou_prf,
             "map50": None if np.isnan(ap) else ap,
             "iou_threshold": self.iou_threshold,
             "score_threshold": self.score_threshold,
+            # P/R/F1 by IoU at other operating points; thresholds below the detector's own
+            # confidence cut see only the predictions it kept
+            "threshold_sweep": sweep,
+            "best_f1": best,
             "centre": {**_prf(tp_cen, n_pred, n_gt), "centre_frac": self.centre_frac},
             "counts": {
                 "n_images": len(self.per_image),

@@ -38,6 +38,29 @@ def export_weights(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
+def _initialised(yolo_cls: Any, init: str | Path) -> Any:  # noqa: ANN401
+    """A ``YOLO`` holding the network of ``init`` (safetensors), which training starts from.
+
+    ultralytics copies a loaded model's tensors into the network it trains (``get_model(weights=
+    ...)``) only when the model came from a checkpoint (``ckpt`` set); the built network is
+    marked so, with nothing unpickled.
+    """
+    from wsi_screen.detectors.yolo import resolve_model_dir
+    from wsi_screen.detectors.yolo_weights import as_yolo
+    from wsi_screen.detectors.yolo_weights import build_detection_model
+    from wsi_screen.detectors.yolo_weights import read_yolo_weights
+
+    path, _ = resolve_model_dir(init)
+    net = build_detection_model(read_yolo_weights(path))
+    net.train()
+    for p in net.parameters():
+        p.requires_grad_(True)
+    model = as_yolo(yolo_cls, net, "init")
+    model.ckpt = {"init": str(path)}
+    log.info("fine-tuning from %s", path)
+    return model
+
+
 def train_yolo(
     data_yaml: str | Path,
     out_dir: str | Path,
@@ -49,9 +72,10 @@ def train_yolo(
     device: str = "cpu",
     workers: int = 0,
     seed: int = 0,
+    init: str | Path | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Train a YOLO detector from scratch (architecture yaml, no download) and save its weights.
+    """Train a YOLO detector (from scratch, or fine-tuned from safetensors weights) and save it.
 
     Args:
         data_yaml: an ultralytics dataset yaml (absolute ``path``, ``train``, ``val``, ``names``).
@@ -65,6 +89,9 @@ def train_yolo(
         device: torch device string.
         workers: dataloader workers.
         seed: random seed.
+        init: fine-tune from these weights instead of random ones: a ``weights.safetensors``
+            file, a model folder or a shipped name (``yolo-wbc``). The tensors are loaded
+            without unpickling; the architecture is then the one they record, not ``arch``.
         extra: further ultralytics train arguments (e.g. ``{"mosaic": 0.5}``).
 
     Returns:
@@ -94,9 +121,16 @@ def train_yolo(
         "plots": False,
         "verbose": False,
     }
+    if init is not None:
+        # ultralytics warms biases up from lr 0.1, which would throw a trained head away
+        args["warmup_bias_lr"] = 0.0
     args.update(extra or {})
     with ultralytics_session() as yolo_cls:
-        model = yolo_cls(model_src, task="detect")
+        if init is None:
+            model = yolo_cls(model_src, task="detect")
+        else:
+            model = _initialised(yolo_cls, init)
+            args["pretrained"] = True
         model.train(**args)
         trainer = model.trainer
     best = Path(trainer.best) if trainer is not None else out / "run" / "weights" / "best.pt"
