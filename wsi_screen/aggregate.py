@@ -84,6 +84,7 @@ def summarize(
     domain: dict[str, Any] | None = None,
     model_classes: tuple[str, ...] | list[str] | None = None,
     blast_rates: BlastRates | None = None,
+    unfamiliar: NDArray[np.bool_] | None = None,
 ) -> dict[str, Any]:
     """Compute the report's figures from per-cell labels and probabilities.
 
@@ -100,6 +101,9 @@ def summarize(
         blast_rates: the model's measured blast confusion; with ``cfg.blast_adjustment = "model"``
             the blast share is adjusted for it and the cut-offs decide on the adjusted interval
             (:mod:`wsi_screen.blast`). None (e.g. reviewed counts): the count's interval.
+        unfamiliar: per cell, whether it is unlike every class the model learned (its novelty
+            above the model's fitted threshold); summarised in ``qc.unfamiliar`` with the
+            figures that rest on such cells. None: the model has no novelty reference.
 
     Returns:
         A plain dict with ``cells_detected``, ``cells_counted``, ``differential``, ``excluded``,
@@ -167,6 +171,7 @@ def summarize(
         "not_identifiable_fraction": None if nif not in names or not n else round(counts[nif] / n, 4),
         "classes_not_covered": sorted(set(MATEK_CLASSES) - set(model)),
         "domain": qc_domain,
+        "unfamiliar": unfamiliar_qc(labels, unfamiliar, counted_classes, cfg),
     }
     return {
         "cells_detected": n,
@@ -178,6 +183,37 @@ def summarize(
         "histogram": {c: pct(counts[c], n) for c in names},
         "flags": [asdict(f) for f in flags],
         "qc": qc,
+    }
+
+
+def unfamiliar_qc(
+    labels: list[str], unfamiliar: NDArray[np.bool_] | None, counted_classes: list[str], cfg: AggregateConfig
+) -> dict[str, Any] | None:
+    """How many cells are unfamiliar, how many of them are counted, and what they were called.
+
+    ``depends`` names the figures whose counts include unfamiliar cells (each a guess of the
+    model's): the blast % when a blast-class call is unfamiliar, the M:E ratio for myeloid or
+    erythroid calls, and every differential class with one.
+    """
+    if unfamiliar is None:
+        return None
+    flagged = [lab for lab, u in zip(labels, np.asarray(unfamiliar, dtype=bool).tolist(), strict=True) if u]
+    counted = [lab for lab in flagged if lab in counted_classes]
+    by_class = {c: counted.count(c) for c in sorted(set(counted))}
+    depends = [f"differential {c}" for c in by_class]
+    if any(c in cfg.blast_classes for c in by_class):
+        depends.insert(0, "blast %")
+    if any(c in cfg.myeloid_classes or c in cfg.erythroid_classes for c in by_class):
+        depends.append("M:E ratio")
+    n_counted = len([lab for lab in labels if lab in counted_classes])
+    return {
+        "n": len(flagged),
+        "n_counted": len(counted),
+        "fraction_of_counted": round(len(counted) / n_counted, 4) if n_counted else None,
+        "counted_by_class": by_class,
+        "depends": depends,
+        "note": "unfamiliar cells are unlike every class the model learned; their calls are guesses "
+        "and come first in the review queue",
     }
 
 

@@ -384,7 +384,13 @@ def aggregate(
     t = time.perf_counter()
     counted = calls.select(item.counted_mask(calls.cells))
     summary = summarize(
-        counted.labels, counted.probs, calls.class_names, cfg, counted.judge_domain(), blast_rates=rates
+        counted.labels,
+        counted.probs,
+        calls.class_names,
+        cfg,
+        counted.judge_domain(),
+        blast_rates=rates,
+        unfamiliar=counted.unfamiliar,
     )
     item.timer.add("aggregate", time.perf_counter() - t)
     return summary

@@ -104,6 +104,11 @@ class DomainJudge(Protocol):
         """Judge one input from its cells' colour statistics and feature distances."""
         ...
 
+    @property
+    def cell_threshold(self) -> float:
+        """A cell whose feature distance (novelty) is above this is unfamiliar (inf: never)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class CellCalls:
@@ -154,6 +159,24 @@ class CellCalls:
         if self.domain_reference is None or self.domain_stats is None:
             return None
         return self.domain_reference.judge(self.domain_stats[:, :6], self.domain_stats[:, 6])
+
+    @property
+    def novelty(self) -> NDArray[np.float32] | None:
+        """Per-cell novelty (higher = less familiar), None without a domain reference.
+
+        The novelty is the cell's feature distance to the nearest training class.
+        """
+        if self.domain_stats is None:
+            return None
+        return np.asarray(self.domain_stats[:, 6], dtype=np.float32)
+
+    @property
+    def unfamiliar(self) -> NDArray[np.bool_] | None:
+        """Per-cell flag: novelty above the reference's fitted cell threshold (None: no reference)."""
+        nov = self.novelty
+        if nov is None or self.domain_reference is None:
+            return None
+        return np.asarray(nov > float(self.domain_reference.cell_threshold), dtype=bool)
 
     @property
     def labels(self) -> list[str]:

@@ -106,6 +106,8 @@ class DomainReference:
         feature_precision: inverse Ledoit-Wolf covariance of the class-centred PCA features (K x K).
         colour_threshold: an input's colour distance above this is out of domain.
         feature_threshold: an input's median feature distance above this is out of domain.
+        cell_threshold: a single cell's feature distance (its novelty) above this marks the cell
+            unfamiliar: unlike any class the model learned (inf: never marked; older bundles).
         info: JSON-able record of how the reference and thresholds were fitted.
     """
 
@@ -117,6 +119,7 @@ class DomainReference:
     feature_precision: NDArray[np.float64]
     colour_threshold: float = math.inf
     feature_threshold: float = math.inf
+    cell_threshold: float = math.inf
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -139,7 +142,7 @@ class DomainReference:
         if not all(np.isfinite(getattr(self, n)).all() for n in _TENSORS):
             msg = "domain reference: tensors contain NaN or infinity"
             raise ModelBundleError(msg)
-        for name in ("colour_threshold", "feature_threshold"):
+        for name in ("colour_threshold", "feature_threshold", "cell_threshold"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and v > 0) or math.isnan(v):
                 msg = f"domain reference: {name} must be a number > 0, got {v!r}"
@@ -233,6 +236,7 @@ class DomainReference:
             "file": file,
             "colour_threshold": float(self.colour_threshold),
             "feature_threshold": float(self.feature_threshold),
+            **({"cell_threshold": float(self.cell_threshold)} if math.isfinite(self.cell_threshold) else {}),
             "feature_dim": self.feature_dim,
             "components": int(self.pca_components.shape[0]),
             "classes": int(self.class_means.shape[0]),
@@ -282,12 +286,14 @@ class DomainReference:
             msg = f"{path}: missing tensor(s) {', '.join(missing)}"
             raise ModelBundleError(msg)
         known = {"file", "colour_threshold", "feature_threshold", "feature_dim", "components", "classes"}
+        known |= {"cell_threshold"}
         known |= {"colour_stats", "colour_stride"}
         try:
             ref = cls(
                 **{n: np.asarray(t[n], dtype=np.float64) for n in _TENSORS},
                 colour_threshold=float(block["colour_threshold"]),
                 feature_threshold=float(block["feature_threshold"]),
+                cell_threshold=float(block.get("cell_threshold", math.inf)),
                 info={k: v for k, v in block.items() if k not in known},
             )
         except KeyError as e:

@@ -12,7 +12,7 @@ from wsi_screen.cli.options import torch_device_option
 
 @click.command(short_help="Fit temperature scaling and the out-of-domain reference into a bundle.")
 @click.argument("bundle", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.argument("data", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("data", type=click.Path(path_type=Path, exists=True))
 @click.option(
     "--scheme",
     default=None,

@@ -30,7 +30,7 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
 
 
 @click.command(short_help="Train a patch classifier on class folders into a bundle.")
-@click.argument("data", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("data", type=click.Path(path_type=Path, exists=True))
 @output_option(
     "Bundle folder to write (model.json, model.safetensors, checkpoint, history, split)", dest="out_dir"
 )
@@ -202,6 +202,21 @@ def _parse_kwargs(items: tuple[str, ...]) -> dict[str, object]:
     help="Random-erasing probability: one noise rectangle of 2-15 % of the image (0: off).",
 )
 @click.option(
+    "--stain-mix",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Probability that an image takes on part of another batch image's stain statistics "
+    "(HED); with several sources this mixes the labs' stains (0: off).",
+)
+@click.option(
+    "--epoch-size",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Images drawn per epoch (0: one per training image).",
+)
+@click.option(
     "--preprocess",
     type=click.Choice(["shah"]),
     default=None,
@@ -248,12 +263,19 @@ def train(
     blur: float,
     jpeg: int,
     erase: float,
+    stain_mix: float,
+    epoch_size: int,
     preprocess: str | None,
     model_kwargs: tuple[str, ...],
     threads: int | None,
     name: str,
 ) -> None:
-    """Train a classifier on DATA (class folders CODE/.../*.jpg) and write a bundle to -o.
+    """Train a classifier on DATA and write a bundle to -o.
+
+    DATA is a folder of class folders (CODE/.../*.jpg), or a manifest (.toml) naming several
+    sources (labs), each with its folder, pixel size and class mapping: every image is resampled
+    to the model's scale, split and balanced per source and class (see
+    examples/training/marrow13.toml).
 
     A data folder, scheme, architecture, initialisation or resume that cannot be used exits 2.
 
@@ -299,8 +321,10 @@ def train(
                 blur=blur,
                 jpeg=jpeg,
                 erase=erase,
+                stain_mix=stain_mix,
             ),
             name=name,
+            epoch_size=epoch_size,
         )
         sch = load_scheme(scheme) if scheme else None
         bundle = train_model(data, out_dir, cfg, scheme=sch, resume=resume)

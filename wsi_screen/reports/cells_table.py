@@ -22,7 +22,9 @@ def cells_frame(
     Columns: cell_id, x, y, bbox_x0, bbox_y0, bbox_x1, bbox_y1, detector_score, predicted_class,
     confidence, then ``prob_<CLASS>`` per class; with ``counted`` / ``regions`` given, also
     ``counted`` (whether the cell feeds the differential: its region is counted) and ``region``
-    (the id of its region in report.json's ``regions``).
+    (the id of its region in report.json's ``regions``); with a domain reference in the model,
+    ``novelty`` (the cell's feature distance to the nearest training class: higher is less
+    familiar) and ``unfamiliar`` (novelty above the model's fitted cell threshold).
     """
     cells = calls.cells
     labels = labels if labels is not None else calls.labels
@@ -40,6 +42,10 @@ def cells_frame(
     }
     for j, name in enumerate(calls.class_names):
         data[f"prob_{name}"] = pl.Series(calls.probs[:, j].tolist() if len(cells) else [], dtype=pl.Float32)
+    novelty, unfamiliar = calls.novelty, calls.unfamiliar
+    if novelty is not None and unfamiliar is not None:
+        data["novelty"] = pl.Series(novelty.tolist(), dtype=pl.Float32)
+        data["unfamiliar"] = pl.Series(unfamiliar.tolist(), dtype=pl.Boolean)
     if counted is not None:
         data["counted"] = pl.Series(counted, dtype=pl.Boolean)
     if regions is not None:

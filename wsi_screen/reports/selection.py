@@ -70,6 +70,9 @@ def review_queue(
 ) -> list[QueueItem]:
     """Rank the cells whose reclassification would most change the blast % or a flag.
 
+    Unfamiliar cells (``cells.parquet`` column ``unfamiliar``: unlike every class the model
+    learned) come first, most novel first: the model's call on them is a guess.
+
     Args:
         frame: cells.parquet content.
         report: report.json content (for the blast interval and the model's classes).
@@ -113,6 +116,16 @@ def review_queue(
             )
     for i in np.flatnonzero(conf < cfg.low_confidence):
         offer(int(i), 1.0 - float(conf[i]), f"low confidence: {conf[i]:.2f}")
+    if "unfamiliar" in frame.columns and "novelty" in frame.columns:
+        # unlike any class the model learned: its call is a guess, so these come first
+        flagged = frame["unfamiliar"].fill_null(False).to_numpy()
+        novelty = frame["novelty"].fill_null(0.0).to_numpy()
+        for i in np.flatnonzero(flagged):
+            offer(
+                int(i),
+                4.0 + min(1.0, float(novelty[i]) / 100.0),
+                f"unfamiliar cell: unlike the classes the model learned (novelty {novelty[i]:.1f})",
+            )
     return sorted(best.values(), key=lambda q: (-q.priority, q.cell_id))[:limit]
 
 

@@ -56,6 +56,10 @@ class AugmentConfig:
             from [jpeg, 95] (scanner and export compression).
         erase: probability of random erasing: one rectangle of 2-15 % of the image, filled with
             noise (occluding neighbours and debris).
+        stain_mix: probability that an image takes on part of the stain of another image of the
+            batch: its per-stain (HED) optical-density mean and spread move a random fraction of
+            the way to the other image's. With batches drawn over several labs this mixes the
+            labs' stains, spanning the colours between them (0: off).
     """
 
     rotation_deg: float = 180.0
@@ -73,6 +77,7 @@ class AugmentConfig:
     blur: float = 0.0
     jpeg: int = 0
     erase: float = 0.0
+    stain_mix: float = 0.0
 
     def __post_init__(self) -> None:
         """Check ranges."""
@@ -88,6 +93,7 @@ class AugmentConfig:
             "gamma",
             "white_balance",
             "erase",
+            "stain_mix",
         ):
             v = getattr(self, name)
             if not 0 <= v < 1:
@@ -139,6 +145,27 @@ def _stain_jitter(x: torch.Tensor, sigma: float, gen: torch.Generator | None) ->
     alpha = 1 + (torch.rand(b, 1, 1, 3, generator=gen, dtype=dt).to(dev) * 2 - 1) * sigma
     beta = (torch.rand(b, 1, 1, 3, generator=gen, dtype=dt).to(dev) * 2 - 1) * sigma
     hed = hed * alpha + beta
+    rgb = torch.exp(-(hed @ rgb_from_hed)).clamp(0, 1)
+    return rgb.permute(0, 3, 1, 2).contiguous()
+
+
+def _stain_mix(x: torch.Tensor, p: float, gen: torch.Generator | None) -> torch.Tensor:
+    """Move each selected image's HED density statistics part-way to another image's."""
+    import torch
+
+    dev, dt = x.device, x.dtype
+    b = x.shape[0]
+    hed_from_rgb = torch.as_tensor(HED_FROM_RGB, dtype=dt, device=dev)
+    rgb_from_hed = torch.as_tensor(RGB_FROM_HED, dtype=dt, device=dev)
+    hed = -torch.log(x.clamp_min(_EPS)).permute(0, 2, 3, 1) @ hed_from_rgb  # BxHxWx3
+    mu = hed.mean(dim=(1, 2), keepdim=True)
+    sd = hed.std(dim=(1, 2), keepdim=True).clamp_min(1e-3)
+    partner = torch.randperm(b, generator=gen).to(dev)
+    chosen = (torch.rand(b, generator=gen) < p).to(dev, dt)
+    lam = (torch.rand(b, generator=gen).to(dev, dt) * chosen).view(b, 1, 1, 1)
+    mu_t = mu * (1 - lam) + mu[partner] * lam
+    sd_t = sd * (1 - lam) + sd[partner] * lam
+    hed = (hed - mu) / sd * sd_t + mu_t
     rgb = torch.exp(-(hed @ rgb_from_hed)).clamp(0, 1)
     return rgb.permute(0, 3, 1, 2).contiguous()
 
@@ -268,6 +295,8 @@ def augment_batch(
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     # reflection keeps the background texture instead of black corners after rotation
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if cfg.stain_mix > 0 and b > 1:
+        x = _stain_mix(x, cfg.stain_mix, generator)
     if cfg.stain_sigma > 0:
         x = _stain_jitter(x, cfg.stain_sigma, generator)
     if cfg.brightness > 0 or cfg.contrast > 0:

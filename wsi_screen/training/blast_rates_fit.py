@@ -96,7 +96,7 @@ class RateCounts:
 
 
 def _compose_fields(
-    paths: list[Path], labels: list[str], folder: Path, patch_px: int, seed: int
+    paths: list[Path], labels: list[str], folder: Path, patch_px: int, seed: int, scales: list[float]
 ) -> list[tuple[Path, list[str], NDArray[np.float64]]]:
     import cv2
 
@@ -104,7 +104,9 @@ def _compose_fields(
     fields = []
     for f, start in enumerate(range(0, len(order), PER_FIELD)):
         idx = order[start : start + PER_FIELD]
-        patches = list(load_patches([paths[i] for i in idx], patch_size_px=patch_px))
+        patches = list(
+            load_patches([paths[i] for i in idx], patch_size_px=patch_px, scales=[scales[i] for i in idx])
+        )
         img, centres = compose_real_field(patches)
         out = folder / f"val_field_{f:03d}.png"
         if not cv2.imwrite(str(out), img[:, :, ::-1]):
@@ -146,13 +148,14 @@ def fit_blast_rates(
     items = [it for it in split.validation.items if it.target and it.target not in agg.excluded_classes]
     paths = [it.path for it in items]
     labels = [str(it.target) for it in items]
+    scales = [it.scale for it in items]  # each source's patches brought to the model's scale
     if not any(lab in agg.blast_classes for lab in labels):
         msg = f"{data_root}: the validation split holds no {', '.join(agg.blast_classes)} patch"
         raise ConfigError(msg)
     screener, info = build_screener(model=str(folder), mpp=bundle.mpp, config=cfg)
     counts = RateCounts()
     with tempfile.TemporaryDirectory(prefix="wsi-screen-rates-") as tmp:
-        fields = _compose_fields(paths, labels, Path(tmp), bundle.patch_size_px, seed)
+        fields = _compose_fields(paths, labels, Path(tmp), bundle.patch_size_px, seed, scales)
         screened = screener.screen([f[0] for f in fields])
         for item, (path, truth, centres) in zip(screened, fields, strict=True):
             if item.failure is not None:

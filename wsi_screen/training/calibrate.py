@@ -32,14 +32,16 @@ from wsi_screen.classifiers.domain import colour_stats
 from wsi_screen.errors import ConfigError
 from wsi_screen.io import atomic_write_bytes
 from wsi_screen.io import atomic_write_text
+from wsi_screen.textfiles import read_json_object
 from wsi_screen.training.datasets import PatchSet
 from wsi_screen.training.datasets import load_patches
-from wsi_screen.training.datasets import scan_folder
 from wsi_screen.training.datasets import stratified_split
 from wsi_screen.training.domain_fit import GateFitConfig
 from wsi_screen.training.domain_fit import fit_reference
 from wsi_screen.training.domain_fit import fit_thresholds
 from wsi_screen.training.domain_fit import perturb_exposure
+from wsi_screen.training.manifest import relative_names
+from wsi_screen.training.manifest import scan_data
 from wsi_screen.training.schemes import ClassScheme
 from wsi_screen.training.temperature import calibrate_logits
 
@@ -83,11 +85,25 @@ def forward_outputs(clf: Any, patches: NDArray[np.uint8]) -> Outputs:
     )
 
 
-def outputs_of_files(clf: Any, bundle: ModelBundle, paths: list[Path], *, chunk: int = 256) -> Outputs:
-    """:func:`forward_outputs` over image files, decoded ``chunk`` at a time (memory stays small)."""
+def outputs_of_files(
+    clf: Any,
+    bundle: ModelBundle,
+    paths: list[Path],
+    *,
+    chunk: int = 256,
+    scales: list[float] | None = None,
+) -> Outputs:
+    """:func:`forward_outputs` over image files, decoded ``chunk`` at a time (memory stays small).
+
+    ``scales``: each image's source / model pixel size (several sources), else 1.
+    """
     parts = []
     for s in range(0, len(paths), chunk):
-        patches = load_patches(paths[s : s + chunk], patch_size_px=bundle.patch_size_px)
+        patches = load_patches(
+            paths[s : s + chunk],
+            patch_size_px=bundle.patch_size_px,
+            scales=None if scales is None else scales[s : s + chunk],
+        )
         parts.append(forward_outputs(clf, patches))
     return Outputs(
         *(np.concatenate([getattr(p, k) for p in parts]) for k in ("logits", "features", "colour"))
@@ -104,13 +120,13 @@ class BundleSplit:
     source: str
 
 
-def _read_split_json(path: Path, ps: PatchSet) -> tuple[list[int], list[int], set[str]]:
-    data = json.loads(path.read_text(encoding="utf-8"))
+def _read_split_json(path: Path, ps: PatchSet, names: list[str]) -> tuple[list[int], list[int], set[str]]:
+    data = read_json_object(path, error=ConfigError)
     val = data.get("validation") or []
     if len(val) != 1:
         msg = f"{path}: calibration needs exactly one validation split, found {len(val)}"
         raise ConfigError(msg)
-    rel = {str(it.path.relative_to(ps.root)): i for i, it in enumerate(ps.items)}
+    rel = {name: i for i, name in enumerate(names)}
     missing = [p for p in val[0] if p not in rel]
     if missing:
         msg = f"{path}: {len(missing)} validation file(s) not under {ps.root}, e.g. {missing[0]}"
@@ -136,9 +152,8 @@ def bundle_split(
     """
     folder = bundle.path or Path()
     data_root = Path(data_root)
-    ps = scan_folder(data_root, scheme)
-    if scheme is not None:
-        ps = scan_folder(data_root, scheme.restricted_to({it.source_label for it in ps.items}))
+    ps, manifest = scan_data(data_root, bundle.mpp, scheme)
+    names = relative_names(ps, manifest)
     if ps.class_names != bundle.class_names:
         msg = (
             f"{data_root}: classes {list(ps.class_names)} differ from the model's {list(bundle.class_names)}"
@@ -146,9 +161,12 @@ def bundle_split(
         raise ConfigError(msg + " (give the training --scheme)")
     recipe = bundle.provenance.get("recipe", {})
     if (folder / "split.json").is_file():
-        tr, va, test = _read_split_json(folder / "split.json", ps)
+        tr, va, test = _read_split_json(folder / "split.json", ps, names)
         source = f"{folder / 'split.json'}"
     else:
+        if manifest is not None:
+            msg = f"{folder}: a bundle trained on a manifest needs its split.json"
+            raise ConfigError(msg)
         if int(recipe.get("folds", 1)) != 1 or not float(recipe.get("val_fraction", 0)) > 0:
             msg = f"{folder / MODEL_JSON}: recipe has no single validation split (folds 1, val_fraction > 0)"
             raise ConfigError(msg)
@@ -222,8 +240,10 @@ def calibrate_bundle(
     )
     clf = TimmClassifier(bundle, device=device, threads=threads, batch_size=batch_size)
     clf.model.eval()
-    train = outputs_of_files(clf, bundle, split.train.paths)
-    val_patches = load_patches(split.validation.paths, patch_size_px=bundle.patch_size_px)
+    train = outputs_of_files(clf, bundle, split.train.paths, scales=split.train.scales)
+    val_patches = load_patches(
+        split.validation.paths, patch_size_px=bundle.patch_size_px, scales=split.validation.scales
+    )
     views = {}
     for g, b in gate.views:
         out = forward_outputs(

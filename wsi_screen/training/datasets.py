@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,10 @@ class LabelledImage:
     path: Path
     source_label: str
     target: str | None
+    source: str = ""
+    """Name of the training source (lab) the image comes from; empty for a single folder."""
+    scale: float = 1.0
+    """Source pixel size / model pixel size: the image is resampled by it to the model's scale."""
 
 
 @dataclass(frozen=True)
@@ -68,15 +73,38 @@ class PatchSet:
         c = Counter(it.target for it in self.items)
         return {name: int(c.get(name, 0)) for name in self.class_names}
 
+    @property
+    def scales(self) -> list[float]:
+        """Resampling factor (source / model pixel size) of every item."""
+        return [it.scale for it in self.items]
+
+    @property
+    def strata(self) -> np.ndarray:
+        """One integer per item for (source, class): what splits stratify and sampling balances."""
+        keys = [(it.source, it.target) for it in self.items]
+        index = {k: i for i, k in enumerate(sorted(set(keys), key=str))}
+        return np.array([index[k] for k in keys], dtype=np.int64)
+
     def summary(self) -> dict[str, object]:
         """JSON-serialisable summary (recorded in bundles and metrics)."""
-        return {
+        out: dict[str, object] = {
             "root": str(self.root),
             "n_images": len(self.items),
             "per_class": self.counts(),
             "dropped": dict(self.dropped),
             "unmapped": {k: len(v) for k, v in self.unmapped.items()},
         }
+        sources = sorted({it.source for it in self.items if it.source})
+        if sources:
+            out["per_source"] = {
+                s: {
+                    name: n
+                    for name, n in Counter(it.target for it in self.items if it.source == s).items()
+                    if name
+                }
+                for s in sources
+            }
+        return out
 
     def subset(self, index: np.ndarray | list[int]) -> PatchSet:
         """Return the items at ``index`` (same classes)."""
@@ -252,6 +280,7 @@ def load_patches(
     preprocess: str | None = None,
     errors: list[tuple[int, str]] | None = None,
     progress: str | None = None,
+    scales: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Load images as uint8 Nx S x S x3, S = ``input_size`` when given else ``patch_size_px``.
 
@@ -266,6 +295,8 @@ def load_patches(
             left black instead of raising :class:`InputError`.
         progress: when given, the label of a progress bar (tqdm, stderr, on a terminal only)
             counting the images loaded.
+        scales: one scale per path (images of several sources at their own pixel sizes);
+            overrides ``scale``.
     """
     from tqdm.auto import tqdm
 
@@ -281,7 +312,7 @@ def load_patches(
             errors.append((i, str(e)))
             out[i] = 0
             continue
-        patch = fit_patch(rgb, patch_size_px, scale=scale)
+        patch = fit_patch(rgb, patch_size_px, scale=scale if scales is None else scales[i])
         if preprocess == "shah":
             patch = shah_preprocess(patch)
         if input_size:

@@ -52,6 +52,9 @@ class GateFitConfig:
         brightness: brightness factors of the exposure grid.
         quantile: quantile of the pseudo-input scores a threshold starts from.
         margin: factor applied to that quantile.
+        cell_quantile: quantile of the single validation cells' feature distances (unexposed
+            view) above which a cell is marked unfamiliar: the share of ordinary known cells
+            marked is 1 - cell_quantile.
         seed: seed of the group draws.
     """
 
@@ -64,6 +67,7 @@ class GateFitConfig:
     brightness: tuple[float, ...] = (0.9, 1.0, 1.1)
     quantile: float = 0.995
     margin: float = 1.25
+    cell_quantile: float = 0.95
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -77,6 +81,7 @@ class GateFitConfig:
             (self.dirichlet_alpha > 0, "dirichlet_alpha > 0"),
             (0.5 <= self.quantile < 1, "0.5 <= quantile < 1"),
             (self.margin >= 1, "margin >= 1"),
+            (0.5 <= self.cell_quantile < 1, "0.5 <= cell_quantile < 1"),
             (bool(self.gammas) and all(g > 0 for g in self.gammas), "gammas > 0"),
             (bool(self.brightness) and all(b > 0 for b in self.brightness), "brightness > 0"),
         ]
@@ -266,6 +271,9 @@ def fit_thresholds(
         c, f = group_scores(reference, colour, reference.feature_distances(feats), [groups[i] for i in pick])
         col[pick], feat[pick] = c, f
     q_col, q_feat = float(np.quantile(col, cfg.quantile)), float(np.quantile(feat, cfg.quantile))
+    plain = (1.0, 1.0) if (1.0, 1.0) in views else cfg.views[0]
+    cell_d = reference.feature_distances(views[plain][0])
+    q_cell = float(np.quantile(cell_d, cfg.cell_quantile))
     if not (math.isfinite(q_col) and math.isfinite(q_feat)) or min(q_col, q_feat) <= 0:
         msg = f"domain thresholds: degenerate validation scores (quantiles {q_col}, {q_feat})"
         raise ConfigError(msg)
@@ -277,11 +285,15 @@ def fit_thresholds(
         "validation_scores": {
             "colour": {"median": float(np.median(col)), "quantile": q_col, "max": float(col.max())},
             "features": {"median": float(np.median(feat)), "quantile": q_feat, "max": float(feat.max())},
+            "cells": {"median": float(np.median(cell_d)), "quantile": q_cell, "view": list(plain)},
         },
+        "cell_rule": f"a cell is unfamiliar above the {cfg.cell_quantile:g} quantile of the "
+        "validation cells' feature distances (exposure view 1.0/1.0)",
     }
     return replace(
         reference,
         colour_threshold=q_col * cfg.margin,
         feature_threshold=q_feat * cfg.margin,
+        cell_threshold=q_cell if q_cell > 0 else math.inf,
         info=info,
     )

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from wsi_screen.training.datasets import load_patches
 from wsi_screen.training.datasets import scan_folder
 from wsi_screen.training.metrics import classification_metrics
 from wsi_screen.training.metrics import expected_calibration_error
+from wsi_screen.training.metrics import novelty_figures
 from wsi_screen.training.overlap import training_overlap
 from wsi_screen.training.schemes import ClassScheme
 
@@ -73,8 +75,13 @@ def predict_folder(
     batch_size: int | None = None,
     chunk: int = 512,
     errors: list[tuple[int, str]] | None = None,
+    novelty: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Class probabilities (N x C) of every item of ``ps``.
+
+    With ``novelty`` given and a domain reference in the bundle, each image's novelty (feature
+    distance to the nearest training class, as ``cells.parquet`` of ``run`` has it) is appended
+    to it, one array per chunk, from the same forward pass.
 
     ``batch_size`` None: the device's default, as ``wsi-screen run`` (bf16 arithmetic may differ
     in the last bits between batch sizes). With ``errors`` given, unreadable images are recorded there as (index, message) (their rows
@@ -98,7 +105,12 @@ def predict_folder(
             )
             if errors is not None and bad:
                 errors.extend((s + i, msg) for i, msg in bad)
-            out.append(clf.classify_arrays(arr))
+            if novelty is not None and clf.domain is not None:
+                probs, feats = clf._probs_and_features(arr)  # noqa: SLF001 - one pass for both
+                out.append(probs)
+                novelty.append(clf.domain.feature_distances(feats) if len(feats) else np.zeros(0))
+            else:
+                out.append(clf.classify_arrays(arr))
             bar.update(len(arr))
     if not out:
         return np.zeros((0, len(bundle.class_names)), dtype=np.float32)
@@ -233,7 +245,9 @@ def evaluate_bundle(
     codes = [str(it.target) for it in ps.items] + [it.source_label for it in extra]
     all_paths = all_paths_full = full.paths
     errors: list[tuple[int, str]] = []
-    probs = predict_folder(bundle, full, mpp=mpp, device=device, errors=errors)
+    nov_parts: list[np.ndarray] = []
+    probs = predict_folder(bundle, full, mpp=mpp, device=device, errors=errors, novelty=nov_parts)
+    nov = np.concatenate(nov_parts) if nov_parts else None
     if errors:  # unreadable images are reported, never scored
         bad = {i for i, _ in errors}
         for _, msg in errors:
@@ -242,9 +256,13 @@ def evaluate_bundle(
         codes = [codes[i] for i in keep]
         all_paths = [all_paths[i] for i in keep]
         probs = probs[keep]
+        nov = None if nov is None else nov[keep]
     names = list(bundle.class_names)
     m = classification_metrics(codes, probs, names, tolerance=tolerance, blast_classes=blast_classes)
     m["calibration"] = calibration_figures(bundle, codes, probs, names)
+    cell_thr = float((bundle.domain or {}).get("cell_threshold", math.inf))
+    unfamiliar = None if nov is None else nov > cell_thr
+    m["novelty"] = novelty_figures(codes, nov, names, cell_thr)
     rel = [p.relative_to(ps.root).as_posix() for p in all_paths]
     m["training_overlap"] = training_overlap(bundle, data, rel, per_class)
     m["unreadable"] = [
@@ -275,8 +293,9 @@ def evaluate_bundle(
     atomic_write_text(out / "metrics.json", json.dumps(m, indent=2) + "\n")
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["path", "true", "predicted", "confidence", *[f"prob_{c}" for c in names]])
-    for p, c, pr in zip(all_paths, codes, probs, strict=True):
+    extra_cols = ["novelty", "unfamiliar"] if nov is not None else []
+    w.writerow(["path", "true", "predicted", "confidence", *[f"prob_{c}" for c in names], *extra_cols])
+    for i, (p, c, pr) in enumerate(zip(all_paths, codes, probs, strict=True)):
         w.writerow(
             [
                 str(p.relative_to(ps.root)),
@@ -284,6 +303,11 @@ def evaluate_bundle(
                 names[int(pr.argmax())],
                 f"{pr.max():.4f}",
                 *[f"{v:.4f}" for v in pr],
+                *(
+                    [f"{nov[i]:.4f}", str(bool(unfamiliar[i])).lower()]
+                    if nov is not None and unfamiliar is not None
+                    else []
+                ),
             ]
         )
     atomic_write_text(out / "predictions.csv", buf.getvalue())

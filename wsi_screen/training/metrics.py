@@ -9,6 +9,7 @@ are counted and reported separately, never silently dropped.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
 from collections.abc import Iterable
@@ -244,3 +245,37 @@ def mean_sd(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for c in classes
     }
     return out
+
+
+def novelty_figures(
+    codes: Sequence[str], novelty: np.ndarray | None, names: Sequence[str], threshold: float
+) -> dict[str, Any] | None:
+    """How the novelty score separates images of classes the model lacks from known ones.
+
+    Returns None without novelty (no domain reference); else the unfamiliar share of known and
+    of unknown images at the fitted threshold, per true class, and the AUROC of novelty for
+    unknown-vs-known (None unless both are present).
+    """
+    if novelty is None:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    known = np.array([c in names for c in codes])
+    flagged = novelty > threshold
+    per_class = {
+        c: {
+            "n": int(sum(1 for x in codes if x == c)),
+            "unfamiliar": float(flagged[np.array(codes) == c].mean()),
+        }
+        for c in sorted(set(codes))
+    }
+    both = known.any() and (~known).any()
+    return {
+        "threshold": None if not math.isfinite(threshold) else float(threshold),
+        "unfamiliar_known": float(flagged[known].mean()) if known.any() else None,
+        "unfamiliar_unknown": float(flagged[~known].mean()) if (~known).any() else None,
+        "auroc_unknown_vs_known": float(roc_auc_score(~known, novelty)) if both else None,
+        "n_known": int(known.sum()),
+        "n_unknown": int((~known).sum()),
+        "per_class": per_class,
+    }

@@ -60,6 +60,8 @@ class TrainConfig:
         name: bundle name.
         bn_calibration: clean training images used to re-estimate BatchNorm statistics before
             every validation (0 disables).
+        epoch_size: images drawn per epoch (0: as many as there are training images); sets the
+            length of an epoch when several sources make the training set large.
     """
 
     arch: str = "resnet10t"
@@ -87,6 +89,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     name: str = ""
     bn_calibration: int = 1024
+    epoch_size: int = 0
 
     def __post_init__(self) -> None:
         """Validate ranges."""
@@ -101,6 +104,7 @@ class TrainConfig:
             (self.balance in ("sampler", "loss", "none"), "balance in sampler, loss, none"),
             (0 <= self.ema_decay < 1, "0 <= ema_decay < 1"),
             (self.preprocess in (None, "shah"), "preprocess is None or shah"),
+            (self.epoch_size == 0 or self.epoch_size >= self.batch_size, "epoch_size 0 or >= batch_size"),
         ]
         if self.init is not None and not isinstance(self.init, str):
             object.__setattr__(self, "init", str(self.init))

@@ -155,25 +155,33 @@ def load_scheme(path_or_name: Path | str) -> ClassScheme:
         >>> load_scheme("lineage5").map("PEB")
         'ERY'
     """
-    data = _read_toml(path_or_name, "scheme")
+    return scheme_from_dict(_read_toml(path_or_name, "scheme"), path_or_name)
+
+
+def scheme_from_dict(data: dict[str, object], where: Path | str) -> ClassScheme:
+    """Build a scheme from the mapping of a scheme file (or an inline table of a manifest).
+
+    Raises:
+        ConfigError: the mapping describes an invalid scheme (the message names ``where``).
+    """
     classes_raw = data.get("classes")
     if not isinstance(classes_raw, dict):
-        msg = f"{path_or_name}: scheme needs a [classes] table (target = [source labels])"
+        msg = f"{where}: scheme needs a [classes] table (target = [source labels])"
         raise ConfigError(msg)
     classes: dict[str, tuple[str, ...]] = {}
     for target, sources in classes_raw.items():
         if isinstance(sources, str):
             sources = [sources]
         if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-            msg = f"{path_or_name}: classes.{target} must be a list of source labels"
+            msg = f"{where}: classes.{target} must be a list of source labels"
             raise ConfigError(msg)
         classes[str(target)] = tuple(sources)
     drop = data.get("drop", [])
     if not isinstance(drop, list):
-        msg = f"{path_or_name}: drop must be a list of labels"
+        msg = f"{where}: drop must be a list of labels"
         raise ConfigError(msg)
     return ClassScheme(
-        name=str(data.get("name", Path(str(path_or_name)).stem)),
+        name=str(data.get("name", Path(str(where)).stem)),
         classes=classes,
         drop=tuple(str(d) for d in drop),
         label_from=str(data.get("label_from", "folder")),

@@ -25,8 +25,9 @@ from wsi_screen.io import clean_temp_files
 from wsi_screen.training.datasets import PatchSet
 from wsi_screen.training.datasets import kfold_splits
 from wsi_screen.training.datasets import load_patches
-from wsi_screen.training.datasets import scan_folder
 from wsi_screen.training.datasets import stratified_split
+from wsi_screen.training.manifest import relative_names
+from wsi_screen.training.manifest import scan_data
 from wsi_screen.training.pretrained import load_init_weights
 from wsi_screen.training.pretrained import resolve_init
 from wsi_screen.training.recipe import TrainConfig
@@ -81,8 +82,12 @@ def train_split(
         "preprocess": cfg.preprocess,
     }
     log.info("loading %d training and %d validation patches", len(train_set.items), len(val_set.items))
-    x_train = to_chw_tensor(load_patches(train_set.paths, **kw, progress="loading training patches"))
-    x_val = to_chw_tensor(load_patches(val_set.paths, **kw, progress="loading validation patches"))
+    x_train = to_chw_tensor(
+        load_patches(train_set.paths, **kw, scales=train_set.scales, progress="loading training patches")
+    )
+    x_val = to_chw_tensor(
+        load_patches(val_set.paths, **kw, scales=val_set.scales, progress="loading validation patches")
+    )
     x_train = x_train.to(device)  # uint8 patches fit on a GPU; augmentation then runs there too
     y_train, y_val = train_set.labels, val_set.labels
     if len(np.unique(y_train)) < n_classes:
@@ -112,7 +117,13 @@ def train_split(
     norm_mean, norm_std = input_norm(cfg)
     mean = torch.tensor(norm_mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(norm_std, device=device).view(1, 3, 1, 1)
-    steps_per_epoch = max(1, len(y_train) // cfg.batch_size)
+    src_names = sorted({it.source for it in train_set.items})
+    src_train = (
+        np.array([src_names.index(it.source) for it in train_set.items], dtype=np.int64)
+        if len(src_names) > 1
+        else None
+    )
+    steps_per_epoch = max(1, (cfg.epoch_size or len(y_train)) // cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     warmup = steps_per_epoch * cfg.warmup_epochs
 
@@ -141,7 +152,9 @@ def train_split(
         t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, epoch])
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = sample_epoch(y_train, cfg.balance, rng)
+        order = sample_epoch(
+            y_train, cfg.balance, rng, sources=src_train, size=steps_per_epoch * cfg.batch_size
+        )
         model.train()
         losses = []
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
@@ -254,31 +267,51 @@ def train_model(
         >>> train_model("../shared/data/matek_bm", "runs/m", TrainConfig(epochs=1))  # doctest: +SKIP
     """
     data, out_dir = Path(data), Path(out_dir)
-    ps = scan_folder(data, scheme)
-    present = {it.source_label for it in ps.items}
-    if scheme is not None:
-        ps = scan_folder(data, scheme.restricted_to(present))
+    ps, manifest = scan_data(data, cfg.mpp, scheme)
     labels = ps.labels
     if np.bincount(labels).min() < max(2, cfg.folds):
         msg = f"{data}: every class needs at least {max(2, cfg.folds)} images; got {ps.counts()}"
         raise ConfigError(msg)
-    pool = np.arange(len(labels))
+    roots = {s.name: s.root for s in manifest.sources} if manifest else {"": data}
+    names = relative_names(ps, manifest)
+
+    def rel(i: int) -> str:
+        return names[i]
+
+    # each source is split on its own, stratified by class: a source's split is the one it would
+    # get alone (the Matek held-out share stays the default model's), and every (source, class)
+    # keeps its proportions
+    groups = [np.array([i for i, it in enumerate(ps.items) if it.source == name]) for name in roots]
     split: dict[str, Any] = {
         "seed": cfg.seed,
         "test_fraction": cfg.test_fraction,
-        "rule": "sklearn train_test_split(stratify=labels, random_state=seed) over sorted file paths",
+        "rule": "sklearn train_test_split(stratify=labels, random_state=seed) over sorted file paths"
+        + (", per source" if manifest else ""),
     }
+    pool = np.arange(len(labels))
     if cfg.test_fraction > 0:
-        pool, test = stratified_split(labels, test_fraction=cfg.test_fraction, seed=cfg.seed)
-        split["test"] = [str(ps.items[i].path.relative_to(data)) for i in test]
+        parts = [stratified_split(labels[g], test_fraction=cfg.test_fraction, seed=cfg.seed) for g in groups]
+        pool = np.sort(np.concatenate([g[a] for g, (a, _) in zip(groups, parts, strict=True)]))
+        test = np.sort(np.concatenate([g[b] for g, (_, b) in zip(groups, parts, strict=True)]))
+        split["test"] = [rel(i) for i in test]
+        if manifest:
+            split["test_by_source"] = {
+                name: [rel(i) for i in test if ps.items[i].source == name] for name in roots
+            }
     if cfg.folds > 1:
-        pairs = [(pool[a], pool[b]) for a, b in kfold_splits(labels[pool], folds=cfg.folds, seed=cfg.seed)]
+        strata = ps.strata
+        pairs = [(pool[a], pool[b]) for a, b in kfold_splits(strata[pool], folds=cfg.folds, seed=cfg.seed)]
     elif cfg.val_fraction == 0:
         pairs = [(pool, pool[:0])]
     else:
-        a, b = stratified_split(labels[pool], test_fraction=cfg.val_fraction, seed=cfg.seed)
-        pairs = [(pool[a], pool[b])]
-    split["validation"] = [[str(ps.items[i].path.relative_to(data)) for i in v] for _, v in pairs]
+        in_pool = [np.intersect1d(g, pool) for g in groups]
+        vparts = [stratified_split(labels[g], test_fraction=cfg.val_fraction, seed=cfg.seed) for g in in_pool]
+        tr = np.sort(np.concatenate([g[a] for g, (a, _) in zip(in_pool, vparts, strict=True)]))
+        va = np.sort(np.concatenate([g[b] for g, (_, b) in zip(in_pool, vparts, strict=True)]))
+        pairs = [(tr, va)]
+    split["validation"] = [[rel(i) for i in v] for _, v in pairs]
+    if manifest:
+        split["manifest"] = manifest.to_json()
     fold_cfgs = [replace(cfg, name=f"{cfg.name or out_dir.name}-fold{k + 1}") for k in range(len(pairs))]
     if resume:  # refuse a changed recipe before anything in out_dir is rewritten
         import torch

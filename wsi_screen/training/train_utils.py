@@ -17,14 +17,35 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def sample_epoch(labels: np.ndarray, balance: str, rng: np.random.Generator) -> np.ndarray:
-    """Indices for one epoch: a permutation, or class-balanced draws with replacement."""
+def sample_epoch(
+    labels: np.ndarray,
+    balance: str,
+    rng: np.random.Generator,
+    *,
+    sources: np.ndarray | None = None,
+    size: int | None = None,
+) -> np.ndarray:
+    """Indices for one epoch of ``size`` draws (default: one per image).
+
+    ``balance="sampler"`` draws classes equally often, with replacement; with ``sources`` (one
+    integer per image) each class's draws are further split equally over the sources that hold
+    the class, so a lab with more images of a class does not dominate it. Otherwise a
+    permutation (repeated when ``size`` exceeds the images).
+    """
     n = len(labels)
+    size = n if size is None else size
     if balance != "sampler":
-        return rng.permutation(n)
+        reps = -(-size // n)
+        return np.concatenate([rng.permutation(n) for _ in range(reps)])[:size]
     counts = np.bincount(labels)
-    w = 1.0 / counts[labels]
-    return rng.choice(n, size=n, replace=True, p=w / w.sum())
+    if sources is None:
+        w = 1.0 / counts[labels]
+    else:
+        pair = labels.astype(np.int64) * (int(sources.max()) + 1) + sources
+        _, inverse, pair_counts = np.unique(pair, return_inverse=True, return_counts=True)
+        n_src = np.array([len(np.unique(sources[labels == c])) for c in range(len(counts))])
+        w = 1.0 / (pair_counts[inverse] * n_src[labels])
+    return rng.choice(n, size=size, replace=True, p=w / w.sum())
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
