@@ -183,3 +183,19 @@ def test_shipped_manifest_reads_both_labs() -> None:
     assert len(ps.class_names) == 13
     assert all(n > 0 for n in ps.counts().values())
     assert all(abs(it.scale - 0.099 / 0.0862) < 1e-9 for it in ps.items if it.source == "pbc")
+
+
+def test_evaluating_one_source_uses_its_test_share_and_knows_its_training_data(tmp_path: Path) -> None:
+    from wsi_screen.classifiers.bundle import ModelBundle
+    from wsi_screen.training.evaluate import evaluate_bundle
+    from wsi_screen.training.overlap import is_training_data
+
+    manifest = _two_labs(tmp_path, n=20)
+    out = tmp_path / "m"
+    train_model(manifest, out, tiny_cfg(test_fraction=0.2, epochs=1, mpp=0.1, epoch_size=32))
+    bundle = ModelBundle.load(out)
+    split = json.loads((out / "split.json").read_text(encoding="utf-8"))
+    m = evaluate_bundle(bundle, tmp_path / "a", tmp_path / "eval", only=out / "split.json")
+    assert m["n_images"] == len(split["test_by_source"]["a"]) == 8
+    assert is_training_data(bundle, tmp_path / "a", {"BLA": 20, "LYT": 20})
+    assert not is_training_data(bundle, tmp_path / "elsewhere", {"BLA": 3})

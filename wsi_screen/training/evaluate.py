@@ -40,14 +40,19 @@ log = logging.getLogger(__name__)
 def select_files(ps: PatchSet, only: Path) -> PatchSet:
     """Keep the items listed in ``only``: a text file of paths relative to the data folder.
 
-    A ``split.json`` written by training is also accepted; its ``test`` list is used.
+    A ``split.json`` written by training is also accepted; its ``test`` list is used, or, for a
+    model trained on a manifest, the test list of the source whose folder is the data folder.
 
     Raises:
         InputError: the list names files that are not in the data set.
     """
     text = only.read_text(encoding="utf-8")
     if only.suffix == ".json":
-        wanted = [str(p) for p in json.loads(text).get("test", [])]
+        split = json.loads(text)
+        wanted = [str(p) for p in split.get("test", [])]
+        for src in (split.get("manifest") or {}).get("sources", []):
+            if Path(str(src.get("root"))).resolve() == Path(ps.root).resolve():
+                wanted = [str(p) for p in (split.get("test_by_source") or {}).get(src.get("name"), [])]
     else:
         wanted = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     rel = {str(it.path.relative_to(ps.root)): i for i, it in enumerate(ps.items)}

@@ -44,6 +44,8 @@ def is_training_data(bundle: ModelBundle, root: Path, counts: dict[str, int]) ->
     """Whether ``root`` (with these per-class image counts) is the data set the bundle was trained on."""
     data = bundle.provenance.get("data") or {}
     names = {str((data.get(part) or {}).get("root") or "") for part in ("train", "all")} - {""}
+    sources = ((data.get("split") or {}).get("manifest") or {}).get("sources") or []
+    names |= {Path(str(src.get("root"))).name for src in sources if isinstance(src, dict)}
     if Path(root).resolve().name in names:
         return True
     recorded = (data.get("all") or {}).get("per_class")
