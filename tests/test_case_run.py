@@ -10,6 +10,7 @@ import polars as pl
 from click.testing import CliRunner
 
 from wsi_screen.cli import main
+from wsi_screen.reports.corrections import screening_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE = ROOT / "examples" / "case_matek"
@@ -120,7 +121,7 @@ def test_reviewing_a_field_recomputes_its_case(tmp_path: Path) -> None:
     cells = pl.read_parquet(field_dir / "cells.parquet")
     ids = cells.filter(~pl.col("predicted_class").is_in(["ART", "NIF"]))["cell_id"].to_list()[:3]
     doc = {"format": "wsi-screen-corrections", "version": 2, "input_sha256": field["input"]["sha256"],
-           "corrections": [{"kind": "reclassify", "cell_id": i, "class": "EBO"} for i in ids]}  # fmt: skip
+           "screening": screening_of(field), "corrections": [{"kind": "reclassify", "cell_id": i, "class": "EBO"} for i in ids]}  # fmt: skip
     (tmp_path / "c.json").write_text(json.dumps(doc))
     res = CliRunner().invoke(
         main, ["review", "apply", str(field_dir), str(tmp_path / "c.json"), "--reviewer", "AB"]

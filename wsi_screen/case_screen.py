@@ -27,11 +27,15 @@ from wsi_screen.io import real_dir
 from wsi_screen.item_reports import InputOutcome
 from wsi_screen.item_reports import write_item_reports
 from wsi_screen.jpeg import jpeg_data_uri
+from wsi_screen.outnames import clean_stem
 from wsi_screen.overlap import write_behind
 from wsi_screen.pipeline import Screener
 from wsi_screen.report_files import CELLS_PARQUET
 from wsi_screen.report_files import REPORT_HTML
 from wsi_screen.report_files import REPORT_JSON
+from wsi_screen.reports.audit_anchor import set_aside_review
+from wsi_screen.reports.cells_check import RECORD_KEY
+from wsi_screen.reports.cells_check import cells_record
 from wsi_screen.reports.cells_table import cells_frame
 from wsi_screen.reports.cells_table import write_cells_parquet
 from wsi_screen.reports.html_report import static_text
@@ -76,7 +80,8 @@ def screen_case(
     case's report.json as ``batch.run_key``.
     """
     started = time.perf_counter()
-    case_dir = real_dir(out / (out_name or case.name))
+    case_dir = real_dir(out / clean_stem(out_name or case.name))  # names are made safe here too
+    set_aside_review(case_dir)  # a new screening starts a new audit trail
     names = case.field_names()
     parts: list[CellCalls] = []
     fields: list[dict[str, Any]] = []
@@ -188,6 +193,7 @@ def screen_case(
         pl.Series("field_cell_id", ids, dtype=pl.Int64),
     )
     write_cells_parquet(frame, case_dir / CELLS_PARQUET)
+    report[RECORD_KEY] = cells_record(case_dir / CELLS_PARQUET, frame.height)
     write_case_html(report, fields, case_dir / REPORT_HTML)
     if run_key is not None:
         report["batch"] = {"run_key": run_key}
@@ -300,7 +306,6 @@ def plan_run_inputs(
     from wsi_screen.cases import case_from_files
     from wsi_screen.cases import case_from_folder
     from wsi_screen.errors import InputError
-    from wsi_screen.outnames import clean_stem
     from wsi_screen.pipeline import unique_stems
 
     dirs = [p for p in inputs if p.is_dir()]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from wsi_screen.errors import InputError
+from wsi_screen.outnames import clean_stem
 from wsi_screen.sources import input_stem
 from wsi_screen.sources import is_supported
 from wsi_screen.types import Cell
@@ -53,29 +54,41 @@ class CaseSpec:
     skipped: tuple[Skipped, ...] = ()
 
     def field_names(self) -> list[str]:
-        """Unique short names of the fields (file stems, ``-2`` ... on a clash), for the ``field`` column."""
-        names: list[str] = []
-        for p in self.fields:
-            base, stem, n = input_stem(p), input_stem(p), 1
-            while stem in names:
-                n += 1
-                stem = f"{base}-{n}"
-            names.append(stem)
-        return names
+        """Unique output names of the fields, for ``fields/<name>/`` and the ``field`` column.
+
+        Each is the file stem made safe by :func:`wsi_screen.outnames.clean_stem` (a field named
+        ``...png``, ``<img ...>.png`` or with control characters gets a plain folder name inside
+        ``fields/``), ``-2`` ... on a clash.
+        """
+        return _unique([clean_stem(input_stem(p)) for p in self.fields])
 
     def digest(self) -> str:
         """The case's content hash: sha256 over its fields' names and contents, in field order.
 
         report.json's ``input.sha256`` of a case, and a batch's key for it: any field added,
-        removed, renamed or changed makes a new case.
+        removed, renamed or changed makes a new case. The names hashed are the file stems as
+        they are (not the output names), so a case keeps its key across versions.
 
         Raises:
             OSError: a field cannot be read.
         """
         from wsi_screen.io import sha256_file
 
-        lines = [f"{name}\t{sha256_file(p)}" for name, p in zip(self.field_names(), self.fields, strict=True)]
+        stems = _unique([input_stem(p) for p in self.fields])
+        lines = [f"{name}\t{sha256_file(p)}" for name, p in zip(stems, self.fields, strict=True)]
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _unique(bases: list[str]) -> list[str]:
+    """``bases`` with ``-2``, ``-3`` ... added to names seen before."""
+    names: list[str] = []
+    for base in bases:
+        stem, n = base, 1
+        while stem in names:
+            n += 1
+            stem = f"{base}-{n}"
+        names.append(stem)
+    return names
 
 
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,12 @@ def refuse_symlink(path: Path) -> None:
     if path.is_symlink():
         msg = f"{path}: is a symbolic link; wsi-screen does not write through links in its output folder"
         raise OutputError(msg)
+
+
+def refuse_links(paths: Iterable[Path]) -> None:
+    """:func:`refuse_symlink` for each of ``paths``: check every output of a step before writing any."""
+    for path in paths:
+        refuse_symlink(path)
 
 
 def real_dir(path: Path) -> Path:
@@ -145,6 +152,15 @@ def _sha256_cached(path: str, size: int, mtime_ns: int, chunk: int) -> str:
     h = hashlib.sha256()
     with Path(path).open("rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_now(path: str | Path) -> str:
+    """sha256 of a file read now, never memoised: what checks a file against a recorded hash use."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
 

@@ -46,3 +46,23 @@ def clean_stem(base: str) -> str:
 def is_clean(stem: str) -> bool:
     """Whether ``stem`` is a name :func:`clean_stem` could have made (a recorded name, not a path)."""
     return bool(stem) and clean_stem(stem) == stem
+
+
+def is_folder_name(name: object) -> bool:
+    """Whether ``name`` (read from a report) is one folder inside its parent, not a path.
+
+    Looser than :func:`is_clean` so that reports written before names were cleaned still read;
+    it refuses what could leave the folder: ``.``, ``..``, separators, NUL and control characters.
+
+    Example:
+        >>> [is_folder_name(n) for n in ["a b", "..", "a/b", ""]]
+        [True, False, False, False]
+    """
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and name.isprintable()
+        and len(name.encode("utf-8", "surrogateescape")) <= 255
+    )

@@ -10,3 +10,6 @@ REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 CELLS_PARQUET = "cells.parquet"
 CELLS_GEOJSON = "cells.geojson"
+
+MAX_REPORT_JSON_BYTES = 32 << 20
+"""The largest report.json wsi-screen reads back (review, index); a review never writes a larger one."""

@@ -385,9 +385,12 @@ def _review_a_field(out: Path, tmp_path: Path, folder: str = "a_field") -> dict:
     predicted = pl.read_parquet(out / folder / "cells.parquet")["predicted_class"][0]
     new_class = "LYT" if predicted in ("ART", "NIF") else "ART"  # into or out of the differential
     item = {"cell_id": 0, "class": new_class, "predicted": predicted}
+    from wsi_screen.reports.corrections import screening_of
+
     doc = {
         "format": "wsi-screen-corrections",
         "input_sha256": report["input"]["sha256"],
+        "screening": screening_of(report),
         "corrections": [item],
     }
     corr = tmp_path / f"{folder}.json"

@@ -10,6 +10,7 @@ from _fixtures import chromium  # noqa: F401 - pytest fixture
 from click.testing import CliRunner
 
 from wsi_screen.cli import main
+from wsi_screen.reports.corrections import screening_of
 
 
 @pytest.fixture
@@ -59,7 +60,13 @@ def test_run_writes_reports_geojson_index_then_review(
     new_class = classes[(classes.index(predicted) + 1) % len(classes)]
     corr = tmp_path / "corrections.json"
     corr.write_text(
-        json.dumps(_corrections(report, [{"cell_id": cid, "class": new_class, "predicted": predicted}]))
+        json.dumps(
+            _corrections(
+                report,
+                [{"cell_id": cid, "class": new_class, "predicted": predicted}],
+                screening=screening_of(report),
+            )
+        )
     )
     res = CliRunner().invoke(main, ["review", "apply", str(folder), str(corr), "--reviewer", "QA"])
     assert res.exit_code == 0, res.output

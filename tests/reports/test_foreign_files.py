@@ -10,6 +10,7 @@ from _fake import write_fake_report
 from click.testing import CliRunner
 
 from wsi_screen.cli import main
+from wsi_screen.reports.corrections import screening_of
 from wsi_screen.reports.index import write_index_html
 
 MODEL8 = ("ART", "BLA", "EOS", "LYT", "MON", "NGS", "NIF", "PMO")
@@ -23,7 +24,7 @@ def _screened(tmp_path):
     report = write_fake_report(out, src, calls=calls)
     corr = tmp_path / "c.json"
     doc = {"format": "wsi-screen-corrections", "version": 2, "input_sha256": report["input"]["sha256"],
-           "corrections": [{"kind": "reclassify", "cell_id": 0, "class": "EBO"}]}  # fmt: skip
+           "screening": screening_of(report), "corrections": [{"kind": "reclassify", "cell_id": 0, "class": "EBO"}]}  # fmt: skip
     corr.write_text(json.dumps(doc))
     return out, corr
 

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from wsi_screen.cli import main
+from wsi_screen.reports.corrections import screening_of
 
 FIELD = Path(__file__).resolve().parents[2] / "examples" / "case_matek" / "field_01.jpg"
 
@@ -30,7 +31,7 @@ def test_three_erythroblasts_and_a_plasma_cell_on_a_held_out_field(tmp_path):
     assert "EBO" not in report["model"]["classes"] and report["me_ratio"]["status"] == "not_assessable"
     ids = list(range(4))
     doc = {"format": "wsi-screen-corrections", "version": 2, "input_sha256": report["input"]["sha256"],
-           "corrections": [{"kind": "reclassify", "cell_id": i, "class": c} for i, c in zip(ids, ["EBO", "EBO", "EBO", "PLM"], strict=True)]}  # fmt: skip
+           "screening": screening_of(report), "corrections": [{"kind": "reclassify", "cell_id": i, "class": c} for i, c in zip(ids, ["EBO", "EBO", "EBO", "PLM"], strict=True)]}  # fmt: skip
     (tmp_path / "c.json").write_text(json.dumps(doc))
     res = runner.invoke(main, ["review", "apply", str(folder), str(tmp_path / "c.json"), "--reviewer", "AB"])
     assert res.exit_code == 0, res.output

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from wsi_screen.cli import main
 from wsi_screen.reports.audit import check_trail
 from wsi_screen.reports.corrections import ReviewError
+from wsi_screen.reports.corrections import screening_of
 from wsi_screen.reports.pdf import pdf_page_count
 from wsi_screen.reports.review import apply_review
 
@@ -34,7 +35,7 @@ def screened(tmp_path):
 
 def _corrections(path, report, items, **extra):
     doc = {"format": "wsi-screen-corrections", "version": 2, "input_sha256": report["input"]["sha256"],
-           "corrections": items, **extra}  # fmt: skip
+           "screening": screening_of(report), "corrections": items, **extra}  # fmt: skip
     path.write_text(json.dumps(doc))
     return path
 

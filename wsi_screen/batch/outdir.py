@@ -1,4 +1,4 @@
-"""The batch output folder: one batch at a time (a lock), and no stale temp files."""
+"""The batch output folder: one batch at a time (a lock), no links at OUT's own files, no stale temp files."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from wsi_screen.errors import OutputError
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import open_nofollow
+from wsi_screen.io import refuse_links
+from wsi_screen.outnames import RESERVED
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,8 @@ def batch_lock(out: Path) -> Iterator[None]:
     for any reason, so a killed batch never leaves a stale lock behind.
 
     Raises:
-        WsiScreenError: another batch is writing to ``out``.
+        WsiScreenError: another batch is writing to ``out``, or one of OUT's own files is a
+            symbolic link (:func:`check_out_files`).
     """
     import fcntl
 
@@ -40,6 +43,23 @@ def batch_lock(out: Path) -> Iterator[None]:
         except BlockingIOError as e:
             msg = f"{out}: another wsi-screen batch or run is writing to this folder; wait for it or use another -o"
             raise WsiScreenError(msg) from e
+        try:
+            check_out_files(out)
+        except OutputError as e:
+            raise WsiScreenError(str(e)) from e
         yield
     finally:
         os.close(fd)
+
+
+def check_out_files(out: Path) -> None:
+    """Refuse a symbolic link at any of the files wsi-screen writes into OUT itself.
+
+    ``run``, ``batch`` and ``review apply`` check before they write anything, so a planted
+    ``OUT/index.html -> /elsewhere`` stops the command with a one-line error, not a traceback
+    after the reports were written.
+
+    Raises:
+        OutputError: one of OUT's own files (:data:`wsi_screen.outnames.RESERVED`) is a link.
+    """
+    refuse_links(out / name for name in sorted(RESERVED))

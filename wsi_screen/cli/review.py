@@ -20,7 +20,7 @@ class ReviewInputError(click.ClickException):
 
 @click.group(short_help="Apply a reviewer's corrections to a screened report.")
 def review() -> None:
-    """Review screened reports: apply corrections made in report.html."""
+    """Review screened reports: apply corrections made in report.html, verify a report's audit trail."""
 
 
 @review.command("apply", short_help="Apply corrections exported from report.html.")
@@ -55,8 +55,9 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None, sign: bool)
             out = report_dir.resolve().parent
             if (out / LOCK_NAME).exists():  # a batch's folder: never while that batch is writing it
                 stack.enter_context(batch_lock(out))
-            new = apply_review(report_dir, corrections, reviewer=reviewer, sign=sign)
             case_dir = case_of_field(report_dir)
+            _refuse_links_before_writing(out, case_dir)
+            new = apply_review(report_dir, corrections, reviewer=reviewer, sign=sign)
             case = refresh_case(case_dir) if case_dir is not None else None
         except WsiScreenError as e:
             raise ReviewInputError(str(e)) from e
@@ -69,6 +70,45 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None, sign: bool)
                 f"{'n/a' if was is None else f'{was:.1f} %'} -> {'n/a' if now is None else f'{now:.1f} %'}"
             )
             _update_summary(case_dir.resolve(), case)
+
+
+@review.command("verify", short_help="Check a report's audit trail, signed versions and cells table.")
+@click.argument("report_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def verify(report_dir: Path) -> None:
+    """Check that the audit trail of the report in REPORT_DIR is whole and its files are its own.
+
+    The hash chain of report.json's trail, the audit anchor beside it (no event removed), every
+    signed version under versions/ (frozen files unchanged, none without its signature), the
+    sign-off, and cells.parquet against the sha256 report.json recorded. Exit 0 when all hold;
+    2 with one line naming what does not.
+    """
+    from wsi_screen.errors import WsiScreenError
+    from wsi_screen.reports.review import verify_review
+
+    try:
+        click.echo(verify_review(report_dir))
+    except WsiScreenError as e:
+        raise ReviewInputError(str(e)) from e
+
+
+def _refuse_links_before_writing(out: Path, case_dir: Path | None) -> None:
+    """Refuse a link at any file ``review apply`` may rewrite after the report.
+
+    OUT's summary and index, and for a case's field the case's report and its OUT's files.
+
+    Raises:
+        OutputError: one of them is a symbolic link (nothing has been written yet).
+    """
+    from wsi_screen.batch.outdir import check_out_files
+    from wsi_screen.io import refuse_links
+    from wsi_screen.report_files import CELLS_PARQUET
+    from wsi_screen.report_files import REPORT_HTML
+    from wsi_screen.report_files import REPORT_JSON
+
+    check_out_files(out)
+    if case_dir is not None:
+        refuse_links(case_dir / name for name in (REPORT_JSON, REPORT_HTML, CELLS_PARQUET))
+        check_out_files(case_dir.parent)
 
 
 def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:

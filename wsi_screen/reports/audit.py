@@ -24,17 +24,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import shutil
 import stat
 from pathlib import Path
 from typing import Any
 
 from wsi_screen import __version__
+from wsi_screen.errors import OutputError
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import real_dir
+from wsi_screen.io import refuse_links
+from wsi_screen.io import sha256_now
+from wsi_screen.report_files import MAX_REPORT_JSON_BYTES
+from wsi_screen.textfiles import read_json
 
 VERSIONS_DIR = "versions"
 GENESIS = "0" * 64  # the ``prev`` of the first event
 ACTIONS = ("screened", "review_applied", "signed", "identifiers_set")
+_VERSION_DIR = re.compile(r"^v([0-9]{1,9})$")
 
 
 class AuditError(WsiScreenError):
@@ -141,25 +149,33 @@ def freeze_version(report_dir: Path, version: int, files: dict[str, Path]) -> di
     """Copy ``files`` (name -> path) into ``versions/v<version>/``, read-only; return their sha256.
 
     The copies are written into a temporary folder renamed into place, so a version folder is
-    complete or absent.
+    complete or absent. ``versions/`` and the version folder must be real folders inside the
+    report's folder: nothing is written through a symbolic link.
 
     Raises:
-        AuditError: the version folder exists already (a signed version is never rewritten).
+        AuditError: the version folder exists already (a signed version is never rewritten), or
+            ``versions/`` (or a folder in it) is a symbolic link.
     """
-    final = Path(report_dir) / VERSIONS_DIR / f"v{version}"
+    versions = Path(report_dir) / VERSIONS_DIR
+    final = versions / f"v{version}"
+    tmp = final.with_name(f".{final.name}.tmp")
+    try:
+        refuse_links((final, tmp))
+        real_dir(versions)
+    except OutputError as e:
+        raise AuditError(str(e)) from e
     if final.exists():
         msg = f"{final}: signed version {version} exists already; a signed version is never rewritten"
         raise AuditError(msg)
-    tmp = final.with_name(f".{final.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     digests: dict[str, str] = {}
     try:
         for name, src in files.items():
             dst = tmp / name
-            shutil.copyfile(src, dst)
+            shutil.copyfile(src, dst, follow_symlinks=False)
             dst.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            digests[name] = _sha256_now(dst)
+            digests[name] = sha256_now(dst)
         tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -167,29 +183,61 @@ def freeze_version(report_dir: Path, version: int, files: dict[str, Path]) -> di
 
 
 def check_versions(report_dir: Path, trail: list[dict[str, Any]]) -> None:
-    """Check that every signed version's frozen files are present and unchanged.
+    """Check the signed versions against the trail, both ways.
+
+    Every ``signed`` event's frozen files must be present (real files, not links) and unchanged;
+    every ``versions/v<N>/`` folder must have its ``signed`` event in the trail (a trail whose
+    signature was dropped leaves its version folder behind); and the trail recorded in each frozen
+    report.json (the trail as it was when that version was signed) must be the start of ``trail``.
 
     Raises:
-        AuditError: a frozen file is missing or its sha256 differs from the one its ``signed`` event recorded.
+        AuditError: a frozen file missing, altered or a link; a version folder without its
+            ``signed`` event; or a trail that does not continue the one a version froze.
     """
-    for event in trail:
-        if event.get("action") != "signed":
-            continue
-        folder = Path(report_dir) / VERSIONS_DIR / f"v{event['version']}"
+    folder = Path(report_dir) / VERSIONS_DIR
+    signed = {int(e["version"]): e for e in trail if e.get("action") == "signed"}
+    for version, event in signed.items():
         for name, digest in (event.get("details") or {}).get("files", {}).items():
-            path = folder / name
-            if not path.is_file():
-                msg = f"{path}: signed version {event['version']} is missing this file; nothing applied"
+            path = folder / f"v{version}" / name
+            if path.is_symlink() or not path.is_file():
+                msg = f"{path}: signed version {version} is missing this file; nothing applied"
                 raise AuditError(msg)
-            if _sha256_now(path) != digest:
+            if sha256_now(path) != digest:
                 msg = f"{path}: changed after it was signed (sha256 differs from the audit trail); nothing applied"
                 raise AuditError(msg)
+        _check_frozen_trail(folder / f"v{version}" / "report.json", trail)
+    if folder.is_symlink():
+        msg = f"{folder}: is a symbolic link; signed versions are real folders beside the report; nothing applied"
+        raise AuditError(msg)
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if entry.is_symlink():
+            msg = f"{entry}: is a symbolic link; signed versions are real folders beside the report; nothing applied"
+            raise AuditError(msg)
+        m = _VERSION_DIR.match(entry.name)
+        if m and int(m.group(1)) not in signed:
+            msg = (
+                f"{entry}: signed version {m.group(1)} has no 'signed' event in the audit trail of "
+                f"{Path(report_dir) / 'report.json'}: the trail was cut; nothing applied"
+            )
+            raise AuditError(msg)
 
 
-def _sha256_now(path: Path) -> str:
-    """sha256 of a file read now (no memo: a file altered within one second must still show)."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _check_frozen_trail(frozen: Path, trail: list[dict[str, Any]]) -> None:
+    """The trail a frozen report.json recorded (head hash and length) must start ``trail``."""
+    if not frozen.is_file():
+        return  # a version that did not freeze report.json (checked by its digests above)
+    try:
+        doc = read_json(frozen, error=AuditError, max_bytes=MAX_REPORT_JSON_BYTES)
+    except AuditError as e:
+        msg = f"{e}; nothing applied"
+        raise AuditError(msg) from e
+    then = doc.get("audit") if isinstance(doc, dict) else None
+    if not isinstance(then, list) or not then or not isinstance(then[-1], dict):
+        return  # signed before trails existed
+    n = len(then)
+    if len(trail) < n or trail[n - 1].get("hash") != then[-1].get("hash"):
+        msg = (
+            f"{frozen}: this signed version recorded an audit trail of {n} event(s) that "
+            f"the trail of report.json does not continue: events were removed or replaced; nothing applied"
+        )
+        raise AuditError(msg)

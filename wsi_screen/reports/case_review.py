@@ -18,12 +18,15 @@ import polars as pl
 
 from wsi_screen.aggregate import summarize
 from wsi_screen.io import atomic_path
+from wsi_screen.outnames import is_folder_name
 from wsi_screen.report_files import CELLS_PARQUET
 from wsi_screen.report_files import REPORT_HTML
 from wsi_screen.report_files import REPORT_JSON
+from wsi_screen.reports.cells_check import RECORD_KEY
+from wsi_screen.reports.cells_check import cells_record
 from wsi_screen.reports.cells_table import write_cells_parquet
 from wsi_screen.reports.corrections import ReviewError
-from wsi_screen.reports.corrections import read_json
+from wsi_screen.reports.corrections import read_report
 from wsi_screen.reports.html_report import aggregate_config
 from wsi_screen.reports.json_report import validate_report
 from wsi_screen.reports.json_report import write_report_json
@@ -43,7 +46,7 @@ def case_of_field(field_dir: Path) -> Path | None:
     case_dir = field_dir.parent.parent
     if field_dir.parent.name != FIELDS_DIR or not (case_dir / REPORT_JSON).is_file():
         return None
-    report = read_json(case_dir / REPORT_JSON, REPORT_JSON)
+    report = read_report(case_dir / REPORT_JSON)
     return (
         case_dir if isinstance(report, dict) and (report.get("input") or {}).get("kind") == "case" else None
     )
@@ -62,7 +65,7 @@ def refresh_case(case_dir: Path) -> dict[str, Any]:
     from wsi_screen.case_screen import write_case_html
 
     case_dir = Path(case_dir)
-    report = read_json(case_dir / REPORT_JSON, REPORT_JSON)
+    report = read_report(case_dir / REPORT_JSON)
     if not isinstance(report, dict) or (report.get("input") or {}).get("kind") != "case":
         msg = f"{case_dir / REPORT_JSON}: not a case report"
         raise ReviewError(msg)
@@ -95,6 +98,7 @@ def refresh_case(case_dir: Path) -> dict[str, Any]:
     fields = [{"failure": None, "thumbnail": None, "report": None, **f} for f in new.get("fields") or []]
     with atomic_path(case_dir / CELLS_PARQUET) as tmp_cells, atomic_path(case_dir / REPORT_HTML) as tmp_html:
         write_cells_parquet(pooled.drop("reviewed_field"), tmp_cells)
+        new[RECORD_KEY] = cells_record(tmp_cells, pooled.height)
         write_case_html(new, fields, tmp_html)
     write_report_json(new, case_dir / REPORT_JSON)  # last: the completion marker
     return new
@@ -112,13 +116,16 @@ def _pooled_table(case_dir: Path, report: dict[str, Any]) -> pl.DataFrame:
     for f in report.get("fields") or []:
         if "failure" in f or f.get("status", "counted") != "counted":
             continue
+        if not is_folder_name(f.get("name")):  # a name, never a path
+            msg = f"{case_dir / REPORT_JSON}: field name {f.get('name')!r:.60} is not one wsi-screen writes"
+            raise ReviewError(msg)
         path = case_dir / FIELDS_DIR / f["name"] / CELLS_PARQUET
         try:
             frame = with_review_columns(pl.read_parquet(path))
         except (OSError, pl.exceptions.PolarsError) as e:
             msg = f"{path}: cannot read the field's cells: {e}"
             raise ReviewError(msg) from e
-        field_report = read_json(path.with_name(REPORT_JSON), REPORT_JSON)
+        field_report = read_report(path.with_name(REPORT_JSON))
         frame = frame.drop([c for c in ("counted", "region") if c in frame.columns]).with_columns(
             pl.lit(f["name"]).alias("field"),
             pl.col("cell_id").alias("field_cell_id"),

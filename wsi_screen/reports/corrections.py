@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.report_files import MAX_REPORT_JSON_BYTES
+from wsi_screen.report_files import REPORT_JSON
 from wsi_screen.reports.corrections_items import parse_items
 from wsi_screen.reports.corrections_items import short_text
 from wsi_screen.reports.reviewed import CellEdits
@@ -23,7 +25,8 @@ CORRECTIONS_VERSION = 2
 """The version the page exports; version 1 files (reclassifications only) are still read."""
 READABLE_VERSIONS = (1, 2)
 MAX_REVIEWER_CHARS = 200
-MAX_CORRECTIONS_BYTES = 32 << 20
+MAX_CORRECTIONS_BYTES = 8 << 20
+"""A corrections file of the most items allowed, each with a comment of a few hundred characters."""
 # what identifies the screening a report.html shows (report.json paths); the page exports it as
 # ``screening`` and templates/report.html.j2 writes the same keys into its "screening-data" block
 SCREENING_FIELDS: dict[str, str] = {
@@ -55,20 +58,29 @@ class Corrections:
         return self.edits.classes
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Parse a JSON file.
+def read_json(path: Path, what: str, *, max_bytes: int = MAX_CORRECTIONS_BYTES) -> Any:
+    """Parse a JSON file of at most ``max_bytes``.
 
     Raises:
-        ReviewError: the file is missing or not JSON; the message names it and ``what`` it is.
+        ReviewError: the file is missing, too large or not JSON; the message names it and ``what`` it is.
     """
     if not Path(path).exists():
         msg = f"{path}: {what} not found"
         raise ReviewError(msg)
     try:
-        return read_bounded_json(path, error=ReviewError, max_bytes=MAX_CORRECTIONS_BYTES)
+        return read_bounded_json(path, error=ReviewError, max_bytes=max_bytes)
     except ReviewError as e:
         msg = f"{e} ({what})"
         raise ReviewError(msg) from e
+
+
+def read_report(path: Path) -> Any:
+    """Parse a report.json (at most :data:`~wsi_screen.report_files.MAX_REPORT_JSON_BYTES`).
+
+    Raises:
+        ReviewError: the file is missing, too large or not JSON; the message names it.
+    """
+    return read_json(path, REPORT_JSON, max_bytes=MAX_REPORT_JSON_BYTES)
 
 
 def screening_of(report: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +103,7 @@ def load_corrections(
     report: dict[str, Any],
     predicted: dict[int, str | None],
     class_names: list[str],
+    positions: dict[int, tuple[float, float]] | None = None,
 ) -> Corrections:
     """Read a corrections file exported from report.html and check it was made on this report.
 
@@ -99,7 +112,9 @@ def load_corrections(
     given, must be those of ``report`` and its cells table (``predicted``: cell id -> class, None
     for cells a reviewer added). ``class_names`` are the classes a reviewer may assign (the review
     scheme). Version 2 items have a ``kind`` (``reclassify``, ``add``, ``remove``); version 1
-    items are reclassifications.
+    items are reclassifications. A file without the ``screening`` record cannot show which
+    screening its cell ids belong to: with ``positions`` (cell id -> level-0 x, y) given, each of
+    its items that names a cell must then give that cell's ``x`` and ``y``.
 
     Raises:
         ReviewError: malformed file, unknown cell ids or class codes, or corrections made for
@@ -110,7 +125,8 @@ def load_corrections(
     version = _check_header(path, doc, report)
     size = (report["input"].get("width"), report["input"].get("height"))
     edits = parse_items(path, doc["corrections"], version, predicted=predicted, class_names=class_names,
-                        error=ReviewError, image_size=size if all(isinstance(v, int) for v in size) else None)  # fmt: skip
+                        error=ReviewError, image_size=size if all(isinstance(v, int) for v in size) else None,
+                        positions=positions if doc.get("screening") is None else None)  # fmt: skip
     reviewer = doc.get("reviewer")
     if reviewer is not None and not isinstance(reviewer, str):
         msg = f"{path}: 'reviewer' must be a string, got {reviewer!r:.40}"

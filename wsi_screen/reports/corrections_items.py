@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 
 KINDS = ("reclassify", "remove", "add", "comment")
 MAX_COMMENT_CHARS = 2000
-MAX_ITEMS = 100_000
+MAX_ITEMS = 20_000
+"""Items in one corrections file: every reclassification a reviewer makes on a slide, and room to spare;
+100,000 added cells once left a report too large to be reviewed again."""
+POSITION_TOLERANCE_PX = 1.0
+"""How far a cell's ``x``/``y`` in a corrections file may be from the table's (rounding)."""
 _REQUIRED = {"reclassify": ("cell_id", "class"), "remove": ("cell_id", "reason"), "add": ("x", "y", "class"),
              "comment": ("cell_id", "comment")}  # fmt: skip
 
@@ -58,12 +62,25 @@ def parse_items(
     class_names: list[str],
     error: type[WsiScreenError],
     image_size: tuple[int, int] | None = None,
+    positions: dict[int, tuple[float, float]] | None = None,
 ) -> CellEdits:
     """Check every item of a corrections file and gather them as :class:`CellEdits`.
 
+    Args:
+        path: the corrections file (named in every error).
+        items: its ``corrections`` list.
+        version: its format version.
+        predicted: cell id -> the model's class in this report's table (None for added cells).
+        class_names: the classes a reviewer may assign.
+        error: the exception raised.
+        image_size: width and height of the input, for added cells.
+        positions: cell id -> level-0 ``(x, y)`` in this report's table; given, every item that
+            names a cell must give its ``x`` and ``y`` too, within :data:`POSITION_TOLERANCE_PX`
+            (a file that does not record its screening).
+
     Raises:
-        error: an item malformed, an unknown cell id or class code, or a ``predicted`` class that
-            is not this table's (the corrections were made on another screening).
+        error: an item malformed, an unknown cell id or class code, or a ``predicted`` class or
+            position that is not this table's (the corrections were made on another screening).
     """
     if len(items) > MAX_ITEMS:
         msg = f"{path}: {len(items):,} corrections; at most {MAX_ITEMS:,} allowed"
@@ -75,6 +92,7 @@ def parse_items(
     bad_ids: list[str] = []
     bad_classes: set[str] = set()
     mismatch: tuple[int, str] | None = None
+    twice: list[int] = []
     for k, item in enumerate(items):
         where = f"{path}: correction #{k + 1}"
         if not isinstance(item, dict):
@@ -96,6 +114,8 @@ def parse_items(
             if isinstance(cid, bool) or not isinstance(cid, int) or cid not in predicted:
                 bad_ids.append(repr(cid)[:40])
                 continue
+            if positions is not None:
+                _check_position(item, cid, positions[cid], where, error)
             if comment is not None:
                 comments[cid] = comment
         if kind in ("reclassify", "add"):
@@ -111,7 +131,7 @@ def parse_items(
             if was is not None and was != predicted[cid] and mismatch is None:
                 mismatch = (cid, was)
             if cid in classes and classes[cid] != code:
-                log.warning("%s: cell %d corrected twice; the later class %s is used", path, cid, code)
+                twice.append(cid)
             classes[cid] = code
             removed.pop(cid, None)
         elif kind == "remove":
@@ -122,6 +142,10 @@ def parse_items(
             removed[cid] = reason
         elif kind == "add":
             added.append(AddedCell(*_position(item, where, error, image_size), code, comment))
+    if twice:  # one line, however many: a file of 100,000 repeats once printed 100,000 warnings
+        ids = ", ".join(str(c) for c in twice[:5]) + (" …" if len(twice) > 5 else "")
+        log.warning("%s: %d correction(s) name a cell corrected before (cells %s); the later class is used",
+                    path, len(twice), ids)  # fmt: skip
     if bad_ids:
         msg = f"{path}: unknown cell id(s) {', '.join(bad_ids[:10])}{' …' if len(bad_ids) > 10 else ''}; this report has cells 0..{max(predicted, default=-1)}"
         raise error(msg)
@@ -151,3 +175,27 @@ def _position(
         msg = f"{where}: 'x' and 'y' must be pixel positions {inside}, got ({x!r:.20}, {y!r:.20})"
         raise error(msg)
     return float(x), float(y)  # type: ignore[arg-type]
+
+
+def _check_position(
+    item: dict[str, Any], cid: int, at: tuple[float, float], where: str, error: type[WsiScreenError]
+) -> None:
+    """The ``x`` and ``y`` an item gives for its cell must be that cell's in this table.
+
+    Raises:
+        error: no position given, or another one (a cell id of another screening).
+    """
+    x, y = item.get("x"), item.get("y")
+    if not all(not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) for v in (x, y)):
+        msg = (
+            f"{where}: cell {cid} without its 'x' and 'y'; a corrections file without the 'screening' "
+            f"record that report.html exports must give each cell's position, so that cell ids of "
+            f"another screening are not applied to other cells; nothing applied"
+        )
+        raise error(msg)
+    if abs(float(x) - at[0]) > POSITION_TOLERANCE_PX or abs(float(y) - at[1]) > POSITION_TOLERANCE_PX:  # type: ignore[arg-type]
+        msg = (
+            f"{where}: cell {cid} is at ({float(x):.1f}, {float(y):.1f}) in the corrections, at "  # type: ignore[arg-type]
+            f"({at[0]:.1f}, {at[1]:.1f}) in this report: made on another screening of this input; nothing applied"
+        )
+        raise error(msg)

@@ -31,17 +31,26 @@ from wsi_screen.reports.assets import ASSETS_JSON
 from wsi_screen.reports.assets import ReportAssets
 from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.assets import read_assets
+from wsi_screen.reports.audit import current_version
+from wsi_screen.reports.audit_anchor import write_anchor
+from wsi_screen.reports.cells_check import RECORD_KEY
+from wsi_screen.reports.cells_check import cells_record
+from wsi_screen.reports.cells_check import check_cells_table
 from wsi_screen.reports.cells_table import write_cells_parquet
 from wsi_screen.reports.corrections import ReviewError
 from wsi_screen.reports.corrections import check_reviewer
 from wsi_screen.reports.corrections import load_corrections
-from wsi_screen.reports.corrections import read_json
+from wsi_screen.reports.corrections import read_report
 from wsi_screen.reports.deepzoom import read_deep_zoom
 from wsi_screen.reports.geojson import write_cells_geojson
 from wsi_screen.reports.html_report import aggregate_config
 from wsi_screen.reports.html_report import write_report_html
 from wsi_screen.reports.json_report import validate_report
 from wsi_screen.reports.json_report import write_report_json
+from wsi_screen.reports.review_guard import check_review_size
+from wsi_screen.reports.review_guard import finish_interrupted_signing
+from wsi_screen.reports.review_guard import refuse_review_links
+from wsi_screen.reports.review_guard import write_review_anchor
 from wsi_screen.reports.reviewed import ORIGIN_REVIEWER
 from wsi_screen.reports.reviewed import REMOVAL_REASONS
 from wsi_screen.reports.reviewed import REVIEW_COLUMNS
@@ -52,7 +61,9 @@ from wsi_screen.reports.reviewed import review_records
 from wsi_screen.reports.reviewed import with_review_columns
 from wsi_screen.reports.rules import configured_review_classes
 from wsi_screen.reports.rules import review_classes
+from wsi_screen.reports.signoff import SIGNED_FILES
 from wsi_screen.reports.signoff import begin_review
+from wsi_screen.reports.signoff import checked_trail
 from wsi_screen.reports.signoff import finish_signing
 
 __all__ = ["ReviewError", "apply_review"]
@@ -78,7 +89,7 @@ def _load_report(path: Path) -> tuple[dict[str, Any], AggregateConfig]:
     Raises:
         ReviewError: missing, unreadable or of another structure; the message names the file.
     """
-    report = read_json(path, REPORT_JSON)
+    report = read_report(path)
     if not isinstance(report, dict):
         msg = f"{path}: expected a JSON object (a wsi-screen report.json), got {type(report).__name__}"
         raise ReviewError(msg)
@@ -177,6 +188,7 @@ def _write_reviewed(
             tmp_geojson = stack.enter_context(atomic_path(report_dir / CELLS_GEOJSON))
             tmp_parquet = stack.enter_context(atomic_path(report_dir / CELLS_PARQUET))
             write_cells_parquet(frame, tmp_parquet)
+            report[RECORD_KEY] = cells_record(tmp_parquet, frame.height)
             write_cells_geojson(frame, names, tmp_geojson)
             write_report_html(
                 report,
@@ -233,16 +245,26 @@ def apply_review(
         >>> apply_review(Path("OUT/field_a"), Path("corrections.json"), reviewer="AB")  # doctest: +SKIP
     """
     report_dir = Path(report_dir)
+    refuse_review_links(report_dir)
     report, cfg = _load_report(report_dir / REPORT_JSON)
+    report = finish_interrupted_signing(report_dir, report)
     names = list(report["model"]["classes"])
     scheme = configured_review_classes(report)
     allowed = review_classes(names, scheme)
     frame = _load_cells(report_dir / CELLS_PARQUET, names, allowed)
+    try:
+        check_cells_table(report, report_dir / CELLS_PARQUET, frame, review_inputs(frame, names, scheme)[0])
+    except WsiScreenError as e:  # the message names the file
+        raise ReviewError(str(e)) from e
     ids = frame["cell_id"].to_list()
     preds = frame["predicted_class"].to_list()
     check_reviewer(reviewer, where="--reviewer")
     corr = load_corrections(
-        corrections_path, report=report, predicted=dict(zip(ids, preds, strict=True)), class_names=allowed
+        corrections_path,
+        report=report,
+        predicted=dict(zip(ids, preds, strict=True)),
+        class_names=allowed,
+        positions=dict(zip(ids, zip(frame["x"].to_list(), frame["y"].to_list(), strict=True), strict=True)),
     )
     frame, changes = apply_edits(frame, corr.edits)
     # a review changes classes, not pixels: the screening's domain judgement stands
@@ -289,19 +311,49 @@ def apply_review(
     except WsiScreenError as e:
         msg = f"{report_dir / REPORT_JSON}: the reviewed report would be invalid: {e}"
         raise ReviewError(msg) from e
+    check_review_size(report_dir / REPORT_JSON, new)
     try:
         assets = read_assets(report_dir / ASSETS_JSON)
     except WsiScreenError as e:  # the message names the file
         raise ReviewError(str(e)) from e
     _write_reviewed(report_dir, new, frame, names, assets, options)
+    write_review_anchor(report_dir, new["audit"])
     if sign:
-        files = {n: report_dir / n for n in (REPORT_JSON, REPORT_HTML, CELLS_PARQUET)}
+        files = {n: report_dir / n for n in SIGNED_FILES}
         try:
             new["audit"] = finish_signing(report_dir, new, files)
-            with atomic_path(report_dir / REPORT_JSON) as tmp:
-                write_report_json(new, tmp)
+            write_report_json(new, report_dir / REPORT_JSON)
+            write_anchor(report_dir, new["audit"])
         except (OSError, WsiScreenError) as e:
             msg = f"{report_dir}: cannot sign the reviewed report: {e}"
             raise ReviewError(msg) from e
     log.info("%s: %d correction(s) applied", report_dir, new["review"]["n_corrections"])
     return new
+
+
+def verify_review(report_dir: Path) -> str:
+    """Check a report's audit trail (chain, anchor, signed versions, sign-off) and cells table.
+
+    Returns:
+        One line saying what holds (events, version, signed versions).
+
+    Raises:
+        ReviewError: something does not hold; the message names the file and what is missing.
+    """
+    report_dir = Path(report_dir)
+    report, _ = _load_report(report_dir / REPORT_JSON)
+    names = list(report["model"]["classes"])
+    scheme = configured_review_classes(report)
+    frame = _load_cells(report_dir / CELLS_PARQUET, names, review_classes(names, scheme))
+    try:
+        trail = checked_trail(report_dir, report)
+        check_cells_table(report, report_dir / CELLS_PARQUET, frame, review_inputs(frame, names, scheme)[0])
+    except WsiScreenError as e:  # the message names the file
+        raise ReviewError(str(e).removesuffix("; nothing applied")) from e
+    signed = sorted(int(e["version"]) for e in trail if e.get("action") == "signed")
+    versions = ", ".join(f"v{v}" for v in signed) or "none"
+    state = (report.get("signoff") or {}).get("status", "unreviewed")
+    return (
+        f"{report_dir}: audit trail intact ({len(report.get('audit') or [])} event(s), version "
+        f"{current_version(report)} {state}; signed versions: {versions}); cells table matches report.json"
+    )

@@ -28,6 +28,9 @@ from wsi_screen.reports.assets import ASSETS_JSON
 from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.assets import build_assets
 from wsi_screen.reports.assets import write_assets
+from wsi_screen.reports.audit_anchor import set_aside_review
+from wsi_screen.reports.cells_check import RECORD_KEY
+from wsi_screen.reports.cells_check import cells_record
 from wsi_screen.reports.cells_table import cells_frame
 from wsi_screen.reports.cells_table import write_cells_parquet
 from wsi_screen.reports.deepzoom import write_deep_zoom
@@ -90,6 +93,7 @@ def write_input_reports(
     options = options or cfg.report
     real_dir(out_dir)  # never OUT/<stem> -> elsewhere
     (out_dir / REPORT_JSON).unlink(missing_ok=True)  # the completion marker goes first, comes back last
+    set_aside_review(out_dir)  # a new screening starts a new audit trail
     labels = calls.labels
     regions = getattr(item, "regions", None)
     counted = item.counted_mask(calls.cells)
@@ -120,6 +124,7 @@ def write_input_reports(
         regions=[regions.region_at(c.x, c.y) for c in calls.cells] if regions is not None else None,
     )
     write_cells_parquet(frame, out_dir / CELLS_PARQUET)
+    table = cells_record(out_dir / CELLS_PARQUET, frame.height)  # what a review checks the table by
     write_cells_geojson(frame, list(calls.class_names), out_dir / CELLS_GEOJSON)
     report = build_report(
         input_info=input_info,
@@ -131,6 +136,7 @@ def write_input_reports(
         warnings=list(item.warnings),
     )
     report["identifiers"] = None if ids is None else ids.to_dict()
+    report[RECORD_KEY] = table
     if regions is not None:
         add_regions(report, regions, frame, decides_counting=item.is_slide)
     if stop is not None and regions is not None:
