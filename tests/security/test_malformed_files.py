@@ -38,7 +38,7 @@ def _weights(data: bytes | None) -> Callable[[Path], None]:
 BUNDLES: dict[str, tuple[Callable[[Path], None], str]] = {
     "garbage weights": (_weights(b"\x07" * 800), "not a readable safetensors file"),
     "truncated weights": (_weights(None), "not a readable safetensors file"),
-    "bad model_kwargs": (_edit("model_kwargs", {"bogus": 1}), "cannot build timm architecture"),
+    "bad model_kwargs": (_edit("model_kwargs", {"bogus": 1}), "model_kwargs 'bogus' not accepted"),
     "model_kwargs not an object": (_edit("model_kwargs", [1]), "model_kwargs must be an object"),
     "class_names a string": (_edit("class_names", "ABCDEFGH"), "class_names must be a list"),
     "huge input_size": (_edit("input_size", 100000), "input_size must be 8-1024"),

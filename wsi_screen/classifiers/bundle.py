@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from wsi_screen.blast_rates import BlastRates
+from wsi_screen.classifiers.architecture import build_model
+from wsi_screen.classifiers.architecture import check_architecture_name
+from wsi_screen.classifiers.architecture import check_model_kwargs
 from wsi_screen.classifiers.calibration import Calibration
 from wsi_screen.classifiers.preprocess import INTERPOLATIONS
 from wsi_screen.errors import ModelBundleError
@@ -64,7 +67,7 @@ class ModelBundle:
     """Metadata of a patch classifier; ``path`` is the folder it was loaded from (if any).
 
     Attributes:
-        architecture: timm model name, e.g. ``resnet18``.
+        architecture: timm model name, e.g. ``resnet18`` (a plain name: no ``hf-hub:`` or other prefix).
         class_names: class codes in output order (Matek codes such as ``BLA``).
         input_size: side in pixels of the square image the network sees.
         mean: per-channel normalisation mean (RGB, 0-1 scale).
@@ -75,7 +78,8 @@ class ModelBundle:
         interpolation: resize interpolation, ``bilinear`` or ``area``.
         preprocess: preprocessing applied to every 250 px patch before resizing, in training and
             at inference alike: None, or ``shah`` (NLM denoising + sharpening, Shah et al.).
-        model_kwargs: extra keyword arguments for ``timm.create_model``.
+        model_kwargs: extra keyword arguments for ``timm.create_model``: drop-out rates only
+            (:data:`~wsi_screen.classifiers.architecture.MODEL_KWARGS`).
         provenance: data, recipe and licence of the training.
         metrics: validation metrics measured at training time.
         calibration: temperature scaling fitted on validation data (model.json ``calibration``),
@@ -139,9 +143,8 @@ class ModelBundle:
         if not isinstance(raw_names, list) or not all(isinstance(c, str) and c for c in raw_names):
             msg = f"{where}: class_names must be a list of non-empty strings, got {type(raw_names).__name__}"
             raise ModelBundleError(msg)
-        if not isinstance(data.get("model_kwargs", {}), dict):
-            msg = f"{where}: model_kwargs must be an object"
-            raise ModelBundleError(msg)
+        architecture = check_architecture_name(data["architecture"], where)
+        model_kwargs = check_model_kwargs(data.get("model_kwargs", {}), where)
         try:
             names = tuple(raw_names)
             mean = tuple(float(v) for v in data["mean"])
@@ -150,7 +153,7 @@ class ModelBundle:
                 msg = f"{where}: mean and std need 3 values (RGB)"
                 raise ModelBundleError(msg)
             bundle = cls(
-                architecture=str(data["architecture"]),
+                architecture=architecture,
                 class_names=names,
                 input_size=int(data["input_size"]),
                 mean=(mean[0], mean[1], mean[2]),
@@ -160,7 +163,7 @@ class ModelBundle:
                 name=str(data.get("name", path.name if path else "")),
                 interpolation=str(data.get("interpolation", "bilinear")),
                 preprocess=data.get("preprocess"),
-                model_kwargs=dict(data.get("model_kwargs", {})),
+                model_kwargs=model_kwargs,
                 provenance=dict(data.get("provenance", {})),
                 metrics=dict(data.get("metrics", {})),
                 path=path,
@@ -226,33 +229,15 @@ class ModelBundle:
         return sha256_file(self.weights_path)
 
     def create_model(self, *, load_weights: bool = True) -> torch.nn.Module:
-        """Build the timm network and load the bundle's weights (no pickle, no download)."""
-        import timm
-        from safetensors.torch import load_file
+        """Build the timm network and load the bundle's weights (no pickle, no download).
 
-        try:
-            model = timm.create_model(
-                self.architecture,
-                pretrained=False,
-                num_classes=len(self.class_names),
-                **self.model_kwargs,
-            )
-        except (RuntimeError, TypeError, ValueError) as e:  # unknown model, bad model_kwargs
-            msg = f"{self.path}: cannot build timm architecture {self.architecture!r}: {e}"
-            raise ModelBundleError(msg) from e
-        if load_weights:
-            try:
-                state = load_file(str(self.weights_path))
-            except Exception as e:  # noqa: BLE001 - SafetensorError (garbage, truncated), OSError
-                msg = f"{self.weights_path}: not a readable safetensors file ({type(e).__name__}: {e})"
-                raise ModelBundleError(msg) from e
-            try:
-                model.load_state_dict(state)
-            except RuntimeError as e:
-                msg = f"{self.weights_path}: weights do not fit {self.architecture!r}: {e}"
-                raise ModelBundleError(msg) from e
-        model.eval()
-        return model
+        The architecture must be a plain timm name and the weights must list exactly the network's
+        tensors, checked on the ``meta`` device before anything is allocated
+        (:func:`~wsi_screen.classifiers.architecture.build_model`).
+        """
+        where = str(self.path / MODEL_JSON) if self.path else MODEL_JSON
+        weights = self.weights_path if load_weights else None
+        return build_model(self.architecture, len(self.class_names), self.model_kwargs, weights, where)
 
     def save(self, folder: str | Path, model: torch.nn.Module) -> ModelBundle:
         """Write model.json and model.safetensors into ``folder`` atomically; return the bundle."""
