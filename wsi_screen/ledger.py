@@ -22,11 +22,17 @@ from typing import Any
 
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import open_nofollow
+from wsi_screen.textfiles import parse_json
+from wsi_screen.textfiles import read_bytes
 
 log = logging.getLogger(__name__)
 
 LEDGER_NAME = "ledger.jsonl"
 LEDGER_VERSION = 1
+MAX_LEDGER_BYTES = 512 << 20
+"""Largest ledger read (over a million entries of a few hundred bytes)."""
+MAX_LINE_BYTES = 16 << 10
+"""Longest ledger line parsed; a longer one is skipped like a torn one (an entry needs under 1 KiB)."""
 
 # Settings that change where or how fast a batch runs but not its results; changing them
 # must not force a lab to re-screen a whole folder (e.g. resuming on another GPU node).
@@ -122,23 +128,12 @@ class Ledger:
             WsiScreenError: the ledger exists but cannot be read.
         """
         self._latest.clear()
-        if not self.path.exists():
-            return 0
-        try:
-            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError as e:
-            msg = f"{self.path}: cannot read the batch ledger: {e.strerror}"
-            raise WsiScreenError(msg) from e
         n = 0
-        for i, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                entry = LedgerEntry(**{k: data[k] for k in LedgerEntry.__dataclass_fields__})
-            except (ValueError, KeyError, TypeError):
-                # a line torn by a kill mid-append; the input it names is simply redone
-                log.warning("%s: ignoring unreadable line %d", self.path, i)
+        for i, data in enumerate(ledger_lines(self.path), 1):
+            entry = _entry(data)
+            if entry is None:
+                if data is not None:  # a JSON object, but not an entry
+                    log.warning("%s: ignoring unreadable line %d", self.path, i)
                 continue
             self._latest[(entry.input, entry.stem, entry.key)] = entry
             n += 1
@@ -186,6 +181,53 @@ class Ledger:
             raise WsiScreenError(msg) from e
         self._latest[(entry.input, entry.stem, entry.key)] = entry
         return entry
+
+
+def ledger_lines(path: Path, *, warn: bool = True) -> list[dict[str, Any] | None]:
+    """The JSON objects of the ledger's lines, None for an empty line or one that is not (torn, planted).
+
+    The file is read bounded (:data:`MAX_LEDGER_BYTES`, a regular file only) and each line parsed
+    with a nesting limit, so no line can end a resume in a traceback. A missing ledger has no lines.
+
+    Raises:
+        WsiScreenError: the ledger exists but cannot be read, or is larger than the cap.
+    """
+    if not path.exists():
+        return []
+    try:
+        raw = read_bytes(path, error=WsiScreenError, max_bytes=MAX_LEDGER_BYTES)
+    except WsiScreenError as e:
+        msg = f"{e} (the batch ledger)"
+        raise WsiScreenError(msg) from e
+    out: list[dict[str, Any] | None] = []
+    for i, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            out.append(None)
+            continue
+        data = None
+        if len(line) <= MAX_LINE_BYTES:
+            try:
+                data = parse_json(
+                    line.decode("utf-8", errors="replace"), f"{path} line {i}", error=WsiScreenError
+                )
+            except WsiScreenError:
+                data = None
+        if not isinstance(data, dict):
+            if warn:
+                log.warning("%s: ignoring unreadable line %d", path, i)
+            data = None
+        out.append(data)
+    return out
+
+
+def _entry(data: dict[str, Any] | None) -> LedgerEntry | None:
+    """The entry of one ledger line, or None when it lacks a field or a field is not a string."""
+    if data is None:
+        return None
+    values = {k: data.get(k) for k in LedgerEntry.__dataclass_fields__}
+    if not all(isinstance(v, str) for v in values.values()):
+        return None
+    return LedgerEntry(**values)  # type: ignore[arg-type]
 
 
 def _ends_with_newline(path: Path) -> bool:

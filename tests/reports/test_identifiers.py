@@ -68,7 +68,7 @@ def test_bad_sidecars_name_the_file(tmp_path):
     src = tmp_path / "a.png"
     side = sidecar_path(src)
     for text, match in (("[1]", "expected a JSON object"), ('{"name": "x"}', r"unknown key\(s\) name"),
-                        ('{"sample_id": 7}', "sample_id must be a string"), ("{", "cannot read")):  # fmt: skip
+                        ('{"sample_id": 7}', "sample_id must be a string"), ("{", "not valid JSON")):  # fmt: skip
         side.write_text(text)
         with pytest.raises(InputError, match=match) as e:
             read_sidecar(src)

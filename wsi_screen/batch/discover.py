@@ -7,7 +7,6 @@ so adding a file whose name clashes never moves an existing input's results.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsi_screen.errors import InputError
+from wsi_screen.errors import WsiScreenError
+from wsi_screen.ledger import ledger_lines
 from wsi_screen.outnames import clean_stem
 from wsi_screen.outnames import is_clean
 from wsi_screen.sources import input_stem
@@ -208,19 +209,13 @@ def recorded_stems(ledger_path: Path) -> dict[str, list[str]]:
         Input name -> folder names in the order first recorded; empty without a ledger.
         Unreadable lines (one torn by a kill) are skipped, as :class:`wsi_screen.ledger.Ledger` does.
     """
-    try:
-        lines = ledger_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return {}
-    except OSError as e:
-        log.warning("%s: cannot read the output folder names recorded there: %s", ledger_path, e.strerror)
+    try:  # read bounded, each line with a nesting limit: a planted line is skipped, never fatal
+        lines = ledger_lines(ledger_path, warn=False)  # Ledger.load warns
+    except WsiScreenError as e:
+        log.warning("cannot read the output folder names recorded there: %s", e)
         return {}
     out: dict[str, list[str]] = {}
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
+    for entry in lines:
         name = entry.get("input") if isinstance(entry, dict) else None
         stem = entry.get("stem") if isinstance(entry, dict) else None
         if isinstance(name, str) and isinstance(stem, str) and stem not in out.setdefault(name, []):

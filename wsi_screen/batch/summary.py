@@ -15,7 +15,10 @@ from wsi_screen.batch.discover import BatchInput
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import atomic_write_with
+from wsi_screen.report_files import MAX_REPORT_JSON_BYTES
 from wsi_screen.report_files import REPORT_JSON
+from wsi_screen.textfiles import check_size
+from wsi_screen.textfiles import read_json_object
 from wsi_screen.textsafe import FORMULA_START_RE
 from wsi_screen.textsafe import csv_cell
 from wsi_screen.types import Failure
@@ -58,6 +61,7 @@ SUMMARY_SCHEMA: dict[str, str] = {
 TIMING_COLUMNS = tuple(f"time_{s}_s" for s in TIMING_STAGES)
 SUMMARY_PARQUET = "summary.parquet"
 SUMMARY_CSV = "summary.csv"
+MAX_SUMMARY_BYTES = 256 << 20  # the largest summary.parquet / summary.csv read back (100,000s of rows)
 
 
 class SummaryError(WsiScreenError):
@@ -206,6 +210,7 @@ def _update_file(path: Path, output: str, sha: str | None, figures: dict[str, An
 
     csv = path.name == SUMMARY_CSV
     try:  # the CSV is kept as text so that the other rows are written back byte for byte
+        check_size(path, error=SummaryError, max_bytes=MAX_SUMMARY_BYTES)
         frame = pl.read_csv(path, infer_schema=False) if csv else pl.read_parquet(path)
         foreign = [c for c in frame.columns if c not in SUMMARY_SCHEMA]
         if "output" not in frame.columns or foreign:  # only a summary wsi-screen wrote is rewritten
@@ -257,12 +262,13 @@ def write_run_metadata(path: Path, metadata: dict[str, Any]) -> None:
 
 
 def read_report(path: Path) -> dict[str, Any] | None:
-    """Load a report.json, or None when it is missing or unreadable (the input is then redone)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    """Load a report.json (read bounded), or None when it is missing or unreadable (the input is then redone)."""
+    if path.is_file():
+        try:
+            return read_json_object(path, error=WsiScreenError, max_bytes=MAX_REPORT_JSON_BYTES)
+        except WsiScreenError as e:
+            log.warning("report not used: %s", e)
+    return None
 
 
 def report_run_key(report: dict[str, Any]) -> str | None:
@@ -319,8 +325,9 @@ def read_summary(out: Path) -> list[dict[str, Any]] | None:
     if not path.is_file():
         return None
     try:
+        check_size(path, error=SummaryError, max_bytes=MAX_SUMMARY_BYTES)
         frame = pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as e:
+    except (OSError, pl.exceptions.PolarsError, SummaryError) as e:
         log.warning("%s: cannot read the batch summary: %s", path, e)
         return None
     if not {"input", "status", "output", "error_stage", "error_type", "error_message"} <= set(frame.columns):

@@ -20,11 +20,14 @@ from wsi_screen.jpeg import jpeg_data_uri
 from wsi_screen.patches import crop_patch
 from wsi_screen.report_config import ReportConfig
 from wsi_screen.sources.base import ImageSource
+from wsi_screen.textfiles import read_json_object
 from wsi_screen.types import Cell
 
 log = logging.getLogger(__name__)
 
 ASSETS_JSON = "report_assets.json"
+MAX_ASSETS_BYTES = 256 << 20
+"""Largest report_assets.json read back (base64 crops of every gallery and queue cell at their caps)."""
 
 
 ReportOptions = ReportConfig  # the [report] section of the run configuration
@@ -102,8 +105,10 @@ def read_assets(path: Path) -> ReportAssets:
     if not path.exists():
         log.warning("%s not found: the report is rendered without crops or overview", path)
         return ReportAssets()
-    try:
-        return ReportAssets.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError, AttributeError) as e:
-        msg = f"{path}: not a valid report assets file: {e}"
+    try:  # read bounded: size and nesting capped, a one-line error
+        return ReportAssets.from_dict(
+            read_json_object(path, error=WsiScreenError, max_bytes=MAX_ASSETS_BYTES)
+        )
+    except (ValueError, TypeError, AttributeError, WsiScreenError) as e:
+        msg = f"{path}: not a valid report assets file: {str(e).removeprefix(f'{path}: ')}"
         raise WsiScreenError(msg) from e

@@ -42,11 +42,13 @@ from numpy.typing import NDArray
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.jpeg import encode_jpeg
 from wsi_screen.sources.base import ImageSource
+from wsi_screen.textfiles import read_json_object
 
 log = logging.getLogger(__name__)
 
 VIEWER_DIR = "viewer"
 VIEWER_JSON = "viewer.json"
+MAX_VIEWER_JSON_BYTES = 64 << 10  # the largest viewer.json read back (it takes a few hundred bytes)
 OSD_SCRIPT = "openseadragon.min.js"
 OSD_LICENCE = "LICENSE-openseadragon.txt"
 OSD_VERSION = "6.1.1"
@@ -376,8 +378,10 @@ def read_deep_zoom(report_dir: Path) -> DeepZoomImage | None:
     path = Path(report_dir) / VIEWER_DIR / VIEWER_JSON
     if not path.exists():
         return None
-    try:
-        return DeepZoomImage.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        msg = f"{path}: not a valid viewer description: {e}"
+    try:  # read bounded: size and nesting capped, a one-line error
+        return DeepZoomImage.from_dict(
+            read_json_object(path, error=WsiScreenError, max_bytes=MAX_VIEWER_JSON_BYTES)
+        )
+    except (ValueError, KeyError, TypeError, WsiScreenError) as e:
+        msg = f"{path}: not a valid viewer description: {str(e).removeprefix(f'{path}: ')}"
         raise WsiScreenError(msg) from e

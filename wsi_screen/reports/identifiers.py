@@ -15,17 +15,23 @@ printable characters, no control characters); a bad value is an error naming the
 from __future__ import annotations
 
 import csv
-import json
+import io
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wsi_screen.errors import InputError
+from wsi_screen.textfiles import parse_json
+from wsi_screen.textfiles import read_text
 
 SIDECAR_SUFFIX = ".ids.json"
 ID_KEYS = ("sample_id", "patient_id")
 MAX_ID_LENGTH = 64
+MAX_SIDECAR_BYTES = 64 << 10
+"""Largest identifiers sidecar read (two identifiers of 64 characters need a few hundred bytes)."""
+MAX_MANIFEST_BYTES = 16 << 20
+"""Largest identifiers manifest read (over 100,000 rows)."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +90,8 @@ def read_sidecar(input_path: Path) -> SampleIdentifiers | None:
     path = sidecar_path(Path(input_path))
     if not path.is_file():
         return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        msg = f"{path}: cannot read the identifiers sidecar: {e}"
-        raise InputError(msg) from e
+    # size capped before reading, nesting limited: a bad sidecar is this input's one-line error
+    doc = parse_json(read_text(path, error=InputError, max_bytes=MAX_SIDECAR_BYTES), path, error=InputError)
     if not isinstance(doc, dict):
         msg = f'{path}: expected a JSON object like {{"sample_id": "...", "patient_id": "..."}}'
         raise InputError(msg)
@@ -126,11 +129,11 @@ def read_manifest(path: Path) -> Manifest:
             one input listed twice; the message names the file and the row.
     """
     path = Path(path)
+    text = read_text(path, error=InputError, max_bytes=MAX_MANIFEST_BYTES).removeprefix("\ufeff")
     try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-            header = rows[0].keys() if rows else []
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        header = rows[0].keys() if rows else []
+    except csv.Error as e:
         msg = f"{path}: cannot read the identifiers manifest: {e}"
         raise InputError(msg) from e
     known = {"input", "sha256", *ID_KEYS}

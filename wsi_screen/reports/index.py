@@ -8,7 +8,6 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -16,10 +15,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
+from wsi_screen.report_files import MAX_REPORT_JSON_BYTES
 from wsi_screen.reports.html_report import static_text
 from wsi_screen.reports.html_report import template_env
 from wsi_screen.reports.json_report import DISCLAIMER
+from wsi_screen.textfiles import read_json_object
 from wsi_screen.types import Failure
 
 log = logging.getLogger(__name__)
@@ -60,12 +62,23 @@ def index_row(folder: Path, report: dict[str, Any], out_dir: Path) -> dict[str, 
 
 
 def _scan(out_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The reports under ``out_dir`` the index can show; any other report.json is skipped with a warning.
+
+    Each is read bounded (size, nesting: :mod:`wsi_screen.textfiles`) and must give an index row.
+    """
     found = []
     for path in sorted(out_dir.glob("*/report.json")):
         try:
-            found.append((path.parent, json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError) as e:
-            log.warning("%s: skipped in index.html: %s", path, e)
+            report = read_json_object(path, error=WsiScreenError, max_bytes=MAX_REPORT_JSON_BYTES)
+            index_row(path.parent, report, out_dir)
+        except WsiScreenError as e:
+            log.warning("skipped in index.html: %s", e)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            log.warning(
+                "%s: skipped in index.html: not a wsi-screen report (%s: %s)", path, type(e).__name__, e
+            )
+        else:
+            found.append((path.parent, report))
     return found
 
 

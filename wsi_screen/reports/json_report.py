@@ -12,6 +12,7 @@ from typing import Any
 from wsi_screen import __version__
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
+from wsi_screen.textfiles import parse_json
 
 SCHEMA_VERSION = "1.0"
 DISCLAIMER = (
@@ -23,8 +24,8 @@ DISCLAIMER = (
 @functools.cache
 def report_schema() -> dict[str, Any]:
     """The JSON Schema of report.json shipped in the package."""
-    text = (resources.files("wsi_screen") / "schemas" / "report.schema.json").read_text(encoding="utf-8")
-    return dict(json.loads(text))
+    path = resources.files("wsi_screen") / "schemas" / "report.schema.json"
+    return dict(parse_json(path.read_text(encoding="utf-8"), str(path), error=WsiScreenError))
 
 
 @functools.cache

@@ -30,7 +30,9 @@ from wsi_screen.classifiers.bundle import ModelBundle
 from wsi_screen.config import AggregateConfig
 from wsi_screen.config import ScreenConfig
 from wsi_screen.errors import ConfigError
+from wsi_screen.errors import ModelBundleError
 from wsi_screen.io import atomic_write_text
+from wsi_screen.textfiles import read_json_object
 from wsi_screen.training.calibrate import bundle_split
 from wsi_screen.training.compose import PER_FIELD
 from wsi_screen.training.compose import compose_real_field
@@ -187,7 +189,7 @@ def fit_blast_rates(
     )
     if write:
         meta = folder / MODEL_JSON
-        data = json.loads(meta.read_text(encoding="utf-8"))
+        data = read_json_object(meta, error=ModelBundleError)  # read bounded, as ModelBundle.load does
         data["blast_rates"] = rates.to_json()
         atomic_write_text(meta, json.dumps(data, indent=2) + "\n")
     log.info(

@@ -30,8 +30,10 @@ from wsi_screen.classifiers.bundle import MODEL_JSON
 from wsi_screen.classifiers.bundle import ModelBundle
 from wsi_screen.classifiers.domain import colour_stats
 from wsi_screen.errors import ConfigError
+from wsi_screen.errors import ModelBundleError
 from wsi_screen.io import atomic_write_bytes
 from wsi_screen.io import atomic_write_text
+from wsi_screen.textfiles import read_file_list
 from wsi_screen.textfiles import read_json_object
 from wsi_screen.training.datasets import PatchSet
 from wsi_screen.training.datasets import load_patches
@@ -185,8 +187,7 @@ def bundle_split(
         source = f"rebuilt from the recipe (seed {seed}, test {tf}, validation {vf})"
         listed = bundle.provenance.get("heldout_test_list")
         if listed and (folder / str(listed)).is_file():
-            lines = (folder / str(listed)).read_text(encoding="utf-8").splitlines()
-            wanted = {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
+            wanted = set(read_file_list(folder / str(listed), error=ConfigError))
             if wanted != test:
                 msg = f"{folder / str(listed)}: rebuilt test share differs from the listed one ({len(wanted ^ test)} files)"
                 raise ConfigError(msg)
@@ -261,7 +262,7 @@ def calibrate_bundle(
     name = f"domain-{digest[:12]}.safetensors"
     atomic_write_bytes(folder / name, blob)
     meta_path = folder / MODEL_JSON
-    data = json.loads(meta_path.read_text(encoding="utf-8"))
+    data = read_json_object(meta_path, error=ModelBundleError)  # read bounded, as ModelBundle.load does
     old = data.get("domain", {}).get("file") if isinstance(data.get("domain"), dict) else None
     data["calibration"] = {**cal.to_json(), "weights_sha256": weights_sha, "split": split.source}
     data["domain"] = {

@@ -24,6 +24,9 @@ from wsi_screen.classifiers.calibration import softmax
 from wsi_screen.errors import InputError
 from wsi_screen.io import atomic_path
 from wsi_screen.io import atomic_write_text
+from wsi_screen.textfiles import MAX_FILE_LIST_BYTES
+from wsi_screen.textfiles import read_file_list
+from wsi_screen.textfiles import read_json_object
 from wsi_screen.training.datasets import LabelledImage
 from wsi_screen.training.datasets import PatchSet
 from wsi_screen.training.datasets import load_patches
@@ -46,15 +49,14 @@ def select_files(ps: PatchSet, only: Path) -> PatchSet:
     Raises:
         InputError: the list names files that are not in the data set.
     """
-    text = only.read_text(encoding="utf-8")
-    if only.suffix == ".json":
-        split = json.loads(text)
+    if only.suffix == ".json":  # read bounded: size and nesting capped, one-line errors
+        split = read_json_object(only, error=InputError, max_bytes=MAX_FILE_LIST_BYTES)
         wanted = [str(p) for p in split.get("test", [])]
         for src in (split.get("manifest") or {}).get("sources", []):
             if Path(str(src.get("root"))).resolve() == Path(ps.root).resolve():
                 wanted = [str(p) for p in (split.get("test_by_source") or {}).get(src.get("name"), [])]
     else:
-        wanted = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+        wanted = read_file_list(only, error=InputError)
     rel = {str(it.path.relative_to(ps.root)): i for i, it in enumerate(ps.items)}
     other = {str(p.relative_to(ps.root)) for paths in ps.unmapped.values() for p in paths}
     missing = [w for w in wanted if w not in rel and w not in other]

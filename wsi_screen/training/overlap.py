@@ -10,12 +10,15 @@ was then in the training or validation split, and figures on it are not held-out
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from wsi_screen.classifiers.bundle import ModelBundle
+from wsi_screen.errors import ModelBundleError
+from wsi_screen.textfiles import MAX_FILE_LIST_BYTES
+from wsi_screen.textfiles import read_file_list
+from wsi_screen.textfiles import read_json_object
 
 
 def heldout_files(bundle: ModelBundle) -> tuple[set[str] | None, str | None]:
@@ -25,18 +28,16 @@ def heldout_files(bundle: ModelBundle) -> tuple[set[str] | None, str | None]:
         return None, None
     split = folder / "split.json"
     if split.is_file():
-        try:
-            test = json.loads(split.read_text(encoding="utf-8")).get("test")
-        except (OSError, ValueError, AttributeError):
+        try:  # read bounded (size, nesting); an unreadable split.json is as if absent
+            test = read_json_object(split, error=ModelBundleError, max_bytes=MAX_FILE_LIST_BYTES).get("test")
+        except ModelBundleError:
             test = None
         if isinstance(test, list):
             return {str(p) for p in test}, str(split)
     listed = bundle.provenance.get("heldout_test_list")
     if listed and (folder / str(listed)).is_file():
-        lines = (folder / str(listed)).read_text(encoding="utf-8").splitlines()
-        return {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}, str(
-            folder / str(listed)
-        )
+        path = folder / str(listed)
+        return set(read_file_list(path, error=ModelBundleError)), str(path)
     return None, None
 
 
