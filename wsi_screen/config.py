@@ -14,6 +14,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from wsi_screen.config_ranges import check_ranges
 from wsi_screen.errors import ConfigError
 from wsi_screen.limits import LimitsConfig
 from wsi_screen.pipeline_config import PipelineConfig
@@ -42,6 +43,7 @@ class TilingConfig:
         if not self.overlap_um > 0 or not math.isfinite(self.overlap_um):
             msg = f"tiling.overlap_um must be a positive number, got {self.overlap_um}"
             raise ConfigError(msg)
+        check_ranges("tiling", self)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class HairyCellConfig:
             raise ConfigError(msg)
         _check_percent("aggregate.hairy_cell.min_percent", self.min_percent)
         _check_unit("aggregate.hairy_cell.min_confidence", self.min_confidence)
+        check_ranges("aggregate.hairy_cell", self)
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,7 @@ class AggregateConfig:
                 "the flag is a share of counted cells"
             )
             raise ConfigError(msg)
+        check_ranges("aggregate", self)
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,7 @@ class ClassifyConfig:
         if not 0 <= self.threads <= 1024:
             msg = f"classify.threads must be 0-1024 (0: all cores), got {self.threads}"
             raise ConfigError(msg)
+        check_ranges("classify", self)
 
 
 STOPPING_METHODS = ("alpha_spending", "confidence_sequence")
@@ -193,6 +198,7 @@ class StoppingConfig:
         if self.method not in STOPPING_METHODS:
             msg = f"stopping.method must be one of {', '.join(STOPPING_METHODS)}, got {self.method!r}"
             raise ConfigError(msg)
+        check_ranges("stopping", self)  # names the key; alpha's ends are excluded below
         if not 0.0 < self.alpha < 1.0 or self.min_cells < 1 or self.look_every < 1:
             msg = "stopping: alpha must be in (0, 1), min_cells and look_every >= 1"
             raise ConfigError(msg)
@@ -211,6 +217,10 @@ class ScreenConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     stopping: StoppingConfig = field(default_factory=StoppingConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # every section, also one that does not check itself (limits)
+            check_ranges(f.name, getattr(self, f.name))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (echoed into reports)."""
@@ -300,8 +310,13 @@ def _scalar(default: Any, value: Any, where: str, key: str) -> Any:
             raise ConfigError(msg)
         return value
     if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            msg = f"{where}: {key} must be a whole number, got {value!r}"
+        if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+            shown = (
+                f"{value!r:.40}"
+                if not isinstance(value, int) or value.bit_length() < 100
+                else "a longer number"
+            )
+            msg = f"{where}: {key} must be a whole number (64-bit, as TOML has them), got {shown}"
             raise ConfigError(msg)
         return value
     if isinstance(default, float):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from wsi_screen.config_ranges import check_ranges
 from wsi_screen.errors import ConfigError
 
 
@@ -50,6 +51,7 @@ class PipelineConfig:
         if not 0 <= self.worker_nice <= 19:
             msg = f"pipeline.worker_nice must be 0-19, got {self.worker_nice}"
             raise ConfigError(msg)
+        check_ranges("pipeline", self)
 
     def resolved_workers(self, *, timeout_s: float = 0.0) -> int:
         """The number of read-ahead threads to start (0 with a per-input time limit set)."""

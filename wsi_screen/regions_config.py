@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from wsi_screen.config_ranges import check_ranges
 from wsi_screen.errors import ConfigError
 
 
@@ -93,6 +94,7 @@ class RegionsConfig:
             if not value >= 0:
                 msg = f"regions.{key} must be >= 0, got {value}"
                 raise ConfigError(msg)
+        check_ranges("regions", self)  # before the checks that compare values with each other
         if self.view_mpp * 4 > self.region_um:
             msg = f"regions.view_mpp ({self.view_mpp}) must be at most a quarter of regions.region_um ({self.region_um})"
             raise ConfigError(msg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wsi_screen.classes import MATEK_CLASSES
+from wsi_screen.config_ranges import check_ranges
 from wsi_screen.errors import ConfigError
 
 
@@ -54,3 +55,4 @@ class ReportConfig:
         if not codes or len(set(codes)) != len(codes) or not all(str(c).strip() for c in codes):
             msg = f"report.review_classes must be distinct non-empty class codes, got {list(codes)}"
             raise ConfigError(msg)
+        check_ranges("report", self)
