@@ -193,7 +193,7 @@ def test_failure_after_building_leaves_the_folder_unchanged(hand_made, tmp_path)
 def test_interrupted_write_never_leaves_reviewed_cells_beside_the_old_report(
     hand_made, tmp_path, monkeypatch
 ):
-    import wsi_screen.reports.review as review
+    import wsi_screen.reports.review_files as review
 
     out, _ = hand_made
     before = _snapshot(out)

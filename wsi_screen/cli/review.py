@@ -42,13 +42,37 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None, sign: bool)
     batch's output folder, the input's row of summary.csv and summary.parquet gets the reviewed
     figures. The index (REPORT_DIR/../index.html) is refreshed when present; a batch's index keeps
     the inputs and failures of the batch summary.
+
+    The file states the end state of each cell it names: applied again, it changes nothing and no
+    new version is made (with --sign, the version as it stands is signed).
     """
+    _review_and_report(report_dir, corrections, reviewer=reviewer, sign=sign, comment=None)
+
+
+@review.command("sign", short_help="Sign a report as it stands, without a corrections file.")
+@click.argument("report_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--reviewer", required=True, help="Who signs (recorded in the audit trail and on the page).")
+@click.option("--comment", default=None, help="The reviewer's comment on the case.")
+def sign_cmd(report_dir: Path, reviewer: str, comment: str | None) -> None:
+    """Sign the report in REPORT_DIR as it stands (reviewed or not): its figures become a signed version.
+
+    report.json, report.html and cells.parquet are frozen read-only under REPORT_DIR/versions/v<N>/
+    and a 'signed' event records their sha256. A report whose current version is signed already is
+    left as it is.
+    """
+    _review_and_report(report_dir, None, reviewer=reviewer, sign=True, comment=comment)
+
+
+def _review_and_report(
+    report_dir: Path, corrections: Path | None, *, reviewer: str | None, sign: bool, comment: str | None
+) -> None:
+    """Apply (or only sign) under the batch lock, then print and refresh the case, summary and index."""
     from wsi_screen.batch.outdir import LOCK_NAME
     from wsi_screen.batch.outdir import batch_lock
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.reports.case_review import case_of_field
     from wsi_screen.reports.case_review import refresh_case
-    from wsi_screen.reports.review import apply_review
+    from wsi_screen.reports.review import review_report
 
     with contextlib.ExitStack() as stack:
         try:
@@ -57,11 +81,15 @@ def apply(report_dir: Path, corrections: Path, reviewer: str | None, sign: bool)
                 stack.enter_context(batch_lock(out))
             case_dir = case_of_field(report_dir)
             _refuse_links_before_writing(out, case_dir)
-            new = apply_review(report_dir, corrections, reviewer=reviewer, sign=sign)
+            outcome = review_report(report_dir, corrections, reviewer=reviewer, sign=sign, comment=comment)
+            new = outcome.report
+            if not outcome.changed:
+                _report_unchanged(report_dir, new, corrections)
+                return
             case = refresh_case(case_dir) if case_dir is not None else None
         except WsiScreenError as e:
             raise ReviewInputError(str(e)) from e
-        _report_applied(report_dir, new)
+        _report_applied(report_dir, new, outcome.cells_changed)
         if case_dir is not None and case is not None:  # a field of a case: the pooled figures follow
             was, now = case["review"]["blast_percent_before"], case["blast"]["percent"]
             click.echo(
@@ -111,7 +139,25 @@ def _refuse_links_before_writing(out: Path, case_dir: Path | None) -> None:
         check_out_files(case_dir.parent)
 
 
-def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
+def _report_unchanged(report_dir: Path, report: dict[str, Any], corrections: Path | None) -> None:
+    """Say that nothing was written: the file states what the report holds, or it is signed already."""
+    block = report.get("signoff") or {}
+    state = (
+        f"version {block.get('version')} {block.get('status')}"
+        + (f" by {block.get('reviewer')}" if block.get("reviewer") else "")
+        if block
+        else "version 0 (not reviewed)"
+    )
+    if corrections is not None:
+        click.echo(
+            f"0 cells changed: {report_dir} already holds the corrections of {corrections.name}; "
+            f"nothing written ({state})"
+        )
+    else:
+        click.echo(f"{report_dir}: {state} already; nothing written")
+
+
+def _report_applied(report_dir: Path, new: dict[str, Any], cells_changed: int) -> None:
     """Print what the review changed and refresh the batch summary and index of OUT."""
     from wsi_screen.batch.summary import refresh_index
     from wsi_screen.report_files import CELLS_GEOJSON
@@ -129,7 +175,8 @@ def _report_applied(report_dir: Path, new: dict[str, Any]) -> None:
         return "n/a" if v is None else f"{v:.1f} %"
 
     click.echo(
-        f"{rv['n_corrections']} correction(s) applied to {report_dir}: blasts {fmt(before)} -> {fmt(after)}"
+        f"{rv['n_corrections']} correction(s) in {report_dir} ({cells_changed} cell(s) changed now): "
+        f"blasts {fmt(before)} -> {fmt(after)}"
     )
     for f in rv["flags_changed"]:
         click.echo(f"  flag {f['name']}: {f['from']} -> {f['to']}")

@@ -49,7 +49,8 @@ class Corrections:
 
     edits: CellEdits
     reviewer: str | None
-    source: Path
+    source: Path | None
+    """The corrections file; None for a signing without one (``review sign``)."""
     comment: str | None = None
 
     @property

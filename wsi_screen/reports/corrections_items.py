@@ -5,10 +5,14 @@ Version 2 items name their ``kind``:
 - ``{"kind": "reclassify", "cell_id": 3, "class": "EBO", "predicted": "LYT", "comment": "..."}``
   (``predicted`` and ``comment`` optional; any class of the review scheme);
 - ``{"kind": "remove", "cell_id": 5, "reason": "duplicate" | "not_a_cell", "comment": "..."}``;
-- ``{"kind": "add", "x": 812.0, "y": 340.5, "class": "PLM", "comment": "..."}`` (level-0 pixels);
+- ``{"kind": "add", "add_id": "a1f3…", "x": 812.0, "y": 340.5, "class": "PLM", "comment": "..."}``
+  (level-0 pixels; ``add_id`` the stable id the page gives the cell, so the file applied again sets
+  that cell instead of adding it twice);
 - ``{"kind": "comment", "cell_id": 7, "comment": "..."}``.
 
-Version 1 items are reclassifications without a kind (``cell_id``, ``class``, ``predicted``).
+Each item states the end state of the cell it names. An item without ``kind`` is a reclassification
+(``cell_id``, ``class``, ``predicted``: the only items of version 1 files); a version 1 file whose
+items carry a ``kind`` is read like version 2.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("reclassify", "remove", "add", "comment")
 MAX_COMMENT_CHARS = 2000
+MAX_ADD_ID_CHARS = 64
 MAX_ITEMS = 20_000
 """Items in one corrections file: every reclassification a reviewer makes on a slide, and room to spare;
 100,000 added cells once left a report too large to be reviewed again."""
@@ -98,7 +103,7 @@ def parse_items(
         if not isinstance(item, dict):
             msg = f"{where} must be an object, got {item!r:.80}"
             raise error(msg)
-        kind = item.get("kind", "reclassify") if version >= 2 else "reclassify"
+        kind = item.get("kind", "reclassify")
         if kind not in KINDS:
             msg = f"{where}: unknown kind {kind!r:.40}; one of {', '.join(KINDS)}"
             raise error(msg)
@@ -141,7 +146,8 @@ def parse_items(
                 raise error(msg)
             removed[cid] = reason
         elif kind == "add":
-            added.append(AddedCell(*_position(item, where, error, image_size), code, comment))
+            add_id = _add_id(item.get("add_id"), where, error)
+            added.append(AddedCell(*_position(item, where, error, image_size), code, comment, add_id))
     if twice:  # one line, however many: a file of 100,000 repeats once printed 100,000 warnings
         ids = ", ".join(str(c) for c in twice[:5]) + (" …" if len(twice) > 5 else "")
         log.warning("%s: %d correction(s) name a cell corrected before (cells %s); the later class is used",
@@ -157,6 +163,20 @@ def parse_items(
         msg = f"{path}: cell {cid} was predicted {was} where the corrections were made, this report predicts {predicted[cid]}: made on another screening of this input; nothing applied"
         raise error(msg)
     return CellEdits(classes, removed, tuple(added), comments)
+
+
+def _add_id(value: Any, where: str, error: type[WsiScreenError]) -> str | None:
+    """An added cell's id: None, or 1 to :data:`MAX_ADD_ID_CHARS` printable characters.
+
+    Raises:
+        error: not such a string.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ADD_ID_CHARS or not value.isprintable():
+        msg = f"{where}: 'add_id' must be 1-{MAX_ADD_ID_CHARS} printable characters, got {value!r:.40}"
+        raise error(msg)
+    return value
 
 
 def _position(

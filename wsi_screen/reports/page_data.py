@@ -105,8 +105,8 @@ def cell_arrays(frame: pl.DataFrame, names: list[str], cfg: AggregateConfig) -> 
     """
     frame = with_review_columns(frame)
     if frame.height == 0:
-        keys = ("id", "x", "y", "pred", "rev", "removed", "origin", "comment", "counted", "conf", "pb", "pc",
-                "probs")  # fmt: skip
+        keys = ("id", "x", "y", "pred", "rev", "removed", "origin", "comment", "aid", "counted", "conf", "pb",
+                "pc", "probs")  # fmt: skip
         return {k: [] for k in keys}
     probs = prob_matrix(frame, names)
     blast = [j for j, c in enumerate(names) if c in cfg.blast_classes]
@@ -123,6 +123,7 @@ def cell_arrays(frame: pl.DataFrame, names: list[str], cfg: AggregateConfig) -> 
         "removed": frame["removed"].to_list(),
         "origin": frame["origin"].to_list(),
         "comment": frame["review_comment"].to_list(),
+        "aid": frame["added_id"].to_list(),
         "counted": counted_rows(frame).to_list(),
         "conf": _f32(probs.max(axis=1)),
         "pb": [round(float(v), 9) for v in pb],

@@ -9,11 +9,17 @@ adds its own columns:
   counts nowhere: not in the detections, the differential or the histogram), else null;
 - ``origin``: ``model`` (a detection) or ``reviewer`` (a cell the reviewer added; its
   ``predicted_class`` is null and its probabilities are 0);
-- ``review_comment``: the reviewer's note on the cell.
+- ``review_comment``: the reviewer's note on the cell;
+- ``added_id``: the id the page gave a cell the reviewer added (null for detections).
 
 Rows are never deleted, so cell ids are never reused: an added cell gets the next id after the
 largest in the table, and removing it marks it removed like any other. The figures are computed
 from the rows not removed, each with its final class (:func:`review_inputs`).
+
+A corrections file states the end state of each cell it names, so applying it twice is applying it
+once: an added cell whose ``added_id`` (or, for a file without ids, whose position within
+:data:`SAME_CELL_PX`) is already a reviewer's row sets that row's class and comment instead of
+adding another.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from wsi_screen.reports.selection import prob_matrix
 
 ORIGIN_MODEL, ORIGIN_REVIEWER = "model", "reviewer"
 REMOVAL_REASONS = ("duplicate", "not_a_cell")
-REVIEW_COLUMNS = ("reviewed_class", "removed", "origin", "review_comment")
+REVIEW_COLUMNS = ("reviewed_class", "removed", "origin", "review_comment", "added_id")
+SAME_CELL_PX = 1.0
+"""An added cell without an id within this many pixels of a reviewer's row (x and y) is that row."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class AddedCell:
     y: float
     cls: str
     comment: str | None = None
+    add_id: str | None = None
+    """The stable id the page assigned (``added_id`` in cells.parquet); None in hand-made files."""
 
 
 @dataclass(frozen=True)
@@ -109,13 +119,23 @@ def apply_edits(frame: pl.DataFrame, edits: CellEdits) -> tuple[pl.DataFrame, li
             removed[i] = edits.removed[cid]
         if cid in edits.comments:
             comments[i] = edits.comments[cid] or None
+    fresh: list[AddedCell] = []
+    known = _AddedRows(frame)
+    for cell in edits.added:  # the end state of an added cell: a row it names already is set, not added again
+        row = known.row_of(cell)
+        if row is None:
+            fresh.append(cell)
+            continue
+        reviewed[row], removed[row] = cell.cls, None
+        if cell.comment is not None:
+            comments[row] = cell.comment or None
     frame = frame.with_columns(
         pl.Series("reviewed_class", reviewed, dtype=pl.Utf8),
         pl.Series("removed", removed, dtype=pl.Utf8),
         pl.Series("review_comment", comments, dtype=pl.Utf8),
     )
-    if edits.added:
-        frame = pl.concat([frame, _added_rows(frame, edits.added)], how="vertical_relaxed")
+    if fresh:
+        frame = pl.concat([frame, _added_rows(frame, _one_per_cell(fresh))], how="vertical_relaxed")
     after = dict(zip(frame["cell_id"].to_list(), final_classes(frame), strict=True))
     notes = dict(zip(frame["cell_id"].to_list(), frame["review_comment"].to_list(), strict=True))
     reasons = dict(zip(frame["cell_id"].to_list(), frame["removed"].to_list(), strict=True))
@@ -136,6 +156,43 @@ def apply_edits(frame: pl.DataFrame, edits: CellEdits) -> tuple[pl.DataFrame, li
             continue
         changes.append({"cell_id": int(cid), "kind": kind, "from": was, "to": now, "comment": notes.get(cid)})
     return frame, changes
+
+
+class _AddedRows:
+    """The reviewer's rows of a table, found by ``added_id`` or (files without ids) by position."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self.by_id: dict[str, int] = {}
+        self.by_cell: dict[tuple[int, int], list[int]] = {}
+        self.xs, self.ys = frame["x"].to_list(), frame["y"].to_list()
+        rows = zip(frame["origin"].to_list(), frame["added_id"].to_list(), strict=True)
+        for i, (origin, aid) in enumerate(rows):
+            if origin != ORIGIN_REVIEWER:
+                continue
+            if aid is not None:
+                self.by_id.setdefault(aid, i)
+            self.by_cell.setdefault((int(self.xs[i]), int(self.ys[i])), []).append(i)
+
+    def row_of(self, cell: AddedCell) -> int | None:
+        """The row ``cell`` is already; None when it is new."""
+        if cell.add_id is not None:
+            return self.by_id.get(cell.add_id)
+        gx, gy = int(cell.x), int(cell.y)
+        near = (i for dx in (-1, 0, 1) for dy in (-1, 0, 1) for i in self.by_cell.get((gx + dx, gy + dy), []))
+        return next((i for i in sorted(near) if _same_place(cell, self.xs[i], self.ys[i])), None)
+
+
+def _same_place(cell: AddedCell, x: float, y: float) -> bool:
+    return abs(cell.x - float(x)) <= SAME_CELL_PX and abs(cell.y - float(y)) <= SAME_CELL_PX
+
+
+def _one_per_cell(cells: list[AddedCell]) -> tuple[AddedCell, ...]:
+    """New cells, one per ``add_id`` (or per position for cells without one): the later item wins."""
+    kept: dict[object, AddedCell] = {}
+    for cell in cells:
+        key: object = cell.add_id if cell.add_id is not None else (round(cell.x), round(cell.y))
+        kept[key] = cell
+    return tuple(kept.values())
 
 
 def _added_rows(frame: pl.DataFrame, added: tuple[AddedCell, ...]) -> pl.DataFrame:
@@ -164,6 +221,7 @@ def _added_rows(frame: pl.DataFrame, added: tuple[AddedCell, ...]) -> pl.DataFra
             "removed": None,
             "origin": ORIGIN_REVIEWER,
             "review_comment": cell.comment,
+            "added_id": cell.add_id,
             "counted": True,  # the reviewer counted it
         }
         for col in frame.columns:
@@ -229,6 +287,8 @@ def review_records(frame: pl.DataFrame) -> dict[str, Any]:
             rec["reason"] = row["removed"]
         if kind == "added":
             rec["x"], rec["y"] = round(float(row["x"]), 1), round(float(row["y"]), 1)
+            if row["added_id"]:
+                rec["added_id"] = row["added_id"]
         if row["review_comment"]:
             rec["comment"] = row["review_comment"]
         records.append(rec)

@@ -5,19 +5,36 @@
  * turned into live figures with WsiAggregate (the rules of aggregate.py, exported as data.rules).
  *
  * Rows: the cells of cells.parquet (model detections and cells added by earlier reviews), then
- * the cells added on this page (id null until applied). A row's "base" state is the state the
- * report records; exported corrections are the differences from it.
+ * the cells added on this page (cell id null until applied; each gets a stable add_id at once, so
+ * the exported file applied twice adds it once). A row's "base" state is the state the report
+ * records; exported corrections are the differences from it, each stating the cell's end state.
  */
 var WsiReview = (function () {
   var REASONS = ["duplicate", "not_a_cell"];
+  var seq = 0;
+
+  /* A stable id for a cell added on this page: random, so two pages (or two reviewers) never share one. */
+  function newAddId() {
+    var hex = "";
+    try {
+      var b = new Uint8Array(8);
+      (window.crypto || window.msCrypto).getRandomValues(b);
+      for (var k = 0; k < b.length; k++) hex += (b[k] < 16 ? "0" : "") + b[k].toString(16);
+    } catch (e) {
+      hex = Math.floor(Math.random() * 4294967296).toString(16) + Date.now().toString(16);
+    }
+    seq += 1;
+    return "a" + hex + "-" + seq;
+  }
 
   function create(data, screening) {
     var C = data.cells, names = data.classes, n = C.id.length, listeners = [];
     var rules = data.rules, review = data.review_classes;
     var baseCls = [], baseRemoved = [], baseComment = [], cls = [], removed = [], comment = [];
-    var rowOf = new Map(), added = [];
+    var rowOf = new Map(), added = [], applied = {};
     for (var i = 0; i < n; i++) {
       rowOf.set(C.id[i], i);
+      if (C.aid && C.aid[i]) applied[C.aid[i]] = true;
       baseCls[i] = C.rev[i] || (C.pred[i] >= 0 ? names[C.pred[i]] : null);
       baseRemoved[i] = C.removed[i] || null;
       baseComment[i] = C.comment[i] || "";
@@ -55,7 +72,8 @@ var WsiReview = (function () {
       setComment: function (i, text) { comment[i] = String(text || ""); emit("comment"); },
       addCell: function (x, y, code, note) {
         checkClass(code);
-        added.push({ x: Math.round(x * 10) / 10, y: Math.round(y * 10) / 10, cls: code, comment: note || "" });
+        added.push({ x: Math.round(x * 10) / 10, y: Math.round(y * 10) / 10, cls: code, comment: note || "",
+          add_id: newAddId() });
         emit("added");
         return added.length - 1;
       },
@@ -117,7 +135,7 @@ var WsiReview = (function () {
         list.push(item);
       }
       added.forEach(function (a) {
-        var item = { kind: "add", x: a.x, y: a.y, "class": a.cls };
+        var item = { kind: "add", add_id: a.add_id, x: a.x, y: a.y, "class": a.cls };
         if (a.comment) item.comment = a.comment;
         list.push(item);
       });
@@ -158,8 +176,9 @@ var WsiReview = (function () {
           comment[i] = typeof s.m === "string" ? s.m : "";
         });
         (saved.added || []).forEach(function (a) {
-          if (a && review.indexOf(a.cls) >= 0 && isFinite(a.x) && isFinite(a.y)) {
-            added.push({ x: a.x, y: a.y, cls: a.cls, comment: a.comment || "" });
+          if (a && review.indexOf(a.cls) >= 0 && isFinite(a.x) && isFinite(a.y) && !applied[a.add_id]) {
+            added.push({ x: a.x, y: a.y, cls: a.cls, comment: a.comment || "",
+              add_id: typeof a.add_id === "string" && a.add_id ? a.add_id : newAddId() });
           }
         });
       } catch (e) { /* ignore unreadable storage */ }
