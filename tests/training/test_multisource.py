@@ -199,3 +199,21 @@ def test_evaluating_one_source_uses_its_test_share_and_knows_its_training_data(t
     assert m["n_images"] == len(split["test_by_source"]["a"]) == 8
     assert is_training_data(bundle, tmp_path / "a", {"BLA": 20, "LYT": 20})
     assert not is_training_data(bundle, tmp_path / "elsewhere", {"BLA": 3})
+
+
+@pytest.mark.parametrize(
+    ("arch", "kwargs"),
+    [("hf-hub:evil/model", {}), ("resnet18", {"pretrained_cfg_overlay": {"file": "/x"}}), ("a/b", {})],
+)
+def test_train_refuses_what_a_bundle_may_not_name_before_reading_data(arch: str, kwargs: dict) -> None:
+    with pytest.raises(ConfigError, match="--arch|--model-kwarg"):
+        tiny_cfg(arch=arch, model_kwargs=kwargs)
+
+
+def test_deep_scheme_file_is_a_one_line_error(tmp_path: Path) -> None:
+    from wsi_screen.training.schemes import load_scheme
+
+    bad = tmp_path / "s.toml"
+    bad.write_text("x = " + "[" * 500 + "]" * 500 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"s\.toml"):
+        load_scheme(bad)

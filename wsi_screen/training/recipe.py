@@ -14,8 +14,11 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from wsi_screen.classifiers.architecture import check_architecture_name
+from wsi_screen.classifiers.architecture import check_model_kwargs
 from wsi_screen.classifiers.bundle import MATEK_MPP
 from wsi_screen.errors import ConfigError
+from wsi_screen.errors import ModelBundleError
 from wsi_screen.training.augment import AugmentConfig
 from wsi_screen.training.pretrained import NAMED_SOURCES
 
@@ -116,6 +119,13 @@ class TrainConfig:
             if not ok:
                 msg = f"train config: expected {rule}"
                 raise ConfigError(msg)
+        # the closed checks a bundle gets when it is loaded, before any data is read: a plain timm
+        # name (no hf-hub: or other prefix timm would resolve over the network), drop-out rates only
+        try:
+            check_architecture_name(self.arch, "--arch")
+            check_model_kwargs(self.model_kwargs, "--model-kwarg")
+        except ModelBundleError as e:
+            raise ConfigError(str(e)) from e
 
     def to_json(self) -> dict[str, Any]:
         """Return the recipe as a JSON-serialisable dict."""

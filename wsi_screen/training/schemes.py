@@ -16,13 +16,17 @@ warning, evaluation reports them as classes the model cannot assess.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from dataclasses import field
 from importlib import resources
 from pathlib import Path
 
 from wsi_screen.errors import ConfigError
+from wsi_screen.textfiles import parse_toml
+from wsi_screen.textfiles import read_text
+
+MAX_SCHEME_BYTES = 1 << 20
+"""Largest scheme or tolerance file read (a scheme is a few hundred bytes)."""
 
 LABEL_SOURCES = ("folder", "prefix")
 
@@ -135,14 +139,11 @@ def _read_toml(path: Path | str, what: str) -> dict[str, object]:
     if not p.is_file():
         shipped = resources.files("wsi_screen") / "configs" / "schemes" / f"{path}.toml"
         if shipped.is_file():
-            return tomllib.loads(shipped.read_text(encoding="utf-8"))
+            return parse_toml(shipped.read_text(encoding="utf-8"), str(path), error=ConfigError)
         msg = f"{path}: {what} file not found (and no shipped {what} of that name)"
         raise ConfigError(msg)
-    try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        msg = f"{p}: not valid TOML ({e})"
-        raise ConfigError(msg) from e
+    # a user's scheme file: size-capped before it is read, depth-limited (textfiles)
+    return parse_toml(read_text(p, error=ConfigError, max_bytes=MAX_SCHEME_BYTES), p, error=ConfigError)
 
 
 def load_scheme(path_or_name: Path | str) -> ClassScheme:

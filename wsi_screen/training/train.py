@@ -95,6 +95,9 @@ def train_split(
         msg = f"{train_set.root}: no training images for class(es) {', '.join(sorted(missing))}"
         raise ConfigError(msg)
 
+    if cfg.arch not in timm.list_models():  # the name's form was checked by TrainConfig
+        msg = f"--arch {cfg.arch!r}: not a timm architecture"
+        raise ConfigError(msg)
     try:
         model = timm.create_model(cfg.arch, pretrained=False, num_classes=n_classes, **cfg.model_kwargs)
     except RuntimeError as e:
