@@ -29,7 +29,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A yolov8n model folder trained one epoch from random weights through the CLI."""
     out = tmp_path_factory.mktemp("scratch") / "model"
-    res = CliRunner().invoke(main, ["train-detector", str(data), "-o", str(out), "--arch", "yolov8n", *_TRAIN])
+    res = CliRunner().invoke(
+        main, ["train-detector", str(data), "-o", str(out), "--arch", "yolov8n", *_TRAIN]
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -37,7 +39,11 @@ def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _conv_weights(folder: Path) -> dict[str, torch.Tensor]:
     """Convolution kernels only: batch-norm running statistics move with any training step."""
     state = load_file(str(folder / "weights.safetensors"))
-    return {k: v for k, v in state.items() if k.endswith(".conv.weight") or (k.endswith(".weight") and v.ndim == 4)}
+    return {
+        k: v
+        for k, v in state.items()
+        if k.endswith(".conv.weight") or (k.endswith(".weight") and v.ndim == 4)
+    }
 
 
 def test_init_starts_from_the_given_weights(data: Path, trained: Path, tmp_path: Path) -> None:
@@ -68,14 +74,17 @@ def test_init_starts_from_the_given_weights(data: Path, trained: Path, tmp_path:
 
 def test_init_refuses_arch_and_unusable_weights(data: Path, trained: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(
-        main, ["train-detector", str(data), "-o", str(tmp_path / "a"), "--init", str(trained), "--arch", "yolov8n"]
+        main,
+        ["train-detector", str(data), "-o", str(tmp_path / "a"), "--init", str(trained), "--arch", "yolov8n"],
     )
     assert res.exit_code == 2
     assert "--arch and --init" in res.output
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "weights.safetensors").write_bytes(b"not safetensors")
-    res = CliRunner().invoke(main, ["train-detector", str(data), "-o", str(tmp_path / "b"), "--init", str(bad), *_TRAIN])
+    res = CliRunner().invoke(
+        main, ["train-detector", str(data), "-o", str(tmp_path / "b"), "--init", str(bad), *_TRAIN]
+    )
     assert res.exit_code == 2
     assert "not a readable safetensors file" in res.output
     assert not (tmp_path / "b" / "weights.safetensors").exists()
@@ -102,7 +111,17 @@ def test_model_folder_conf_is_the_default_operating_point(trained: Path, tmp_pat
 def test_fit_conf_writes_the_best_f1_threshold(data: Path, trained: Path, tmp_path: Path) -> None:
     folder = _with_conf(trained, tmp_path / "m", None)
     res = CliRunner().invoke(
-        main, ["evaluate-detector", str(folder), str(data), "-o", str(tmp_path / "e1"), "--mpp", str(DISC_MPP), "--fit-conf"]
+        main,
+        [
+            "evaluate-detector",
+            str(folder),
+            str(data),
+            "-o",
+            str(tmp_path / "e1"),
+            "--mpp",
+            str(DISC_MPP),
+            "--fit-conf",
+        ],
     )
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "e1" / "metrics.json").read_text(encoding="utf-8"))
@@ -117,7 +136,8 @@ def test_fit_conf_writes_the_best_f1_threshold(data: Path, trained: Path, tmp_pa
 
     # the next evaluation (and any run) operates at the fitted confidence
     res = CliRunner().invoke(
-        main, ["evaluate-detector", str(folder), str(data), "-o", str(tmp_path / "e2"), "--mpp", str(DISC_MPP)]
+        main,
+        ["evaluate-detector", str(folder), str(data), "-o", str(tmp_path / "e2"), "--mpp", str(DISC_MPP)],
     )
     assert res.exit_code == 0, res.output
     again = json.loads((tmp_path / "e2" / "metrics.json").read_text(encoding="utf-8"))
@@ -125,7 +145,17 @@ def test_fit_conf_writes_the_best_f1_threshold(data: Path, trained: Path, tmp_pa
     assert again["f1"] == pytest.approx(best["f1"])
 
     res = CliRunner().invoke(
-        main, ["evaluate-detector", "foreground", str(data), "-o", str(tmp_path / "e3"), "--mpp", str(DISC_MPP), "--fit-conf"]
+        main,
+        [
+            "evaluate-detector",
+            "foreground",
+            str(data),
+            "-o",
+            str(tmp_path / "e3"),
+            "--mpp",
+            str(DISC_MPP),
+            "--fit-conf",
+        ],
     )
     assert res.exit_code == 2
     assert "--fit-conf needs a YOLO model folder" in res.output

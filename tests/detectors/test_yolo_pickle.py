@@ -23,8 +23,8 @@ class _Evil:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return (Path.write_text, (str(self.marker), "code ran"))  # type: ignore[return-value]
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (exec, (f"import pathlib; pathlib.Path({str(self.marker)!r}).write_text('code ran')",))
 
 
 def _evil_pt(tmp_path: Path) -> tuple[Path, Path]:

@@ -30,39 +30,17 @@ def _split_classes(value: str | None) -> list[str] | None:
     return [c.strip() for c in value.split(",") if c.strip()]
 
 
-def best_val_row(results_csv: Path) -> dict[str, float]:
-    """Validation figures of the epoch whose weights were kept (ultralytics' ``best.pt``).
-
-    ultralytics keeps the epoch of highest fitness, 0.1 x mAP50 + 0.9 x mAP50-95.
-    """
-    if not results_csv.is_file():
-        return {}
-    raw = [
-        {k.strip(): v.strip() for k, v in row.items() if k}
-        for row in csv.DictReader(results_csv.read_text(encoding="utf-8").splitlines())
-    ]
-    keys = {
-        "epoch": "epoch",
-        "precision": "metrics/precision(B)",
-        "recall": "metrics/recall(B)",
-        "map50": "metrics/mAP50(B)",
-        "map50_95": "metrics/mAP50-95(B)",
-    }
-    rows = [{name: float(r[col]) for name, col in keys.items() if col in r} for r in raw]
-    rows = [r for r in rows if "map50" in r and "map50_95" in r]
-    if not rows:
-        return {}
-    return max(rows, key=lambda r: 0.1 * r["map50"] + 0.9 * r["map50_95"])
-
-
 @click.command("train-detector", short_help="Train a YOLO cell detector on YOLO-format data.")
 @click.argument("data", type=click.Path(path_type=Path, exists=True))
 @output_option("Model folder to write (weights.safetensors, detector.json, run/)", dest="out_dir")
 @click.option(
     "--arch",
     default=None,
-    help="ultralytics architecture (yolo11n, yolov8n, yolo11s, ...) built from its yaml; "
-    "nothing is downloaded. Default: yolo11n, or the architecture of --init.",
+    metavar="NAME|FILE.yaml",
+    help="Architecture: yolov5/yolov8/yolo11/yolo12 n,s,m,l,x, yolov9 t,s,m,c,e or yolov10 "
+    "n,s,m,b,l,x, built from the YAML packaged with ultralytics (nothing is downloaded); or an "
+    "architecture YAML describing one of them (checked by wsi-screen, never read by ultralytics). "
+    "Default: yolo11n, or the architecture of --init.",
 )
 @click.option(
     "--init",
@@ -106,7 +84,12 @@ def best_val_row(results_csv: Path) -> dict[str, float]:
     help="Data-loader worker processes (0: load in the training process).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--name", "model_name", default=None, help="Model name recorded in detector.json.")
+@click.option(
+    "--name",
+    "model_name",
+    default=None,
+    help="Model name recorded in detector.json (a label: no '/', '\\' or ':'); default: the output folder's name.",
+)
 def train_detector(
     data: Path,
     out_dir: Path,
@@ -128,9 +111,9 @@ def train_detector(
     Writes weights.safetensors and detector.json (use the folder as --detector-weights) and the
     ultralytics run (run/). A data set, architecture or device that cannot be used exits 2.
     """
-    from wsi_screen.detectors.yolo import CONFIG_FILE
+    from wsi_screen.cli.detector_folder import training_plan
+    from wsi_screen.cli.detector_folder import write_trained_json
     from wsi_screen.errors import WsiScreenError
-    from wsi_screen.io import atomic_write_text
     from wsi_screen.training.detector_convert import prepare_yolo_dataset
     from wsi_screen.training.yolo_train import train_yolo
 
@@ -138,8 +121,10 @@ def train_detector(
     if init is not None and arch is not None:
         msg = "--arch and --init: a fine-tuned model keeps the architecture of its --init weights"
         raise click.UsageError(msg)
+    # the architecture (closed list; a YAML is checked here, never read by ultralytics) and the
+    # name are settled before any data is prepared or ultralytics imported
+    arch_name, name = training_plan(arch, init, model_name, out_dir)
     try:
-        arch_name = (arch or "yolo11n") if init is None else _init_architecture(init)
         device = _resolve_device(device)
         with tempfile.TemporaryDirectory(prefix="wsi_screen_yolo_data_") as tmp:
             # always a private copy of the labels: class selection, absolute paths, and
@@ -151,7 +136,7 @@ def train_detector(
             weights = train_yolo(
                 yaml_path,
                 out_dir,
-                arch=arch or "yolo11n",
+                arch=arch_name,
                 epochs=epochs,
                 imgsz=imgsz,
                 batch=batch,
@@ -163,40 +148,21 @@ def train_detector(
             )
     except WsiScreenError as e:
         raise CommandError(str(e)) from e
-    val = best_val_row(out_dir / "run" / "results.csv")
-    cfg: dict[str, Any] = {
-        "format_version": 1,
-        "name": model_name or out_dir.name,
-        "architecture": arch_name,
-        "class_names": names,
-        "cell_classes": None,
-        "imgsz": imgsz,
-        "mpp": mpp,
-        "training": {
-            "data": str(data),
-            "classes": wanted,
-            "epochs": epochs,
+    training: dict[str, Any] = {"data": str(data), "classes": wanted, "epochs": epochs, "imgsz": imgsz}
+    training.update(batch=batch, seed=seed, device=device, init=init, lr0=lr0)
+    cfg_path = write_trained_json(
+        out_dir,
+        {
+            "name": name,
+            "architecture": arch_name,
+            "class_names": names,
             "imgsz": imgsz,
-            "batch": batch,
-            "seed": seed,
-            "device": device,
-            "init": init,
-            "lr0": lr0,
+            "mpp": mpp,
+            "training": training,
         },
-        "val_ultralytics_best_epoch": val,
-    }
-    atomic_write_text(out_dir / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
-    log.info("best epoch val %s", val)
-    for path in (weights, out_dir / CONFIG_FILE, out_dir / "run"):
+    )
+    for path in (weights, cfg_path, out_dir / "run"):
         click.echo(f"wrote {path}{'/' if path.is_dir() else ''}")
-
-
-def _init_architecture(init: str) -> str:
-    """The architecture a model folder (or weights file) to fine-tune from records."""
-    from wsi_screen.detectors.yolo import resolve_model_dir
-
-    weights, cfg = resolve_model_dir(init)
-    return str(cfg.get("architecture") or f"that of {weights}")
 
 
 def _resolve_device(spec: str) -> str:
@@ -217,10 +183,12 @@ def _make_detector(spec: str, *, conf: float, device: str, options: dict[str, An
 
 
 def _per_image_csv(rows: list[dict[str, Any]]) -> str:
+    from wsi_screen.textsafe import csv_cell
+
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["image", "n_gt", "n_pred", "tp_iou", "tp_centre"])
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({**r, "image": csv_cell(str(r["image"]))} for r in rows)  # a name is never a formula
     return buf.getvalue()
 
 
@@ -297,6 +265,8 @@ def evaluate_detector(
     Writes metrics.json (precision, recall, F1, mAP50, count errors, centre matching) and
     per_image.csv. A detector, split, class or option that cannot be used exits 2.
     """
+    from wsi_screen.cli.detector_folder import model_conf
+    from wsi_screen.cli.detector_folder import write_fitted_conf
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.io import atomic_write_text
     from wsi_screen.training.detector_eval import evaluate_on_yolo_dataset
@@ -319,7 +289,7 @@ def evaluate_detector(
         if fit_conf and is_fg:
             msg = "--fit-conf needs a YOLO model folder; the foreground detector has no confidence"
             raise click.UsageError(msg)
-        op_conf = conf if conf is not None or is_fg else _model_conf(detector)
+        op_conf = conf if conf is not None or is_fg else model_conf(detector)
         det = _make_detector(detector, conf=op_conf or 0.0, device=device, options=opts)
         result = evaluate_on_yolo_dataset(
             det,
@@ -364,50 +334,9 @@ def evaluate_detector(
     for name in ("metrics.json", "per_image.csv"):
         click.echo(f"wrote {out_dir / name}")
     if fit_conf:
-        cfg_path = _write_conf(detector, report)
+        cfg_path = write_fitted_conf(detector, report)
         best = report["best_f1"]
         click.echo(
             f"conf {best['threshold']:.2f} (F1 {best['f1']:.3f}, P {best['precision']:.3f}, "
             f"R {best['recall']:.3f} on {split}) written to {cfg_path}"
         )
-
-
-def _model_conf(spec: str) -> float:
-    """The operating confidence a YOLO model folder records (``DEFAULT_CONF`` when none)."""
-    from wsi_screen.detectors.yolo import DEFAULT_CONF
-    from wsi_screen.detectors.yolo import resolve_model_dir
-    from wsi_screen.errors import WsiScreenError
-
-    try:
-        _, cfg = resolve_model_dir(spec)
-    except WsiScreenError as e:
-        raise CommandError(str(e)) from e
-    value = cfg.get("conf", DEFAULT_CONF)
-    return float(value) if isinstance(value, int | float) else DEFAULT_CONF
-
-
-def _write_conf(spec: str, report: dict[str, Any]) -> Path:
-    """Record the best-F1 confidence and how it was fitted in the model's detector.json."""
-    from wsi_screen.detectors.yolo import CONFIG_FILE
-    from wsi_screen.detectors.yolo import resolve_model_dir
-    from wsi_screen.io import atomic_write_text
-
-    weights, cfg = resolve_model_dir(spec)
-    best = report["best_f1"]
-    cfg["conf"] = best["threshold"]
-    cfg["conf_fit"] = {
-        "rule": "score threshold of best F1 at IoU 0.5 (0.05-0.95, step 0.05; ties: the higher)",
-        "data": report["data"],
-        "split": report["split"],
-        "classes": report["classes"],
-        "field_um": report["field_um"],
-        "mpp": report["mpp"],
-        "n_images": report["counts"]["n_images"],
-        "n_gt": report["counts"]["n_gt"],
-        "precision": best["precision"],
-        "recall": best["recall"],
-        "f1": best["f1"],
-    }
-    path = weights.parent / CONFIG_FILE
-    atomic_write_text(path, json.dumps(cfg, indent=2) + "\n")
-    return path

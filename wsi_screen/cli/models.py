@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -67,11 +66,16 @@ def models(show_card: str | None) -> None:
 
 def _list_detectors(root: Path) -> None:
     """Print the shipped YOLO detectors from their ``detector.json`` (ultralytics is not imported)."""
+    from wsi_screen.detectors.yolo_folder import check_detector_json
+    from wsi_screen.detectors.yolo_folder import read_detector_json
+    from wsi_screen.errors import WsiScreenError
+
     folders = sorted(p for p in root.glob("*") if (p / "detector.json").is_file()) if root.is_dir() else []
     for folder in folders:
         try:
-            cfg = json.loads((folder / "detector.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
+            cfg = read_detector_json(folder / "detector.json")  # bounded, checked
+            check_detector_json(cfg, folder / "detector.json")
+        except WsiScreenError as e:
             click.echo(f"{folder.name}: invalid detector.json ({e})")
             continue
         card = folder / "MODEL_CARD.md"

@@ -30,10 +30,14 @@ def _yolo(**options: Any) -> Detector:
 
 
 def check_detector_options(name: str, options: dict[str, Any]) -> None:
-    """Check a detector's options without loading any model (a batch does this before hashing).
+    """Check a detector's options without building any model (a batch does this before hashing).
+
+    The YOLO model folder is checked too (``detector.json``, the weights header and the
+    architecture they name), without reading tensors or importing ultralytics.
 
     Raises:
         ConfigError: unknown option names or bad values, named as ``detector.options.KEY``.
+        ModelBundleError: a YOLO model folder that would be refused when loaded.
     """
     import inspect
 
@@ -46,6 +50,7 @@ def check_detector_options(name: str, options: dict[str, Any]) -> None:
     elif name == "yolo":
         from wsi_screen.detectors.yolo import YoloDetector
         from wsi_screen.detectors.yolo import check_yolo_options
+        from wsi_screen.detectors.yolo_folder import load_model_folder
 
         sig = inspect.signature(YoloDetector)
         try:
@@ -55,6 +60,7 @@ def check_detector_options(name: str, options: dict[str, Any]) -> None:
             raise ConfigError(msg) from e
         bound.apply_defaults()
         check_yolo_options(**{k: v for k, v in bound.arguments.items() if k != "weights"})
+        load_model_folder(bound.arguments["weights"])  # detector.json, header, architecture
 
 
 def create_detector(name: str, **options: Any) -> Detector:

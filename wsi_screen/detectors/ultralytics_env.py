@@ -5,7 +5,8 @@ and undoes the global state it changes on import and during predict/train: envir
 (``OMP_NUM_THREADS``, ...), OpenCV's and torch's thread counts (``select_device('cpu')`` drops torch
 to one thread), print options and torch's deterministic-algorithms switch. The YOLO detector
 (:mod:`wsi_screen.detectors.yolo`) and its training (:mod:`wsi_screen.training.yolo_train`) reach
-ultralytics only through this module.
+ultralytics only through this module, and hand its ``YOLO`` class only networks already built
+(:func:`as_yolo`), never a model name or path that ultralytics would resolve itself.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,10 @@ import numpy as np
 from wsi_screen.errors import MissingDependencyError
 from wsi_screen.io import atomic_write_bytes
 
-__all__ = ["strip_optimizer", "ultralytics_session"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["as_yolo", "ultralytics_session"]
 
 
 _PRIVATE_DIR: list[Path] = []  # this process's private folder, made once
@@ -130,7 +135,7 @@ def ultralytics_session() -> Iterator[Any]:
 
     Example:
         >>> with ultralytics_session() as YOLO:  # doctest: +SKIP
-        ...     model = YOLO("yolo11n.yaml")
+        ...     model = as_yolo(YOLO, build_detection_model(read_yolo_weights(path)))
     """
     os.environ.update(_YOLO_ENV)
     os.environ["YOLO_CONFIG_DIR"] = str(_config_dir())
@@ -144,13 +149,29 @@ def ultralytics_session() -> Iterator[Any]:
         yield YOLO
 
 
-def strip_optimizer(src: str | Path, dst: str | Path) -> bool:
-    """Write checkpoint ``src`` to ``dst`` without its optimizer state (ultralytics' ``strip_optimizer``).
+_MODEL_LABEL = "wsi-screen-detector.yaml"
+"""The model name ultralytics' ``YOLO`` is given: fixed, so nothing a file says reaches it (a
+``-world``/``yoloe`` name would switch the model class, a ``://`` one would mean a Triton server)."""
 
-    Returns:
-        Whether ``src`` was an ultralytics checkpoint (nothing is written otherwise).
+
+def as_yolo(yolo_cls: Any, net: torch.nn.Module) -> Any:
+    """Wrap a built ``DetectionModel`` in ultralytics' ``YOLO`` interface (predict, train, val).
+
+    ``YOLO(path)`` would load ``path`` itself (by unpickling for ``.pt``, from a YAML file that may
+    run code for ``.yaml``); this subclass takes the network already built instead, with the
+    overrides a loaded checkpoint would have. ``ckpt`` is set, so training starts from this
+    network's own architecture dict (and from its tensors when ``pretrained``) rather than
+    resolving a model name again.
     """
-    with ultralytics_session():
-        from ultralytics.utils.torch_utils import strip_optimizer as strip
 
-        return bool(strip(str(src), str(dst)))
+    class _Built(yolo_cls):  # type: ignore[misc]
+        def _new(self, cfg: str, task: str | None = None, verbose: bool = False) -> None:
+            del task, verbose
+            self.cfg = None
+            self.task = "detect"
+            self.model = net
+            self.overrides = {"task": "detect", "model": cfg}
+            self.model_name = cfg
+            self.ckpt = {"built_by": "wsi-screen"}
+
+    return _Built(_MODEL_LABEL, task="detect")

@@ -4,16 +4,17 @@ ultralytics itself is imported only by :mod:`wsi_screen.detectors.ultralytics_en
 :func:`~wsi_screen.detectors.ultralytics_env.ultralytics_session`, never at package import.
 Training a YOLO detector is :mod:`wsi_screen.training.yolo_train`.
 
-A model folder (``wsi_screen/models/yolo-wbc/``) holds ``weights.safetensors`` (tensors and the
-architecture, rebuilt through ultralytics' model classes: no pickle, see
+A model folder (``wsi_screen/models/yolo-wbc/``, see :mod:`wsi_screen.detectors.yolo_folder`)
+holds ``weights.safetensors`` (tensors and a checked header: no pickle, see
 :mod:`wsi_screen.detectors.yolo_weights`) and ``detector.json`` with the training scale (``mpp``),
-the class names and the training image size. An ultralytics ``.pt`` checkpoint is a pickle that
-can run code when loaded: it is always refused (``wsi-screen convert-weights`` converts one once).
+the class names, the training image size and the architecture, one of a closed list built from
+ultralytics' packaged YAML (:mod:`wsi_screen.detectors.yolo_archs`); the tensors must load into it
+exactly. An ultralytics ``.pt`` checkpoint is a pickle that can run code when loaded: it is always
+refused (``wsi-screen convert-weights`` converts one once).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -23,116 +24,41 @@ from typing import Any
 import numpy as np
 
 from wsi_screen.detectors.base import BaseDetector
+from wsi_screen.detectors.ultralytics_env import as_yolo
 from wsi_screen.detectors.ultralytics_env import ultralytics_session
-from wsi_screen.detectors.yolo_weights import SAFE_WEIGHTS_FILE
-from wsi_screen.detectors.yolo_weights import as_yolo
+from wsi_screen.detectors.yolo_folder import CONFIG_FILE
+from wsi_screen.detectors.yolo_folder import DEFAULT_MODEL
+from wsi_screen.detectors.yolo_folder import MODELS_DIR
+from wsi_screen.detectors.yolo_folder import PICKLE_WEIGHTS_FILE
+from wsi_screen.detectors.yolo_folder import WEIGHTS_FILE
+from wsi_screen.detectors.yolo_folder import load_model_folder
+from wsi_screen.detectors.yolo_folder import resolve_model_dir
 from wsi_screen.detectors.yolo_weights import build_detection_model
-from wsi_screen.detectors.yolo_weights import is_pickle_file
-from wsi_screen.detectors.yolo_weights import pickle_refused
-from wsi_screen.detectors.yolo_weights import read_yolo_weights
 from wsi_screen.errors import ConfigError
 from wsi_screen.errors import InputError
-from wsi_screen.errors import ModelBundleError
 from wsi_screen.jpeg import rgb_to_bgr
 from wsi_screen.sources.base import PAD_VALUE
 from wsi_screen.types import Cell
 from wsi_screen.types import Tile
 
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_CONF",
+    "DEFAULT_MODEL",
+    "MODELS_DIR",
+    "PICKLE_WEIGHTS_FILE",
+    "WEIGHTS_FILE",
+    "YoloDetector",
+    "check_yolo_options",
+    "content_window",
+    "resolve_model_dir",
+]
+
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-"""Folder of the models shipped with the package."""
-
-DEFAULT_MODEL = "yolo-wbc"
-WEIGHTS_FILE = SAFE_WEIGHTS_FILE
-"""The weights of a model folder: a safetensors file that cannot run code (``weights.safetensors``)."""
-PICKLE_WEIGHTS_FILE = "weights.pt"
-"""An ultralytics checkpoint in a model folder: refused with a message saying how to convert it."""
-CONFIG_FILE = "detector.json"
 DEFAULT_CONF = 0.25
 """Detection confidence cut of a model folder whose ``detector.json`` names none."""
 _STRIDE = 32
-
-
-def resolve_model_dir(weights: str | Path | None) -> tuple[Path, dict[str, Any]]:
-    """Resolve a weights file, a model folder or a shipped name to (weights path, config).
-
-    Args:
-        weights: None (the shipped ``yolo-wbc``), a shipped model name, a folder holding
-            ``weights.safetensors`` (and optionally ``detector.json``), or a weights file.
-
-    Returns:
-        The weights file and the folder's ``detector.json`` (empty when absent).
-
-    Raises:
-        ModelBundleError: the name, folder or file does not exist, lacks weights, is a pickle
-            checkpoint (refused, with how to convert it), or its ``detector.json`` is not JSON.
-    """
-    name = DEFAULT_MODEL if weights is None else weights
-    path = Path(name)
-    if not path.exists() and isinstance(name, str) and (MODELS_DIR / name).is_dir():
-        path = MODELS_DIR / name
-    if path.is_dir():
-        wfile = path / WEIGHTS_FILE
-        if not wfile.is_file():
-            pickled = path / PICKLE_WEIGHTS_FILE
-            if not pickled.is_file():
-                msg = f"{path}: no {WEIGHTS_FILE} in the model folder"
-                raise ModelBundleError(msg)
-            raise pickle_refused(pickled)
-        return wfile, _detector_json(path / CONFIG_FILE)
-    if path.is_file():
-        if is_pickle_file(path):
-            raise pickle_refused(path)
-        return path, _detector_json(path.parent / CONFIG_FILE)
-    shipped = sorted(p.name for p in MODELS_DIR.glob("yolo*") if p.is_dir())
-    msg = (
-        f"YOLO weights {str(name)!r} not found; give a {WEIGHTS_FILE} file, a model folder or a "
-        f"shipped name ({', '.join(shipped) or 'none shipped'})"
-    )
-    raise ModelBundleError(msg)
-
-
-def _detector_json(path: Path) -> dict[str, Any]:
-    """A model folder's ``detector.json`` ({} when absent); a broken one is a one-line error."""
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        msg = f"{path}: not a readable detector.json ({type(e).__name__}: {str(e)[:200]})"
-        raise ModelBundleError(msg) from e
-    if not isinstance(data, dict):
-        msg = f"{path}: detector.json must hold a JSON object, got {type(data).__name__}"
-        raise ModelBundleError(msg)
-    return data
-
-
-def _check_detector_json(cfg: dict[str, Any], where: Path) -> None:
-    """Types and ranges of the detector.json keys the adapter uses; a bad one is a one-line error."""
-    mpp = cfg.get("mpp")
-    if mpp is not None and not (
-        isinstance(mpp, int | float) and not isinstance(mpp, bool) and 0.01 <= mpp <= 100
-    ):
-        msg = f"{where}: mpp must be a number of microns per pixel (0.01-100), got {mpp!r}"
-        raise ModelBundleError(msg)
-    classes = cfg.get("cell_classes")
-    if classes is not None and not (
-        isinstance(classes, list)
-        and len(classes) <= 1000
-        and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 1000 for c in classes)
-    ):
-        msg = f"{where}: cell_classes must be a list of class indices, got {classes!r}"[:300]
-        raise ModelBundleError(msg)
-    conf = cfg.get("conf")
-    if conf is not None and not (
-        isinstance(conf, int | float) and not isinstance(conf, bool) and 0.0 <= conf <= 1.0
-    ):
-        msg = f"{where}: conf must be a confidence in [0, 1], got {conf!r}"[:300]
-        raise ModelBundleError(msg)
-    if not isinstance(cfg.get("name", ""), str):
-        msg = f"{where}: name must be a string"
-        raise ModelBundleError(msg)
 
 
 def content_window(rgb: np.ndarray, pad_value: int = PAD_VALUE) -> tuple[int, int, int, int]:
@@ -195,6 +121,12 @@ def check_yolo_options(
         raise ConfigError(msg)
 
 
+def _ultralytics_version() -> str:
+    from importlib.metadata import version
+
+    return version("ultralytics")
+
+
 _NO_BOXES = (np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64))
 
 
@@ -242,8 +174,8 @@ class YoloDetector(BaseDetector):
             device=device,
             mpp=mpp,
         )
-        self.weights, self._cfg = resolve_model_dir(weights)
-        _check_detector_json(self._cfg, self.weights.parent / CONFIG_FILE)
+        folder = load_model_folder(weights)  # checked before ultralytics is imported
+        self.weights, self._cfg, self.architecture = folder.path, folder.config, folder.architecture
         self.conf = float(conf if conf is not None else self._cfg.get("conf", DEFAULT_CONF))
         self.iou = float(iou)
         self.imgsz = imgsz
@@ -256,8 +188,8 @@ class YoloDetector(BaseDetector):
         cfg_mpp = self._cfg.get("mpp")
         self._mpp = float(mpp) if mpp is not None else (float(cfg_mpp) if cfg_mpp else None)
         with ultralytics_session() as yolo_cls:
-            net = build_detection_model(read_yolo_weights(self.weights))
-            self._model = as_yolo(yolo_cls, net, str(self._cfg.get("name") or "yolo"))
+            net = build_detection_model(folder.weights, self.architecture)
+            self._model = as_yolo(yolo_cls, net)
         self.class_names: dict[int, str] = dict(self._model.names)
 
     @property
@@ -269,7 +201,9 @@ class YoloDetector(BaseDetector):
         """Parameters echoed into reports."""
         return {
             "weights": str(self.weights),
-            "model": self._cfg.get("name", self.weights.stem),
+            "model": self._cfg.get("name") or self.weights.parent.name,
+            "architecture": self.architecture,
+            "ultralytics": _ultralytics_version(),
             "conf": self.conf,
             "iou": self.iou,
             "imgsz": self.imgsz,
@@ -277,7 +211,7 @@ class YoloDetector(BaseDetector):
             "class_names": self.class_names,
             "device": self.device,
             "mpp": self._mpp,
-            "weights_format": "pickle" if is_pickle_file(self.weights) else "safetensors",
+            "weights_format": "safetensors",
         }
 
     def predict_boxes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
