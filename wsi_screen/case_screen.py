@@ -33,7 +33,6 @@ from wsi_screen.pipeline import Screener
 from wsi_screen.report_files import CELLS_PARQUET
 from wsi_screen.report_files import REPORT_HTML
 from wsi_screen.report_files import REPORT_JSON
-from wsi_screen.reports.audit_anchor import set_aside_review
 from wsi_screen.reports.cells_check import RECORD_KEY
 from wsi_screen.reports.cells_check import cells_record
 from wsi_screen.reports.cells_table import cells_frame
@@ -42,6 +41,8 @@ from wsi_screen.reports.html_report import static_text
 from wsi_screen.reports.html_report import template_env
 from wsi_screen.reports.json_report import build_report
 from wsi_screen.reports.json_report import write_report_json
+from wsi_screen.reports.rescreen import archive_review
+from wsi_screen.reports.rescreen import screened_trail
 from wsi_screen.stopping_count import case_groups
 from wsi_screen.stopping_count import count_until_decided
 from wsi_screen.stopping_count import stopping_text
@@ -81,7 +82,7 @@ def screen_case(
     """
     started = time.perf_counter()
     case_dir = real_dir(out / clean_stem(out_name or case.name))  # names are made safe here too
-    set_aside_review(case_dir)  # a new screening starts a new audit trail
+    supersedes = archive_review(case_dir)  # a reviewed case report is kept, never erased (--rescreen)
     names = case.field_names()
     parts: list[CellCalls] = []
     fields: list[dict[str, Any]] = []
@@ -194,6 +195,8 @@ def screen_case(
     )
     write_cells_parquet(frame, case_dir / CELLS_PARQUET)
     report[RECORD_KEY] = cells_record(case_dir / CELLS_PARQUET, frame.height)
+    if supersedes is not None:  # the new trail starts by naming the review it replaced
+        report["audit"] = screened_trail(report, supersedes)
     write_case_html(report, fields, case_dir / REPORT_HTML)
     if run_key is not None:
         report["batch"] = {"run_key": run_key}

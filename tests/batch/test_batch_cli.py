@@ -251,7 +251,7 @@ def first_run_key(out: Path, stem: str) -> str:
     return next(e["key"] for e in reversed(entries) if e.get("stem") == stem)
 
 
-def test_screening_again_keeps_a_copy_of_the_reviewed_report(
+def test_screening_again_over_a_review_stops_unless_rescreen_archives_it(
     mixed_folder: Path, run_batch_cli: Callable[..., Result], tmp_path: Path, batch_copy: Path
 ) -> None:
     out = batch_copy
@@ -259,15 +259,25 @@ def test_screening_again_keeps_a_copy_of_the_reviewed_report(
     report = json.loads(path.read_text())
     report["review"] = {"reviewer": "dr x", "reviewed_at": "2026-12-02T10:00:00+00:00", "corrections": []}
     path.write_text(json.dumps(report))
+    reviewed = path.read_bytes()
     cfg = tmp_path / "c.toml"
     cfg.write_text("[aggregate]\nmin_cells = 100\n")  # changed settings: every input is screened again
-    res = run_batch_cli(str(mixed_folder), "-o", str(out), "--pattern", "a_field.*", "--config", str(cfg))
+    args = [str(mixed_folder), "-o", str(out), "--pattern", "a_field.*", "--config", str(cfg)]
+    res = run_batch_cli(*args)
+    assert res.exit_code == 2, res.output
+    assert "a_field/report.json holds a review by dr x" in res.output and "--rescreen" in res.output
+    assert path.read_bytes() == reviewed  # no screening erased it
+    res = run_batch_cli(*args, "--rescreen")
     assert "1 screened" in res.output
-    kept = list((out / "a_field").glob("report.reviewed-*.json"))
-    assert [k.name for k in kept] == ["report.reviewed-20261202T1000000000.json"]
-    assert json.loads(kept[0].read_text())["review"]["reviewer"] == "dr x"
-    assert (out / "a_field" / "cells.reviewed-20261202T1000000000.parquet").is_file()  # the ids it names
-    assert "review" not in json.loads(path.read_text())
+    (kept,) = (out / "a_field" / "superseded").iterdir()
+    archived = json.loads((kept / "report.json").read_text())
+    assert archived["review"]["reviewer"] == "dr x" and archived["audit"][-1]["action"] == "superseded"
+    assert (kept / "cells.parquet").is_file()  # the ids its corrections name
+    now = json.loads(path.read_text())
+    assert (
+        "review" not in now
+        and now["audit"][0]["details"]["supersedes"]["folder"] == f"superseded/{kept.name}"
+    )
 
 
 @pytest.mark.parametrize(

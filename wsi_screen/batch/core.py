@@ -145,7 +145,7 @@ def run_batch(
         write_run_metadata(out / "run_metadata.json", metadata)
         interrupted = stopped = False
         try:
-            ctx = PlanContext(model_sha, settings, cfg.to_dict(), kw.get("mpp"))
+            ctx = PlanContext(model_sha, settings, cfg.to_dict(), kw.get("mpp"), options.rescreen)
             plan_all(items, ledger if options.resume else None, out, ctx, rows, todo, result)
             log.info(
                 "batch: %d input(s), %d already done (skipped), %d to screen, engine %s",

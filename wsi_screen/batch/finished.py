@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from wsi_screen.batch.summary import report_run_key
-from wsi_screen.io import atomic_path
 from wsi_screen.ledger import result_config
-from wsi_screen.report_files import CELLS_PARQUET
-from wsi_screen.report_files import REPORT_JSON
 
 log = logging.getLogger(__name__)
 
@@ -86,41 +80,3 @@ def _written_before(generated_at: object, finished_at: str | None) -> bool:
 def _get(report: dict[str, Any], section: str, key: str) -> object:
     block = report.get(section)
     return block.get(key) if isinstance(block, dict) else None
-
-
-def keep_reviewed_report(report: dict[str, Any], folder: Path, name: str) -> list[Path]:
-    """Before an input is screened again, keep its reviewed report.json and cells.parquet beside it.
-
-    A changed model or configuration re-screens an input, which replaces both files; the
-    morphologist's corrections (``review.corrections`` names cells by ``cell_id`` of that
-    cells.parquet) must not vanish with them. The copies are named after the review time, so
-    planning the same redo again (after a failed or interrupted run) keeps one copy, not many.
-
-    Returns:
-        The copies written (none if they exist already or could not be written; a warning says so).
-    """
-    review = report.get("review")
-    when = review.get("reviewed_at") if isinstance(review, dict) else None
-    tag = re.sub(r"[^0-9A-Za-z]+", "", str(when or "unknown"))[:20] or "unknown"
-    copies = [
-        (folder / REPORT_JSON, folder / f"report.reviewed-{tag}.json"),
-        (folder / CELLS_PARQUET, folder / f"cells.reviewed-{tag}.parquet"),
-    ]
-    written: list[Path] = []
-    for src, dst in copies:
-        if dst.exists() or not src.is_file():
-            continue
-        try:
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(src, tmp)
-        except OSError as e:
-            log.warning("%s: screened again; its reviewed %s could not be kept (%s)", name, src.name, e)
-            continue
-        written.append(dst)
-    if written:
-        log.warning(
-            "%s: screened again (model or settings changed); the reviewed files are kept as %s",
-            name,
-            ", ".join(p.name for p in written),
-        )
-    return written

@@ -25,6 +25,7 @@ class BatchOptions:
     ray_address: str | None = None
     workers: int | None = None
     progress_bars: bool = False
+    rescreen: bool = False  # screen again over reviewed reports, archiving them (else the batch stops)
 
 
 @dataclass

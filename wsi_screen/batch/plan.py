@@ -15,7 +15,6 @@ from typing import Any
 from wsi_screen.batch.discover import BatchInput
 from wsi_screen.batch.finished import Expected
 from wsi_screen.batch.finished import is_finished
-from wsi_screen.batch.finished import keep_reviewed_report
 from wsi_screen.batch.options import BatchResult
 from wsi_screen.batch.summary import STATUS_OK
 from wsi_screen.batch.summary import STATUS_SKIPPED
@@ -32,6 +31,7 @@ from wsi_screen.io import sha256_file
 from wsi_screen.ledger import Ledger
 from wsi_screen.ledger import run_key
 from wsi_screen.report_files import REPORT_JSON
+from wsi_screen.reports.rescreen import refuse_held_reviews
 from wsi_screen.types import Failure
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,15 @@ class PlanContext:
         settings: hash of the resolved settings (:func:`wsi_screen.ledger.settings_hash`).
         config: the resolved configuration as echoed into reports.
         mpp: ``--mpp`` given to the batch (None when not given).
+        rescreen: screen again over a reviewed report (the writer archives it); otherwise an input
+            to screen again whose folder holds a review stops the batch (:class:`ReviewHeldError`).
     """
 
     model_sha: str
     settings: str
     config: dict[str, Any]
     mpp: float | None
+    rescreen: bool = False
 
 
 def plan_all(
@@ -104,8 +107,12 @@ def plan_input(
 ) -> Planned | dict[str, Any]:
     """Hash an input and decide: a summary row now (done earlier, or unreadable) or screen it.
 
-    A report done earlier by a wsi-screen that wrote no run key gets it stamped in; a reviewed
-    report about to be replaced is kept beside it (:func:`keep_reviewed_report`).
+    A report done earlier by a wsi-screen that wrote no run key gets it stamped in. No screening
+    erases a review: an input to screen again whose folder holds a reviewed or signed report stops
+    the batch unless ``ctx.rescreen`` (the writer then archives it into ``superseded/<time>/``).
+
+    Raises:
+        ReviewHeldError: the input would be screened again over a review, without ``rescreen``.
     """
     t = time.perf_counter()
     if item.skip_reason is not None:
@@ -132,6 +139,6 @@ def plan_input(
                 except (OSError, WsiScreenError) as e:
                     log.warning("%s: could not stamp the run key into %s: %s", item.name, path, e)
             return ok_row(item, report)
-    if report is not None and report.get("review"):
-        keep_reviewed_report(report, path.parent, item.name)
+    if not ctx.rescreen:
+        refuse_held_reviews([path.parent])
     return Planned(item, sha, key)

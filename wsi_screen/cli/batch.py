@@ -89,6 +89,13 @@ PROGRESS_LOGGER = "wsi_screen.batch.progress"
 @input_timeout_option
 @ids_manifest_option
 @config_option
+@click.option(
+    "--rescreen",
+    is_flag=True,
+    help="Screen again inputs whose report holds a review or a signature (changed model or settings, "
+    "--no-resume): each reviewed report is archived into OUT/<name>/superseded/<time>/ with an audit "
+    "event first. Without it such an input stops the batch (exit 2) before anything is screened.",
+)
 def batch(
     folders: tuple[Path, ...],
     out: Path,
@@ -108,6 +115,7 @@ def batch(
     input_timeout: float | None,
     ids_manifest: Path | None,
     config_path: Path | None,
+    rescreen: bool,
 ) -> None:
     """Screen every field and slide in FOLDER(s) into OUT/<name>/, with a summary of all of them.
 
@@ -137,6 +145,7 @@ def batch(
         ray_address=ray_address,
         workers=workers,
         progress_bars=bars,
+        rescreen=rescreen,
     )
     screener_kwargs = {
         "config_path": config_path,

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from wsi_screen.types import Failure
 
 
+class ReviewHeldExit(click.ClickException):
+    """A folder to screen into holds a reviewed or signed report (exit 2, without the usage text)."""
+
+    exit_code = 2
+
+
 @click.command(short_help="Screen fields and slides into per-input reports.")
 @click.argument(
     "inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path(exists=True, path_type=Path)
@@ -66,6 +72,13 @@ if TYPE_CHECKING:
     help="Screen all the files given as ONE case (the fields of one specimen) into OUT/NAME/. "
     "A folder given as INPUT is always a case of the fields in it.",
 )
+@click.option(
+    "--rescreen",
+    is_flag=True,
+    help="Screen again into a folder whose report holds a review or a signature: the reviewed report "
+    "is archived into OUT/<stem>/superseded/<time>/ (with an audit event) first. Without it such a "
+    "folder stops the run (exit 2) before anything is screened.",
+)
 def run(
     inputs: tuple[Path, ...],
     out: Path,
@@ -83,6 +96,7 @@ def run(
     workers: int | None,
     backend: str | None,
     case_name: str | None,
+    rescreen: bool,
 ) -> None:
     """Screen INPUT fields (PNG, JPEG, TIFF, BMP) and slides (TIFF, SVS, OME-TIFF).
 
@@ -104,6 +118,23 @@ def run(
     from wsi_screen.runner import screen_to_folder
 
     try:
+        files, file_stems, cases = plan_run_inputs(list(inputs), case_name)
+    except WsiScreenError as e:
+        raise click.UsageError(str(e)) from e
+    if (sample_id or patient_id) and len(files) + len(cases) > 1:
+        msg = (
+            "--sample-id/--patient-id name one input or one case; give several inputs theirs with --ids FILE"
+        )
+        raise click.UsageError(msg)
+    if not rescreen:  # no screening erases a review
+        from wsi_screen.outnames import clean_stem
+        from wsi_screen.reports.rescreen import refuse_held_reviews
+
+        try:
+            refuse_held_reviews([out / s for s in file_stems] + [out / clean_stem(n) for _, n in cases])
+        except WsiScreenError as e:
+            raise ReviewHeldExit(str(e)) from e
+    try:
         screener, info = build_screener(
             config_path=config_path,
             model=model,
@@ -119,15 +150,6 @@ def run(
         )
     except WsiScreenError as e:
         raise click.UsageError(str(e)) from e
-    try:
-        files, file_stems, cases = plan_run_inputs(list(inputs), case_name)
-    except WsiScreenError as e:
-        raise click.UsageError(str(e)) from e
-    if (sample_id or patient_id) and len(files) + len(cases) > 1:
-        msg = (
-            "--sample-id/--patient-id name one input or one case; give several inputs theirs with --ids FILE"
-        )
-        raise click.UsageError(msg)
     ensure_output_folder(out)  # after the settings are known good: a usage error leaves no folder
     stack = contextlib.ExitStack()
     try:  # the batch lock: a run never rewrites a folder a batch (or another run) is writing

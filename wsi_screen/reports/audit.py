@@ -2,8 +2,8 @@
 
 report.json carries
 
-- ``audit``: an append-only list of events (``screened``, ``review_applied``, ``signed``). Each event
-  holds its sequence number, time (UTC), who, the report version it made, what changed, the hash
+- ``audit``: an append-only list of events (``screened``, ``review_applied``, ``signed``, and
+  ``superseded`` closing a report archived by a new screening). Each event holds its sequence number, time (UTC), who, the report version it made, what changed, the hash
   of the event before it (``prev``) and its own hash (``hash``: sha256 of its canonical JSON without
   ``hash``). Editing, removing or reordering an event breaks the chain, and :func:`check_trail`
   names the first broken event; a review is refused on such a report.
@@ -41,7 +41,7 @@ from wsi_screen.textfiles import read_json
 
 VERSIONS_DIR = "versions"
 GENESIS = "0" * 64  # the ``prev`` of the first event
-ACTIONS = ("screened", "review_applied", "signed", "identifiers_set")
+ACTIONS = ("screened", "review_applied", "signed", "identifiers_set", "superseded")
 _VERSION_DIR = re.compile(r"^v([0-9]{1,9})$")
 
 

@@ -9,8 +9,9 @@ trail by the events of a review killed between its two writes, never lead it (it
 after report.json, atomically). Each signed version's frozen report.json records the trail as it
 was at signing, a second anchor (:func:`wsi_screen.reports.audit.check_versions`).
 
-A new screening into the folder (``run`` again) starts a new trail: :func:`set_aside_review` moves
-the earlier screening's anchor and signed versions into ``superseded/<time>/``, kept, not checked.
+A new screening into the folder (``run --rescreen``) starts a new trail:
+:func:`wsi_screen.reports.rescreen.archive_review` moves the reviewed report, its anchor and signed
+versions into ``superseded/<time>/``, kept, not checked.
 
 Like the chain, the anchor makes removal evident, not impossible: someone who rewrites report.json,
 the anchor and the frozen versions together is not stopped; access control on the folder is.
@@ -18,7 +19,6 @@ the anchor and the frozen versions together is not stopped; access control on th
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import re
@@ -27,9 +27,7 @@ from typing import Any
 
 from wsi_screen.errors import OutputError
 from wsi_screen.io import atomic_write_text
-from wsi_screen.io import real_dir
 from wsi_screen.io import refuse_symlink
-from wsi_screen.reports.audit import VERSIONS_DIR
 from wsi_screen.reports.audit import AuditError
 
 log = logging.getLogger(__name__)
@@ -130,39 +128,3 @@ def check_anchor(report_dir: Path, report: dict[str, Any], trail: list[dict[str,
 
 def _event_text(event: dict[str, Any]) -> str:
     return f"{str(event.get('action')).replace('_', ' ')}, version {event.get('version')}, {event.get('at')}"
-
-
-def set_aside_review(report_dir: Path) -> Path | None:
-    """Move an earlier screening's review records out of the way of a new screening into ``report_dir``.
-
-    The audit anchor and ``versions/`` describe the report being replaced; they go, as they are
-    (links are moved, not followed), into ``superseded/<UTC time>/``, so the new report starts its
-    own trail and version numbers and the signed versions of the old one are kept.
-
-    Returns:
-        The folder they were moved to, None when there was nothing to move.
-
-    Raises:
-        OutputError: ``superseded/`` is a link, or the records cannot be moved.
-    """
-    report_dir = Path(report_dir)
-    records = [
-        p for p in (anchor_path(report_dir), report_dir / VERSIONS_DIR) if p.exists() or p.is_symlink()
-    ]
-    if not records:
-        return None
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    refuse_symlink(report_dir / SUPERSEDED_DIR)
-    dest = real_dir(report_dir / SUPERSEDED_DIR / stamp)
-    try:
-        for path in records:
-            path.rename(dest / path.name)
-    except OSError as e:
-        msg = f"{report_dir}: cannot set aside the review records of the earlier screening: {e.strerror or e}"
-        raise OutputError(msg) from e
-    log.warning(
-        "%s: a new screening; the earlier one's audit anchor and signed versions are kept in %s",
-        report_dir,
-        dest,
-    )
-    return dest

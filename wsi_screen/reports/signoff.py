@@ -245,6 +245,14 @@ def audit_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             )
         elif e.get("action") == "screened":
             what = f"screened: {d.get('cells_detected')} detections, detector {d.get('detector')}"
+            was = d.get("supersedes") or {}
+            if was.get("version"):
+                what += (
+                    f"; screened again over version {was['version']} ({was.get('status')}, "
+                    f"{was.get('reviewer') or 'unnamed reviewer'}), kept in {was.get('folder')}/"
+                )
+        elif e.get("action") == "superseded":
+            what = f"superseded by a new screening; this report kept in {d.get('archived_in')}/"
         else:
             what = e.get("action", "")
         rows.append({**e, "what": what})

@@ -1,7 +1,8 @@
 """Write all per-input outputs into OUT/<stem>/; report.json is written last and marks completion.
 
 A report.json left by an earlier run is removed before anything else is written, so a folder
-whose rewrite is interrupted never pairs new files with the old report (it reads as unfinished).
+whose rewrite is interrupted never pairs new files with the old report (it reads as unfinished); a
+reviewed one is archived first into ``superseded/<time>/`` (:mod:`wsi_screen.reports.rescreen`).
 
 Files: cells.parquet, cells.geojson (QuPath detections), report_assets.json (embedded images, kept
 for re-rendering after review), viewer/ (deep-zoom tiles and the viewer script), report.html and
@@ -28,7 +29,6 @@ from wsi_screen.reports.assets import ASSETS_JSON
 from wsi_screen.reports.assets import ReportOptions
 from wsi_screen.reports.assets import build_assets
 from wsi_screen.reports.assets import write_assets
-from wsi_screen.reports.audit_anchor import set_aside_review
 from wsi_screen.reports.cells_check import RECORD_KEY
 from wsi_screen.reports.cells_check import cells_record
 from wsi_screen.reports.cells_table import cells_frame
@@ -40,6 +40,8 @@ from wsi_screen.reports.identifiers import IdentifierSource
 from wsi_screen.reports.json_report import add_regions
 from wsi_screen.reports.json_report import build_report
 from wsi_screen.reports.json_report import write_report_json
+from wsi_screen.reports.rescreen import archive_review
+from wsi_screen.reports.rescreen import screened_trail
 from wsi_screen.reports.selection import final_labels
 from wsi_screen.reports.selection import gallery_ids
 from wsi_screen.reports.selection import review_queue
@@ -92,8 +94,8 @@ def write_input_reports(
     """
     options = options or cfg.report
     real_dir(out_dir)  # never OUT/<stem> -> elsewhere
+    supersedes = archive_review(out_dir)  # a reviewed report is kept, never erased (run/batch --rescreen)
     (out_dir / REPORT_JSON).unlink(missing_ok=True)  # the completion marker goes first, comes back last
-    set_aside_review(out_dir)  # a new screening starts a new audit trail
     labels = calls.labels
     regions = getattr(item, "regions", None)
     counted = item.counted_mask(calls.cells)
@@ -137,6 +139,8 @@ def write_input_reports(
     )
     report["identifiers"] = None if ids is None else ids.to_dict()
     report[RECORD_KEY] = table
+    if supersedes is not None:  # the new trail starts by naming the review it replaced
+        report["audit"] = screened_trail(report, supersedes)
     if regions is not None:
         add_regions(report, regions, frame, decides_counting=item.is_slide)
     if stop is not None and regions is not None:
