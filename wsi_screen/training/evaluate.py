@@ -53,7 +53,8 @@ def select_files(ps: PatchSet, only: Path) -> PatchSet:
         split = read_json_object(only, error=InputError, max_bytes=MAX_FILE_LIST_BYTES)
         wanted = [str(p) for p in split.get("test", [])]
         for src in (split.get("manifest") or {}).get("sources", []):
-            if Path(str(src.get("root"))).resolve() == Path(ps.root).resolve():
+            # sources are matched by folder name: the recorded root may be relative to its manifest
+            if Path(str(src.get("root"))).name == Path(ps.root).resolve().name:
                 wanted = [str(p) for p in (split.get("test_by_source") or {}).get(src.get("name"), [])]
     else:
         wanted = read_file_list(only, error=InputError)
@@ -298,6 +299,8 @@ def evaluate_bundle(
     )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(m, indent=2) + "\n")
+    from wsi_screen.textsafe import csv_cell
+
     buf = io.StringIO()
     w = csv.writer(buf)
     extra_cols = ["novelty", "unfamiliar"] if nov is not None else []
@@ -305,9 +308,9 @@ def evaluate_bundle(
     for i, (p, c, pr) in enumerate(zip(all_paths, codes, probs, strict=True)):
         w.writerow(
             [
-                str(p.relative_to(ps.root)),
-                c,
-                names[int(pr.argmax())],
+                csv_cell(str(p.relative_to(ps.root))),  # names and classes are never formulas
+                csv_cell(str(c)),
+                csv_cell(names[int(pr.argmax())]),
                 f"{pr.max():.4f}",
                 *[f"{v:.4f}" for v in pr],
                 *(

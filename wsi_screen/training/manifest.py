@@ -59,12 +59,15 @@ class TrainingSource:
     root: Path
     mpp: float
     scheme: ClassScheme | None
+    root_as_written: str = ""
+    """The root as the manifest gives it (relative to the manifest): what bundles record, so a
+    shipped bundle names no folder of the machine it was trained on."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-serialisable description (recorded in the bundle)."""
         return {
             "name": self.name,
-            "root": str(self.root),
+            "root": self.root_as_written or self.root.name,
             "mpp": self.mpp,
             "scheme": self.scheme.to_json() if self.scheme else None,
         }
@@ -82,7 +85,7 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         """JSON-serialisable description (recorded in the bundle)."""
         return {
-            "path": str(self.path),
+            "path": self.path.name,
             "name": self.name,
             "classes": list(self.classes),
             "sources": [s.to_json() for s in self.sources],
@@ -120,7 +123,7 @@ def _source(raw: object, base: Path, where: str) -> TrainingSource:
     else:
         msg = f"{where}: source {name}: scheme must be a name, a file or a table"
         raise ConfigError(msg)
-    return TrainingSource(name=name, root=folder, mpp=float(mpp), scheme=scheme)
+    return TrainingSource(name=name, root=folder, mpp=float(mpp), scheme=scheme, root_as_written=root)
 
 
 def load_manifest(path: Path | str) -> Manifest:
