@@ -48,6 +48,8 @@ RUNTIME_ONLY_KEYS = (
     ("limits", "max_slide_pixels"),
     ("limits", "min_tile_px"),
     ("limits", "max_tiles"),
+    ("limits", "max_decode_samples"),
+    ("limits", "max_field_pixels"),
     ("limits", "input_timeout_s"),
     ("limits", "max_unreadable_tile_fraction"),
 )

@@ -22,9 +22,9 @@ from typing import Any
 
 from wsi_screen import stages
 from wsi_screen.config import ScreenConfig
+from wsi_screen.deadline import InputTimeoutError
+from wsi_screen.deadline import within
 from wsi_screen.detectors.base import Detector
-from wsi_screen.limits import InputTimeoutError
-from wsi_screen.limits import deadline
 from wsi_screen.outnames import clean_stem
 from wsi_screen.overlap import read_ahead
 from wsi_screen.patches import PRECUT_MAX_CELLS
@@ -69,30 +69,45 @@ class Screener:
     def _prepare(self, path: Path, stem: str) -> ScreenedInput:
         """Stages read and detect of one input (a failure closes its source).
 
-        Both run under the per-input time limit (``limits.input_timeout_s``).
+        Both run under the per-input time limit (``limits.input_timeout_s``), on whichever
+        thread prepares the input (:func:`wsi_screen.deadline.within`).
         """
         limits = self.cfg.limits
-        item = ScreenedInput(path=path, stem=stem)  # stands in if the limit strikes inside read
+        made = [ScreenedInput(path=path, stem=stem)]  # stands in if the limit strikes inside read
         try:
-            with deadline(limits.input_timeout_s, str(path)):
-                item = stages.read(
-                    path, stem, user_mpp=self.user_mpp, model_mpp=self.classifier.bundle.mpp, limits=limits
-                )
-                stages.select_regions(item, self.cfg.regions)
-                stages.localise(
-                    item,
-                    self.detector,
-                    self.cfg.tiling,
-                    max_unreadable_fraction=limits.max_unreadable_tile_fraction,
-                    stop=self._stop,
-                )
-                self._precut(item)
+            within(limits.input_timeout_s, str(path), lambda: self._read_and_localise(made))
         except InputTimeoutError as e:  # a BaseException: no stage's handler caught it
+            item = made[-1]
             item.failure = item.failure or Failure(str(path), e.stage, type(e).__name__, str(e))
             item.calls.clear()
             item.cells.clear()
+            item.precut = None
             item.close()
-        return item
+        return made[-1]
+
+    def _read_and_localise(self, made: list[ScreenedInput]) -> None:
+        """Read, select regions, localise and cut patches ahead; the input read is appended to ``made``."""
+        limits = self.cfg.limits
+        first = made[0]
+        made.append(
+            stages.read(
+                first.path,
+                first.stem,
+                user_mpp=self.user_mpp,
+                model_mpp=self.classifier.bundle.mpp,
+                limits=limits,
+            )
+        )
+        item = made[-1]
+        stages.select_regions(item, self.cfg.regions)
+        stages.localise(
+            item,
+            self.detector,
+            self.cfg.tiling,
+            max_unreadable_fraction=limits.max_unreadable_tile_fraction,
+            stop=self._stop,
+        )
+        self._precut(item)
 
     def _precut(self, item: ScreenedInput) -> None:
         """Cut a field's patches, resized for the network, here on the read-ahead worker.
@@ -156,7 +171,7 @@ class Screener:
         prepared = read_ahead(
             lambda ps: self._prepare(Path(ps[0]), ps[1]),
             zip(paths, stems, strict=True),
-            workers=pipe.resolved_workers(timeout_s=self.cfg.limits.input_timeout_s),
+            workers=pipe.resolved_workers(),  # the time limit holds on worker threads too
             depth=pipe.read_ahead,
             discard=ScreenedInput.close,
             stop=self._stop,

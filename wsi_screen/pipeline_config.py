@@ -20,9 +20,8 @@ class PipelineConfig:
     Attributes:
         workers: threads that read and localise inputs ahead of the model; -1 sizes them to the
             cores (one per core beyond the first, at least one, at most four), 0 reads on the
-            main thread, one input after another. A per-input time limit
-            (``limits.input_timeout_s``) can only be enforced on the main thread, so setting one
-            reads on the main thread.
+            main thread, one input after another. The per-input time limit
+            (``limits.input_timeout_s``) holds on these threads too (:mod:`wsi_screen.deadline`).
         read_ahead: inputs read and localised ahead of the one being classified (the decoded
             images held at once beyond it).
         write_behind: inputs whose reports are written on a writer thread while the model goes on;
@@ -53,10 +52,8 @@ class PipelineConfig:
             raise ConfigError(msg)
         check_ranges("pipeline", self)
 
-    def resolved_workers(self, *, timeout_s: float = 0.0) -> int:
-        """The number of read-ahead threads to start (0 with a per-input time limit set)."""
-        if timeout_s > 0:
-            return 0
+    def resolved_workers(self) -> int:
+        """The number of read-ahead threads to start."""
         if self.workers >= 0:
             return self.workers
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

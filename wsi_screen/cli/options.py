@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from wsi_screen.limits import DEFAULT_INPUT_TIMEOUT_S
+
 F = Callable[..., Any]
 
 
@@ -122,7 +124,7 @@ def input_timeout_option(f: F) -> F:
         type=click.FloatRange(min=0),
         default=None,
         help="Seconds one input may take to read and search (0: no limit; default: "
-        "limits.input_timeout_s of --config, else none). An input past it fails at stage "
+        f"limits.input_timeout_s of --config, else {DEFAULT_INPUT_TIMEOUT_S:g}). An input past it fails at stage "
         "'timeout'; the others go on.",
     )(f)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ __all__ = [
     "ResolvedMpp",
     "SlideSource",
     "input_stem",
+    "not_regular",
     "open_source",
     "resolve_mpp",
 ]
@@ -48,6 +50,26 @@ def input_stem(path: Path) -> str:
 def is_supported(path: Path) -> bool:
     """Whether the file name has a suffix wsi-screen reads."""
     return path.name.lower().endswith(FIELD_SUFFIXES + SLIDE_SUFFIXES)
+
+
+def not_regular(path: Path) -> str | None:
+    """Why ``path`` is never opened, when it exists but is neither a regular file nor a folder.
+
+    A FIFO, a device or a socket (links followed) is told by ``stat`` alone: opening a FIFO blocks
+    until something writes to it, and reading a device may never end. None for anything else.
+
+    Example:
+        >>> not_regular(Path("/dev/null"))
+        'not a regular file (a character device): never opened'
+    """
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):  # missing, a dangling link, a loop: read fails it by name
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    kind = next((name for test, name in kinds if test(mode)), None)
+    return None if kind is None else f"not a regular file ({kind}): never opened"
 
 
 def _plausible(mpp: float | None, path: Path) -> float | None:
@@ -83,7 +105,7 @@ def open_source(path: str | Path, *, limits: LimitsConfig | None = None) -> Imag
         raise UnsupportedInputError(msg)
     stem = input_stem(path)
     if path.name.lower().endswith(FIELD_SUFFIXES):
-        arr, mpp = read_image_file(path)
+        arr, mpp = read_image_file(path, limits=limits)
         return FieldSource(arr, source_id=stem, path=path, mpp=mpp)
     try:
         slide = SlideSource(path, source_id=stem, limits=limits)
@@ -97,7 +119,8 @@ def open_source(path: str | Path, *, limits: LimitsConfig | None = None) -> Imag
         return FieldSource(arr, source_id=stem, path=path, mpp=_plausible(mpp, path))
     slide.mpp = _plausible(slide.mpp, path)
     w, h = slide.dimensions
-    if slide.level_count == 1 and w * h <= MAX_FIELD_PIXELS:
+    small = w * h <= MAX_FIELD_PIXELS and max(slide.level_samples, default=0) <= 4 * MAX_FIELD_PIXELS
+    if slide.level_count == 1 and small:
         # A plain TIFF field: hold it in memory like a PNG (fast random crops, any pixel type).
         import tifffile
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from wsi_screen.deadline import check_deadline
 from wsi_screen.errors import InputError
+from wsi_screen.limits import InputTooLargeError
+from wsi_screen.limits import LimitsConfig
+from wsi_screen.limits import check_field_size
 from wsi_screen.resample import area_shrink
 from wsi_screen.sources.base import pad_read
 from wsi_screen.sources.base import significant_bits
@@ -58,6 +63,7 @@ class FieldSource:
         if level != 0:
             msg = f"{self.source_id}: a field has only level 0, got level={level}"
             raise InputError(msg)
+        check_deadline()  # a checkpoint of the per-input time limit, as for a slide's reads
         return pad_read(self.pixels, int(x), int(y), int(width), int(height))
 
     def thumbnail(self, max_side: int) -> NDArray[np.uint8]:
@@ -77,11 +83,16 @@ class FieldSource:
         self.close()
 
 
-def read_image_file(path: Path) -> tuple[NDArray[np.generic], float | None]:
+def read_image_file(
+    path: Path, *, limits: LimitsConfig | None = None
+) -> tuple[NDArray[np.generic], float | None]:
     """Decode a PNG/JPEG/BMP/TIFF file fully, failing clearly on truncated or corrupt data.
 
     Pillow is used because it detects truncation (opencv silently returns a grey-filled image)
-    and keeps 16-bit, grayscale and alpha for :func:`to_rgb8` to convert deliberately.
+    and keeps 16-bit, grayscale and alpha for :func:`to_rgb8` to convert deliberately. The size
+    the header declares is checked against ``limits.max_field_pixels`` before any pixel is
+    decoded (a 700-byte JPEG can declare 12,000 x 12,000 px), and Pillow's decompression-bomb
+    warning is an error, in every thread: either way a one-line :class:`InputError`.
 
     Returns:
         The decoded array and the pixel size in microns when the file records one (DPI-based
@@ -90,8 +101,11 @@ def read_image_file(path: Path) -> tuple[NDArray[np.generic], float | None]:
     from PIL import Image
     from PIL import UnidentifiedImageError
 
+    # process-wide and idempotent (catch_warnings is not thread-safe; fields are read on workers)
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
     try:
         with Image.open(path) as opened:
+            check_field_size(path, opened.size, limits or LimitsConfig())
             opened.load()
             im: Image.Image = opened
             if im.mode == "P":
@@ -106,9 +120,9 @@ def read_image_file(path: Path) -> tuple[NDArray[np.generic], float | None]:
         # plug-ins on unidentified files; either way the file is not an image we can read.
         msg = f"{path}: not an image file (or a format wsi-screen cannot read)"
         raise InputError(msg) from e
-    except Image.DecompressionBombError as e:
-        msg = f"{path}: image too large to read as a field; convert it to a pyramidal TIFF ({e})"
-        raise InputError(msg) from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        msg = f"{path}: image too large to read as a field ({e}); refused before decoding"
+        raise InputTooLargeError(msg) from e
     except (OSError, SyntaxError, ValueError) as e:
         msg = f"{path}: corrupt or truncated image ({e})"
         raise InputError(msg) from e
@@ -135,9 +149,16 @@ _UM_PER_UNIT = {2: 25_400.0, 3: 10_000.0, 4: 1_000.0, 5: 1.0}  # TIFF Resolution
 
 
 def _check_field_size(path: Path, axes: str, shape: tuple[int, ...], max_pixels: int) -> None:
+    """Refuse, before decoding, a TIFF series that is not one 2-D image of at most ``max_pixels``."""
     if "Y" not in axes or "X" not in axes or shape[axes.index("Y")] * shape[axes.index("X")] > max_pixels:
         msg = f"{path}: TIFF image {shape} ({axes}) is not a field that fits in memory"
         raise InputError(msg)
+    if axes not in _FIELD_AXES or math.prod(shape) > 4 * max_pixels:  # a stack of planes, or many samples
+        msg = f"{path}: TIFF layout {axes} {shape} is not a single 2-D image"
+        raise InputError(msg)
+
+
+_FIELD_AXES = ("YX", "YXS", "YXC", "SYX", "CYX")
 
 
 def read_tiff_field(path: Path, *, max_pixels: int) -> tuple[NDArray[np.generic], float | None]:
@@ -167,9 +188,6 @@ def read_tiff_field(path: Path, *, max_pixels: int) -> tuple[NDArray[np.generic]
         raise InputError(msg) from e
     if axes in ("SYX", "CYX"):  # planar configuration: channels first
         arr = np.moveaxis(arr, 0, -1)
-    elif axes not in ("YX", "YXS", "YXC"):
-        msg = f"{path}: TIFF layout {axes} {shape} is not a single 2-D image"
-        raise InputError(msg)
     mpp = None
     if xres and unit in _UM_PER_UNIT and xres[0] > 0 and xres[1] > 0:
         mpp = _UM_PER_UNIT[unit] * xres[1] / xres[0]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from wsi_screen.deadline import shielded
 from wsi_screen.errors import InputError
 from wsi_screen.limits import LimitsConfig
 from wsi_screen.limits import check_slide_geometry
@@ -40,10 +42,15 @@ class SlideSource:
             msg = f"{path}: slide has zero size"
             raise InputError(msg)
         try:
-            check_slide_geometry(path, props, (self._dims[0], self._dims[1]), limits or LimitsConfig())
+            chunks = _decode_units(self._slide, props, path)
+            check_slide_geometry(
+                path, props, (self._dims[0], self._dims[1]), limits or LimitsConfig(), chunks=chunks
+            )
         except InputError:
             self._slide.close()
             raise
+        self.level_samples = tuple(math.prod(shape) for shape, _ in chunks)
+        """Samples (pixels x channels) of each level, as declared."""
         mpp = props.get("tiffslide.mpp-x")
         self.mpp: float | None = float(mpp) if mpp and float(mpp) > 0 else None
         mpp_y = props.get("tiffslide.mpp-y")
@@ -79,9 +86,10 @@ class SlideSource:
         if x1 <= x0 or y1 <= y0:
             return out
         try:
-            arr = self._slide.read_region(
-                (round(x0 * ds), round(y0 * ds)), level, (x1 - x0, y1 - y0), as_array=True, padding=False
-            )
+            with shielded():  # zarr decodes on a thread of its own: never abandon a read half-way
+                arr = self._slide.read_region(
+                    (round(x0 * ds), round(y0 * ds)), level, (x1 - x0, y1 - y0), as_array=True, padding=False
+                )
         except Exception as e:  # corrupt tiles surface only when read
             msg = f"{self.path}: cannot read region at ({x}, {y}) level {level} ({type(e).__name__}: {e})"
             raise InputError(msg) from e
@@ -129,3 +137,20 @@ class SlideSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _decode_units(slide: Any, props: Any, path: Path) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(shape, strip or tile shape) of every level tiffslide reads, from the TIFF tags.
+
+    Raises:
+        InputError: the layout cannot be read from the tags.
+    """
+    try:
+        composition = props.get("tiffslide.series-composition")
+        indices = list(composition["located_series"]) if composition else [props["tiffslide.series-index"]]
+        tif = slide.ts_tifffile
+        pages = [level.keyframe for i in indices for level in tif.series[int(i)].levels]
+        return [(tuple(int(v) for v in p.shape), tuple(int(v) for v in p.chunks)) for p in pages]
+    except Exception as e:  # tifffile raises many types for corrupt files
+        msg = f"{path}: cannot read the strip or tile layout ({type(e).__name__}: {e})"
+        raise InputError(msg) from e
