@@ -20,6 +20,7 @@ from wsi_screen.errors import InputError
 from wsi_screen.outnames import clean_stem
 from wsi_screen.sources import input_stem
 from wsi_screen.sources import is_supported
+from wsi_screen.sources import not_regular
 from wsi_screen.types import Cell
 from wsi_screen.types import CellCalls
 from wsi_screen.types import concat_domain
@@ -123,7 +124,10 @@ def case_from_folder(folder: Path, *, patterns: Sequence[str] = ("*",), name: st
     for p in entries:
         if p.name.startswith(".") or not any(p.match(pat) for pat in patterns):
             continue
-        if p.is_dir():
+        special = not_regular(p)  # a FIFO or device is never opened (a FIFO blocks for ever)
+        if special is not None:
+            skipped.append(Skipped(p, special))
+        elif p.is_dir():
             skipped.append(Skipped(p, SUBFOLDER))
         elif is_supported(p):
             fields.append(p)
@@ -140,8 +144,8 @@ def case_from_files(paths: Sequence[Path], name: str) -> CaseSpec:
     if not name or name.strip(".") != name or "/" in name or "\\" in name:
         msg = f"--case {name!r}: a case name is a folder name (no path separators, not '.' or '..')"
         raise InputError(msg)
-    fields = [Path(p) for p in paths if is_supported(Path(p))]
-    skipped = [Skipped(Path(p), SIDECAR) for p in paths if not is_supported(Path(p))]
+    fields = [Path(p) for p in paths if is_supported(Path(p)) and not_regular(Path(p)) is None]
+    skipped = [Skipped(Path(p), not_regular(Path(p)) or SIDECAR) for p in paths if Path(p) not in fields]
     if not fields:
         msg = f"--case {name}: none of the files given is a field image"
         raise InputError(msg)

@@ -3,18 +3,25 @@
 A file name may hold newlines (which forge lines in ``batch.log``), terminal escape sequences
 (which recolour or rewrite a terminal) and bidirectional overrides (which reorder what is shown).
 :func:`printable` escapes all of them; :class:`EscapingFormatter` does it for every log record.
-A CSV cell starting with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage return) is a formula to a
-spreadsheet; :func:`csv_cell` makes it text (OWASP's advice: prefix a single quote).
+A CSV cell starting with ``=``, ``+``, ``-``, ``@`` (or their full-width forms, which some
+spreadsheets read as the same), or with any control character (tab, carriage return, ESC, NUL...)
+may be taken for a formula or mangled by a spreadsheet; :func:`csv_cell` makes it text (OWASP's
+advice: prefix a single quote). Every CSV wsi-screen writes passes its text cells through it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-FORMULA_START_RE = r"^[=+\-@\t\r]"
-"""A regular expression matching a text that starts as a spreadsheet formula (see :func:`csv_cell`)."""
+FORMULA_START_RE = r"^[=+\-@\uff0b\uff0d\uff1d\uff20\x00-\x1f\x7f-\x9f]"
+r"""A regular expression matching a text that starts as a spreadsheet formula (see :func:`csv_cell`).
+
+Control characters are every Unicode ``Cc`` (``\x00``-``\x1f``, ``\x7f``-``\x9f``); written with
+escapes that Python's ``re`` and polars' (Rust) regex engine both read.
+"""
+_FORMULA_START = re.compile(FORMULA_START_RE)
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
@@ -45,13 +52,15 @@ def printable(text: object, *, keep_newlines: bool = False) -> str:
 
 
 def csv_cell(value: str) -> str:
-    """``value`` as a spreadsheet shows it as text: a leading ``'`` before a formula character.
+    r"""``value`` as a spreadsheet shows it as text: a leading ``'`` before a formula character.
 
     Example:
         >>> csv_cell("=cmd|' -c calc'!A0.png")
         "'=cmd|' -c calc'!A0.png"
+        >>> csv_cell("\x1b[31mred.png")
+        "'\x1b[31mred.png"
     """
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if _FORMULA_START.match(value) else value
 
 
 class EscapingFormatter(logging.Formatter):

@@ -20,6 +20,7 @@ from wsi_screen.ledger import ledger_lines
 from wsi_screen.outnames import clean_stem
 from wsi_screen.outnames import is_clean
 from wsi_screen.sources import input_stem
+from wsi_screen.sources import not_regular
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ def discover_inputs(
     Every regular, non-hidden image file matching ``pattern`` (any of them, when several) is an
     input, broken symbolic links and damaged files included: those fail in the ``read`` stage and
     are named in the summary. A file that is not an image (``field_00.json``, ``notes.txt``: a
-    sidecar) is listed with a ``skip_reason`` and never screened, so it never takes an image's
-    output name. Without ``recursive``, each sub-folder of a location is a *case* (the fields of
+    sidecar), and a FIFO, device or socket whatever its name, is listed with a ``skip_reason`` and
+    never screened (nor opened), so it never takes an image's output name. Without ``recursive``, each sub-folder of a location is a *case* (the fields of
     one specimen, screened into one pooled report) when ``cases`` is on. Files under the
     ``exclude`` folders (the batch's own output folder) are ignored.
 
@@ -94,8 +95,8 @@ def discover_inputs(
         if not loc.exists():
             msg = f"{loc}: no such file or folder"
             raise InputError(msg)
-        if loc.is_file():
-            candidates = [(loc, loc.name)]
+        if loc.is_file() or not_regular(loc):
+            candidates = [(loc, loc.name)]  # a FIFO or device given by name: listed, skipped
         else:
             matched = {p for pat in patterns for p in (loc.rglob(pat) if recursive else loc.glob(pat))}
             if cases and not recursive:
@@ -107,7 +108,8 @@ def discover_inputs(
                     continue  # hidden files and our own temp files (.name.xyz.tmp)
                 dangling = p.is_symlink() and not p.exists()  # listed: it fails, named, at read
                 case = cases and not recursive and p.is_dir()
-                if not p.is_file() and not dangling and not case:
+                special = not_regular(p) is not None  # a FIFO or device: listed as skipped, never opened
+                if not p.is_file() and not dangling and not case and not special:
                     continue
                 if any(_resolve(p).is_relative_to(s) for s in skip):
                     continue
@@ -132,10 +134,16 @@ def discover_inputs(
 
 
 def _skip_reason(path: Path) -> str | None:
-    """Why ``path`` is listed but not screened: a sidecar file, or a folder without field images."""
+    """Why ``path`` is listed but not screened: a sidecar, a folder without field images, a FIFO...
+
+    A FIFO, device or socket is told by ``stat`` and never opened (opening a FIFO blocks for ever).
+    """
     from wsi_screen.cases import SIDECAR
     from wsi_screen.sources import is_supported
 
+    special = not_regular(path)
+    if special is not None:
+        return special
     if path.is_dir():
         from wsi_screen.cases import case_from_folder
 

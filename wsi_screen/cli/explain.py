@@ -199,10 +199,14 @@ def _embed(
         out / "embedding.png",
         title=f"{used.upper()} of penultimate features, {bundle.name or 'model'}",
     )
+    from wsi_screen.textsafe import csv_cell
+
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["path", "class", "x", "y"])
-    for it, (x, y) in zip(ps.items, xy, strict=True):
-        w.writerow([str(it.path.relative_to(ps.root)), it.target, f"{x:.4f}", f"{y:.4f}"])
+    for it, (x, y) in zip(ps.items, xy, strict=True):  # names and classes are never formulas
+        w.writerow(
+            [csv_cell(str(it.path.relative_to(ps.root))), csv_cell(str(it.target)), f"{x:.4f}", f"{y:.4f}"]
+        )
     atomic_write_text(out / "embedding.csv", buf.getvalue())
     return f"embedded {len(labels)} images with {used} -> {out / 'embedding.png'}, {out / 'embedding.csv'}"
