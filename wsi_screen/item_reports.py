@@ -34,12 +34,14 @@ class InputOutcome:
         """One line of key figures."""
         if not self.report:
             return ""
+        from wsi_screen.reports.excluded_cells import detected_text
+
         r = self.report
         blast = r["blast"]["percent"]
         raised = [f["name"] for f in r["flags"] if f["status"] == "raised"]
         undecided = [f["name"] for f in r["flags"] if f["status"] == "indeterminate"]
         return (
-            f"{r['cells_detected']} cells detected, {r['cells_counted']} counted, "
+            f"{detected_text(r)}, {r['cells_counted']} counted, "
             f"blasts {'n/a' if blast is None else f'{blast:.1f} %'}"
             + (f", flags: {', '.join(raised)}" if raised else "")
             + (f", indeterminate: {', '.join(undecided)}" if undecided else "")

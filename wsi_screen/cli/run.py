@@ -112,6 +112,7 @@ def run(
     from wsi_screen.report_files import REPORT_HTML
     from wsi_screen.report_files import REPORT_JSON
     from wsi_screen.reports.assets import ASSETS_JSON
+    from wsi_screen.reports.excluded_cells import input_reasons
     from wsi_screen.reports.index import write_index_html
     from wsi_screen.runner import InputOutcome
     from wsi_screen.runner import build_screener
@@ -175,6 +176,8 @@ def run(
                             f"ok      {result.path.name}: {result.summary_line} -> {result.out_dir}/ ({written})"
                         )
                     )
+                    for w in input_reasons(result.report or {}):
+                        click.echo(printable(f"warning {result.path.name}: {w}"), err=True)
                 else:
                     failed += 1
                     f = result.failure

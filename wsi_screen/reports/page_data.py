@@ -16,6 +16,7 @@ import polars as pl
 from wsi_screen.classes import class_label
 from wsi_screen.config import AggregateConfig
 from wsi_screen.reports.deepzoom import DeepZoomImage
+from wsi_screen.reports.excluded_cells import input_reasons
 from wsi_screen.reports.palette import SHAPE_PATHS
 from wsi_screen.reports.palette import class_styles
 from wsi_screen.reports.reviewed import counted_rows
@@ -74,7 +75,7 @@ def banner_reasons(report: dict[str, Any]) -> list[str]:
         out.append(
             f"count inadequate: {report.get('cells_counted')} cells counted, at least {qc.get('min_cells')} needed"
         )
-    out += domain_reasons(report)
+    out += domain_reasons(report) + input_reasons(report)
     undecided = [
         flag_title(f["name"]) for f in report.get("flags") or [] if f.get("status") == "indeterminate"
     ]
@@ -165,6 +166,7 @@ def review_payload(
         "model_figures": {k: original[k] for k in ("differential", "excluded", "blast") if k in original}
         or None,
         "domain_reasons": domain_reasons(report),
+        "input_reasons": input_reasons(report),
         "domain": qc.get("domain"),
         "cell_radius_px": radius,
         # the regions a morphologist would not count in (not the empty glass): shaded in the viewer

@@ -34,6 +34,7 @@ from wsi_screen.reports.cells_check import cells_record
 from wsi_screen.reports.cells_table import cells_frame
 from wsi_screen.reports.cells_table import write_cells_parquet
 from wsi_screen.reports.deepzoom import write_deep_zoom
+from wsi_screen.reports.excluded_cells import excluded_cells
 from wsi_screen.reports.geojson import write_cells_geojson
 from wsi_screen.reports.html_report import write_report_html
 from wsi_screen.reports.identifiers import IdentifierSource
@@ -143,6 +144,11 @@ def write_input_reports(
         report["audit"] = screened_trail(report, supersedes)
     if regions is not None:
         add_regions(report, regions, frame, decides_counting=item.is_slide)
+        excluded = excluded_cells(report, frame)  # "0 cells detected" never hides 224 clumped ones
+        if excluded is not None:
+            report["qc"]["regions"]["excluded_cells"] = excluded
+            if excluded["warning"]:
+                report["warnings"].append(excluded["warning"])
     if stop is not None and regions is not None:
         report["stopping"] = stop.info
         unused = {r.index for r in regions.counted()[stop.info["regions_used"] :]}

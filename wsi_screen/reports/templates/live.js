@@ -122,7 +122,7 @@ var WsiLive = (function () {
   function reasons(data, s) {
     var out = [];
     if (!s.qc.count_adequate) out.push("count inadequate: " + s.cells_counted + " cells counted, at least " + s.qc.min_cells + " needed");
-    (data.domain_reasons || []).forEach(function (r) { out.push(r); });
+    (data.domain_reasons || []).concat(data.input_reasons || []).forEach(function (r) { out.push(r); });
     var open = s.flags.filter(function (f) { return f.status === "indeterminate"; }).map(function (f) { return flagTitle(data, f.name); });
     if (open.length) out.push("undecided: " + open.join(", ") + " (the 95 % interval spans the cut-off)");
     return out;
