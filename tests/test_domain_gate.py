@@ -91,10 +91,15 @@ def test_default_model_gate_on_a_real_field_and_its_shifts(tmp_path: Path) -> No
             assert 'id="out-of-domain"' in html
         else:
             assert 'id="out-of-domain"' not in html
-    # an ordinary marrow field and a mild exposure change pass; an export fault and a hue shift do not
+        if verdicts[name] == "borderline":  # decided neither way
+            assert all(f["status"] in ("indeterminate", "not_assessable") for f in blast_flags)
+            assert report["qc"]["domain"]["verdict"] == "in_domain" and 'id="domain-borderline"' in html
+    # an ordinary marrow field and a mild exposure change lean in domain, but on 6-13 cells (fewer
+    # than the 30 the thresholds were fitted on) that does not clear them: borderline; an export
+    # fault and a hue shift score far out of domain even on so few cells
     assert verdicts == {
-        "plain": "in_domain",
-        "exposure": "in_domain",
+        "plain": "borderline",
+        "exposure": "borderline",
         "swapped": "out_of_domain",
         "hue90": "out_of_domain",
     }

@@ -157,7 +157,7 @@ def summarize(
         art_status, art_pct = NOT_ASSESSABLE, None
         art_msg = f"the model has no {art} class: artefacts cannot be assessed"
     flags.append(Flag("many_artefacts", art_status, art_pct, cfg.max_artefact_percent, art_msg))
-    qc_domain = domain_qc(domain)
+    qc_domain = domain_qc(domain, cfg.domain_margin)
     flags = gate_flags(flags, qc_domain, cfg)
     qc = {
         "cells_detected": n,

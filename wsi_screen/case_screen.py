@@ -21,6 +21,7 @@ from wsi_screen.aggregate import summarize
 from wsi_screen.blast_rates import rates_of
 from wsi_screen.cases import CaseSpec
 from wsi_screen.cases import pool_calls
+from wsi_screen.domain_gate import domain_text
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import real_dir
@@ -266,6 +267,7 @@ def _field_entry(rep: dict[str, Any], thumb: Any) -> dict[str, Any]:
         "low_confidence_fraction": qc.get("low_confidence_fraction"),
         "artefact_fraction": qc.get("artefact_fraction"),
         "domain": (qc.get("domain") or {}).get("status"),
+        "domain_score": (qc.get("domain") or {}).get("score"),
         "timings_s": rep["timings_s"],
     }
     if thumb is not None:
@@ -285,6 +287,7 @@ def write_case_html(report: dict[str, Any], fields: list[dict[str, Any]], path: 
             r=report,
             fields=[{"failure": None, "thumbnail": None, "report": None, **f} for f in fields],
             domain=(report.get("qc") or {}).get("domain") or {},
+            domain_text=domain_text((report.get("qc") or {}).get("domain")),
             stopping=stopping_text(report["stopping"]) if report.get("stopping") else None,
             css=static_text("report.css"),
         )

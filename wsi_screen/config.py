@@ -94,6 +94,8 @@ class AggregateConfig:
         not_identifiable_class: the class of cells that cannot be identified (QC fraction).
         domain_gate: when the model carries a domain reference and an input is out of its domain,
             every blast and hairy-cell flag becomes ``not_assessable`` (``qc.domain`` says why).
+        domain_margin: a domain score within this of its threshold (1.0) is ``borderline``: the
+            gated flags are then not decided (``indeterminate``); see :mod:`wsi_screen.domain_gate`.
         blast_adjustment: ``model``: when the model carries its measured blast confusion
             (``blast_rates``), the blast share is adjusted for it and the cut-offs decide on the
             adjusted interval (:mod:`wsi_screen.blast`); ``none``: on the count's interval alone.
@@ -114,6 +116,7 @@ class AggregateConfig:
     artefact_class: str = "ART"
     not_identifiable_class: str = "NIF"
     domain_gate: bool = True
+    domain_margin: float = 0.1
     blast_adjustment: str = "model"
 
     def __post_init__(self) -> None:

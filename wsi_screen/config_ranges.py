@@ -31,6 +31,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "aggregate.hairy_cell.min_count": (0, 1_000_000),
     "aggregate.hairy_cell.min_percent": (0.0, 100.0),
     "aggregate.hairy_cell.min_confidence": (0.0, 1.0),
+    "aggregate.domain_margin": (0.0, 1.0),
     "report.crop_px": (16, 512),
     "report.jpeg_quality": (1, 100),
     "report.gallery_max_per_class": (0, 500),

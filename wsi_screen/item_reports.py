@@ -31,20 +31,28 @@ class InputOutcome:
 
     @property
     def summary_line(self) -> str:
-        """One line of key figures."""
+        """One line of key figures, the domain state first when the figures cannot be taken as they are."""
         if not self.report:
             return ""
+        from wsi_screen.domain_gate import domain_text
         from wsi_screen.reports.excluded_cells import detected_text
 
         r = self.report
         blast = r["blast"]["percent"]
         raised = [f["name"] for f in r["flags"] if f["status"] == "raised"]
         undecided = [f["name"] for f in r["flags"] if f["status"] == "indeterminate"]
+        domain = (r.get("qc") or {}).get("domain") or {}
+        lead = {
+            "out_of_domain": "OUT OF DOMAIN, blast and hairy-cell flags not assessable",
+            "borderline": "DOMAIN BORDERLINE, blast and hairy-cell flags not decided",
+        }.get(str(domain.get("status")))
         return (
-            f"{detected_text(r)}, {r['cells_counted']} counted, "
+            (f"{lead}: {domain_text(domain)}; " if lead else "")
+            + f"{detected_text(r)}, {r['cells_counted']} counted, "
             f"blasts {'n/a' if blast is None else f'{blast:.1f} %'}"
             + (f", flags: {', '.join(raised)}" if raised else "")
             + (f", indeterminate: {', '.join(undecided)}" if undecided else "")
+            + ("" if lead else f", domain check: {domain_text(domain)}")
         )
 
 

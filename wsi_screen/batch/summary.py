@@ -57,6 +57,8 @@ SUMMARY_SCHEMA: dict[str, str] = {
     **{f"time_{s}_s": "float" for s in TIMING_STAGES},
     "reviewed": "bool",  # columns added later go last, keeping the positions of the earlier ones
     "flags_indeterminate": "str",
+    "domain": "str",  # in_domain, out_of_domain, borderline, not_assessed (qc.domain.status)
+    "domain_score": "float",
 }
 TIMING_COLUMNS = tuple(f"time_{s}_s" for s in TIMING_STAGES)
 SUMMARY_PARQUET = "summary.parquet"
@@ -85,6 +87,8 @@ def report_figures(report: dict[str, Any]) -> dict[str, Any]:
         "flags_raised": ";".join(raised),
         "reviewed": "review" in report,
         "flags_indeterminate": ";".join(undecided),
+        "domain": (domain := (report.get("qc") or {}).get("domain") or {}).get("status"),
+        "domain_score": domain.get("score"),
     }
 
 
@@ -294,11 +298,8 @@ def stamp_run_key(report: dict[str, Any], path: Path, key: str) -> dict[str, Any
 
 def write_index(out: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write OUT/index.html from the summary rows: the reports of the inputs done, and the failures."""
-    try:
-        from wsi_screen.reports.index import write_index_html
-    except ImportError:  # the index writer ships with the HTML reports
-        log.warning("index.html not written: wsi_screen.reports.index is not available")
-        return
+    from wsi_screen.reports.index import write_index_html
+
     reports = []
     failures = []
     for row in rows:

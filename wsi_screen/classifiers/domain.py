@@ -185,7 +185,8 @@ class DomainReference:
             ``{status, score, threshold, reasons, n_cells, signals}``. ``status`` is
             ``in_domain`` or ``out_of_domain``, or ``not_assessed`` for an input without cells;
             ``score`` is the larger of colour/threshold and feature/threshold (so ``threshold`` is
-            1.0); ``signals`` holds each signal's own score and threshold.
+            1.0); ``signals`` holds each signal's own score and threshold; ``fitted_on_cells`` the
+            smallest group of cells the thresholds were fitted on.
         """
         n = len(feature_distances)
         if n == 0 or len(stats) == 0:
@@ -225,6 +226,7 @@ class DomainReference:
             "threshold": 1.0,
             "reasons": reasons,
             "n_cells": n,
+            "fitted_on_cells": min_cells,
             "signals": signals,
         }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from wsi_screen.domain_gate import domain_text
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.report_files import MAX_REPORT_JSON_BYTES
@@ -58,6 +59,9 @@ def index_row(folder: Path, report: dict[str, Any], out_dir: Path) -> dict[str, 
         "raised": [f["name"] for f in report.get("flags", []) if f.get("status") == "raised"],
         "indeterminate": [f["name"] for f in report.get("flags", []) if f.get("status") == "indeterminate"],
         "reviewed": bool(report.get("review")),
+        "domain": (qc.get("domain") or {}).get("status"),
+        "domain_text": domain_text(qc.get("domain")),
+        "signed": (report.get("signoff") or {}).get("status") == "signed",
     }
 
 

@@ -15,6 +15,7 @@ import polars as pl
 
 from wsi_screen.classes import class_label
 from wsi_screen.config import AggregateConfig
+from wsi_screen.domain_gate import domain_text
 from wsi_screen.reports.deepzoom import DeepZoomImage
 from wsi_screen.reports.excluded_cells import input_reasons
 from wsi_screen.reports.palette import SHAPE_PATHS
@@ -85,11 +86,13 @@ def banner_reasons(report: dict[str, Any]) -> list[str]:
 
 
 def domain_reasons(report: dict[str, Any]) -> list[str]:
-    """The out-of-domain judgement of a report, as banner lines (none when in domain or not judged)."""
+    """The domain judgement of a report as banner lines: out of domain or borderline (none otherwise)."""
     dom = (report.get("qc") or {}).get("domain")
-    if not isinstance(dom, dict) or dom.get("status") != "out_of_domain":
+    if not isinstance(dom, dict) or dom.get("status") not in ("out_of_domain", "borderline"):
         return []
     why = "; ".join(str(r) for r in dom.get("reasons") or []) or "unlike the model's training data"
+    if dom.get("status") == "borderline":
+        return [f"domain check borderline, blast and hairy-cell flags not decided: {domain_text(dom)}; {why}"]
     return [f"out of the model's domain: {why}"]
 
 
@@ -186,6 +189,7 @@ def template_extras(report: dict[str, Any]) -> dict[str, Any]:
         "signoff": signoff_view(report),
         "ids": report.get("identifiers"),
         "banner": banner_reasons(report),
+        "domain_text": domain_text((report.get("qc") or {}).get("domain")),
         "audit": audit_rows(report),
         "stopping": stopping_text(report["stopping"]) if report.get("stopping") else None,
     }

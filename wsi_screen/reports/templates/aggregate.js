@@ -168,15 +168,18 @@ var WsiAggregate = (function () {
       blast: blast, me_ratio: me, histogram: histogram, flags: flags, qc: qc };
   }
 
-  // domain_gate.gate_flags: out of the model's domain, blast cut-offs and hairy cells are not assessable
+  // domain_gate.gate_flags: out of the model's domain, blast cut-offs and hairy cells are not assessable;
+  // on a borderline verdict they are not decided (indeterminate)
   function gateFlags(flags, domain, rules) {
-    if (!rules.domain_gate || !domain || domain.status !== "out_of_domain") return flags;
+    if (!rules.domain_gate || !domain || (domain.status !== "out_of_domain" && domain.status !== "borderline")) return flags;
     var why = (domain.reasons || []).join("; ") || "the input is unlike the model's training data";
+    var borderline = domain.status === "borderline";
     return flags.map(function (f) {
       if (!(/^blasts_ge_/.test(f.name) || f.name === "hairy_cells")) return f;
+      if (borderline && f.status === NOT_ASSESSABLE) return f;
       var g = {}; Object.keys(f).forEach(function (k) { g[k] = f[k]; });
-      g.status = NOT_ASSESSABLE; g.more_cells_to_decide = null;
-      g.message = "out of the model's domain: " + why + " (" + f.message + ")";
+      g.status = borderline ? INDETERMINATE : NOT_ASSESSABLE; g.more_cells_to_decide = null;
+      g.message = (borderline ? "domain check borderline, not decided: " : "out of the model's domain: ") + why + " (" + f.message + ")";
       return g;
     });
   }
