@@ -21,6 +21,7 @@ from wsi_screen.pipeline_config import PipelineConfig
 from wsi_screen.regions_config import RegionsConfig
 from wsi_screen.regions_config import check_unit
 from wsi_screen.report_config import ReportConfig
+from wsi_screen.scale_config import ScaleConfig
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,7 @@ class ScreenConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     stopping: StoppingConfig = field(default_factory=StoppingConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # every section, also one that does not check itself (limits)
@@ -238,7 +240,7 @@ class ScreenConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScreenConfig:
-        """Load a TOML file (sections ``tiling``, ``detector``, ``classify``, ``aggregate``, ``report``, ``regions``, ``limits``, ``stopping``, ``pipeline``)."""
+        """Load a TOML file (sections ``tiling``, ``detector``, ``classify``, ``aggregate``, ``report``, ``regions``, ``limits``, ``stopping``, ``pipeline``, ``scale``)."""
         from wsi_screen.textfiles import read_toml
 
         path = Path(path)  # size, nesting depth and UTF-8 are checked: one-line errors, no traceback

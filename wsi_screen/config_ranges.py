@@ -21,6 +21,10 @@ DAY_S = 86_400.0
 
 RANGES: dict[str, tuple[float, float]] = {
     "tiling.tile_size_px": (64, 8192),
+    "scale.rbc_diameter_um": (4.0, 12.0),
+    "scale.min_cells": (3, 100_000),
+    "scale.warn_difference": (0.01, 0.99),
+    "scale.slide_window_px": (256, 8192),
     "tiling.overlap_um": (0.0, 500.0),
     "classify.batch_size": (0, 65536),
     "classify.threads": (0, 1024),

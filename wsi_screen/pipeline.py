@@ -96,6 +96,7 @@ class Screener:
                 user_mpp=self.user_mpp,
                 model_mpp=self.classifier.bundle.mpp,
                 limits=limits,
+                scale=self.cfg.scale,
             )
         )
         item = made[-1]

@@ -40,6 +40,8 @@ from wsi_screen.patches import iter_patch_batches
 from wsi_screen.regions import RegionMap
 from wsi_screen.regions import score_regions
 from wsi_screen.regions_config import RegionsConfig
+from wsi_screen.scale_check import check_scale
+from wsi_screen.scale_config import ScaleConfig
 from wsi_screen.sources import ImageSource
 from wsi_screen.sources import ResolvedMpp
 from wsi_screen.sources import open_source
@@ -67,6 +69,7 @@ class ScreenedInput:
     stem: str
     source: ImageSource | None = None
     mpp: ResolvedMpp | None = None
+    mpp_estimate: dict[str, Any] | None = None  # the red cells' pixel size (input.mpp_estimate)
     cells: list[Cell] = field(default_factory=list)
     calls: list[CellCalls] = field(default_factory=list)
     timer: StageTimer = field(default_factory=StageTimer)
@@ -140,8 +143,11 @@ def read(
     user_mpp: float | None,
     model_mpp: float,
     limits: LimitsConfig | None = None,
+    scale: ScaleConfig | None = None,
 ) -> ScreenedInput:
     """Stage ``read``: open the input and resolve its pixel size (file, else ``user_mpp``, else the model's).
+
+    With ``scale``, the red cells check it and stand in when there is none (``scale_check``).
 
     A failure is recorded on the returned input (stage as the error names it, ``read`` for an
     unexpected one); its source is then closed.
@@ -151,6 +157,8 @@ def read(
         t = time.perf_counter()
         item.source = open_source(path, limits=limits)
         item.mpp = resolve_mpp(item.source, user_mpp=user_mpp, model_mpp=model_mpp)
+        if scale is not None:
+            item.mpp, item.mpp_estimate = check_scale(item.source, item.mpp, scale)
         if item.mpp.warning:
             item.warnings.append(item.mpp.warning)
             log.warning("%s: %s", path.name, item.mpp.warning)
@@ -383,14 +391,9 @@ def aggregate(
     """
     t = time.perf_counter()
     counted = calls.select(item.counted_mask(calls.cells))
+    labels, probs, domain = counted.labels, counted.probs, counted.judge_domain()
     summary = summarize(
-        counted.labels,
-        counted.probs,
-        calls.class_names,
-        cfg,
-        counted.judge_domain(),
-        blast_rates=rates,
-        unfamiliar=counted.unfamiliar,
+        labels, probs, calls.class_names, cfg, domain, blast_rates=rates, unfamiliar=counted.unfamiliar
     )
     item.timer.add("aggregate", time.perf_counter() - t)
     return summary

@@ -116,6 +116,7 @@ def write_input_reports(
         "height": h,
         "mpp": item.mpp.mpp,
         "mpp_source": item.mpp.source,
+        **({"mpp_estimate": item.mpp_estimate} if item.mpp_estimate is not None else {}),
         "kind": "slide" if len(src.level_downsamples) > 1 or type(src).__name__ == "SlideSource" else "field",
         "levels": len(src.level_downsamples),
     }
