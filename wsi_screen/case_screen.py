@@ -314,8 +314,8 @@ def plan_run_inputs(
     from wsi_screen.errors import InputError
     from wsi_screen.pipeline import unique_stems
 
-    dirs = [p for p in inputs if p.is_dir()]
-    files = [p for p in inputs if not p.is_dir()]
+    dirs = [p for p in inputs if is_case_folder(p)]  # a folder of DICOM instances is one slide
+    files = [p for p in inputs if not is_case_folder(p)]
     if case_name is not None:
         if dirs:
             msg = f"--case {case_name}: give field files, not folders ({dirs[0]} is a folder)"
@@ -323,6 +323,7 @@ def plan_run_inputs(
         cases, files = [case_from_files(files, case_name)], []
     else:
         cases = [case_from_folder(d) for d in dirs]
+    from wsi_screen.sources import is_case_folder
     names = unique_stems([*files, *[Path(clean_stem(c.name) + ".png") for c in cases]])
     return files, names[: len(files)], list(zip(cases, names[len(files) :], strict=True))
 

@@ -19,6 +19,7 @@ import numpy as np
 from wsi_screen.errors import InputError
 from wsi_screen.outnames import clean_stem
 from wsi_screen.sources import input_stem
+from wsi_screen.sources import is_dicom_folder
 from wsi_screen.sources import is_supported
 from wsi_screen.sources import not_regular
 from wsi_screen.types import Cell
@@ -113,6 +114,9 @@ def case_from_folder(folder: Path, *, patterns: Sequence[str] = ("*",), name: st
     folder = Path(folder)
     if not folder.is_dir():
         msg = f"{folder}: not a folder"
+        raise InputError(msg)
+    if is_dicom_folder(folder):
+        msg = f"{folder}: a folder of DICOM instances is one slide, not a case of fields"
         raise InputError(msg)
     fields: list[Path] = []
     skipped: list[Skipped] = []

@@ -63,6 +63,8 @@ class Screener:
         """Most inputs kept open while waiting for a batch to fill; more flush a part-filled batch."""
         self.identifiers: Any = None
         """Where reports take sample/patient identifiers from (an ``IdentifierSource``; None: sidecars only)."""
+        self.reader = "auto"
+        """Which library reads the inputs (``--reader``: auto, tiffslide, openslide or dicom)."""
         self._stop = threading.Event()
         """Set when a run ends early: inputs being localised on worker threads stop at their next tile."""
 
@@ -97,6 +99,7 @@ class Screener:
                 model_mpp=self.classifier.bundle.mpp,
                 limits=limits,
                 scale=self.cfg.scale,
+                reader=self.reader,
             )
         )
         item = made[-1]

@@ -20,6 +20,7 @@ from wsi_screen.item_reports import write_item_reports
 from wsi_screen.overlap import write_behind
 from wsi_screen.pipeline import Screener
 from wsi_screen.pipeline import unique_stems
+from wsi_screen.sources import is_case_folder
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,13 @@ def build_screener(
     identifiers: dict[str, Any] | None = None,
     workers: int | None = None,
     backend: str | None = None,
+    reader: str | None = None,
 ) -> tuple[Screener, dict[str, Any]]:
     """Resolve config + CLI overrides, load the classifier and detector.
 
     ``identifiers`` (``sample_id``, ``patient_id``, ``manifest``: a CSV path) say where reports
     take sample and patient identifiers from; inputs' ``.ids.json`` sidecars are always read.
+    ``reader`` (``--reader``) picks the library that reads the inputs (None: ``auto``).
 
     Returns:
         The screener and run info (``model``, ``detector`` dicts for the reports).
@@ -165,6 +168,7 @@ def build_screener(
     }
     screener = Screener(cfg, det, clf, user_mpp=mpp)
     screener.identifiers = id_source
+    screener.reader = reader or "auto"
     return screener, info
 
 
@@ -191,12 +195,12 @@ def screen_to_folder(
     keys: list[str | None] = list(run_keys) if run_keys is not None else [None] * len(inputs)
     start = 0
     while start < len(inputs):
-        if inputs[start].is_dir():
+        if is_case_folder(inputs[start]):
             yield screen_case_folder(screener, info, inputs[start], out, stems[start], keys[start])
             start += 1
             continue
         end = start
-        while end < len(inputs) and not inputs[end].is_dir():
+        while end < len(inputs) and not is_case_folder(inputs[end]):
             end += 1
         key_of = dict(zip(stems[start:end], keys[start:end], strict=True))
 

@@ -44,6 +44,7 @@ from wsi_screen.scale_check import check_scale
 from wsi_screen.scale_config import ScaleConfig
 from wsi_screen.sources import ImageSource
 from wsi_screen.sources import ResolvedMpp
+from wsi_screen.sources import is_slide_source
 from wsi_screen.sources import open_source
 from wsi_screen.sources import resolve_mpp
 from wsi_screen.tiling import iter_tiles
@@ -86,8 +87,7 @@ class ScreenedInput:
     @property
     def is_slide(self) -> bool:
         """A pyramid (or a slide format): its regions decide which cells count."""
-        src = self.source
-        return src is not None and (len(src.level_downsamples) > 1 or type(src).__name__ == "SlideSource")
+        return self.source is not None and is_slide_source(self.source)
 
     def counted_mask(self, cells: Sequence[Cell]) -> list[bool]:
         """Per cell: whether it feeds the differential (on a slide, when its region is counted)."""
@@ -144,10 +144,11 @@ def read(
     model_mpp: float,
     limits: LimitsConfig | None = None,
     scale: ScaleConfig | None = None,
+    reader: str = "auto",
 ) -> ScreenedInput:
     """Stage ``read``: open the input and resolve its pixel size (file, else ``user_mpp``, else the model's).
 
-    With ``scale``, the red cells check it and stand in when there is none (``scale_check``).
+    With ``scale``, the red cells check it and stand in when there is none (``scale_check``); ``reader``: ``--reader``.
 
     A failure is recorded on the returned input (stage as the error names it, ``read`` for an
     unexpected one); its source is then closed.
@@ -155,7 +156,7 @@ def read(
     item = ScreenedInput(path=path, stem=stem)
     try:
         t = time.perf_counter()
-        item.source = open_source(path, limits=limits)
+        item.source = open_source(path, limits=limits, reader=reader)
         item.mpp = resolve_mpp(item.source, user_mpp=user_mpp, model_mpp=model_mpp)
         if scale is not None:
             item.mpp, item.mpp_estimate = check_scale(item.source, item.mpp, scale)

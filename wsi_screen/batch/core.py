@@ -112,6 +112,7 @@ def run_batch(
         detector_model=_detector_fingerprint(cfg, kw.get("detector_weights")),
         model_json=bundle.to_json(),
         report_schema=SCHEMA_VERSION,
+        **({"reader": kw["reader"]} if kw.get("reader") not in (None, "auto") else {}),  # a forced reader
     )
     model_sha = bundle.sha256()
     # workers rebuild the screener from the resolved config, so all of them run the same settings
@@ -120,6 +121,8 @@ def run_batch(
         "model": kw.get("model", "default"),
         "detector_weights": kw.get("detector_weights"),
         "mpp": kw.get("mpp"),
+        "identifiers": kw.get("identifiers"),  # --ids: every worker reads the same manifest
+        "reader": kw.get("reader"),
     }
 
     with batch_lock(out):

@@ -20,6 +20,8 @@ from wsi_screen.ledger import ledger_lines
 from wsi_screen.outnames import clean_stem
 from wsi_screen.outnames import is_clean
 from wsi_screen.sources import input_stem
+from wsi_screen.sources import is_case_folder
+from wsi_screen.sources import is_dicom_folder
 from wsi_screen.sources import not_regular
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,8 @@ class BatchInput:
 
     @property
     def is_case(self) -> bool:
-        """A folder of fields: screened as one case."""
-        return self.skip_reason is None and self.path.is_dir()
+        """A folder of fields: screened as one case (a folder of DICOM instances is one slide)."""
+        return self.skip_reason is None and is_case_folder(self.path)
 
 
 def discover_inputs(
@@ -95,19 +97,21 @@ def discover_inputs(
         if not loc.exists():
             msg = f"{loc}: no such file or folder"
             raise InputError(msg)
-        if loc.is_file() or not_regular(loc):
+        if loc.is_file() or not_regular(loc) or is_dicom_folder(loc):
             candidates = [(loc, loc.name)]  # a FIFO or device given by name: listed, skipped
         else:
             matched = {p for pat in patterns for p in (loc.rglob(pat) if recursive else loc.glob(pat))}
             if cases and not recursive:
                 matched |= {p for p in loc.iterdir() if p.is_dir() and any(p.match(pat) for pat in patterns)}
+            if recursive:
+                matched = _dicom_series_as_one(matched)
             candidates = []
             for p in matched:
                 rel = p.relative_to(loc)
                 if any(part.startswith(".") for part in rel.parts):
                     continue  # hidden files and our own temp files (.name.xyz.tmp)
                 dangling = p.is_symlink() and not p.exists()  # listed: it fails, named, at read
-                case = cases and not recursive and p.is_dir()
+                case = (cases and not recursive and p.is_dir()) or is_dicom_folder(p)
                 special = not_regular(p) is not None  # a FIFO or device: listed as skipped, never opened
                 if not p.is_file() and not dangling and not case and not special:
                     continue
@@ -144,6 +148,8 @@ def _skip_reason(path: Path) -> str | None:
     special = not_regular(path)
     if special is not None:
         return special
+    if is_dicom_folder(path):
+        return None  # the instances of one DICOM series: one slide
     if path.is_dir():
         from wsi_screen.cases import case_from_folder
 
@@ -155,6 +161,18 @@ def _skip_reason(path: Path) -> str | None:
     if path.exists() and not is_supported(path):
         return SIDECAR
     return None
+
+
+def _dicom_series_as_one(matched: set[Path]) -> set[Path]:
+    """With ``--recursive``: the files of a folder of DICOM instances stand for that folder, one slide."""
+    series: dict[Path, bool] = {}
+    out: set[Path] = set()
+    for p in matched:
+        parent = p.parent
+        if parent not in series:
+            series[parent] = is_dicom_folder(parent)
+        out.add(parent if series[parent] and not p.is_dir() else p)
+    return out
 
 
 def _resolve(path: Path) -> Path:

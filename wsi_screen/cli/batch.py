@@ -26,6 +26,7 @@ from wsi_screen.cli.options import input_timeout_option
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 from wsi_screen.cli.options import output_option
+from wsi_screen.cli.options import reader_option
 from wsi_screen.errors import OutputError
 from wsi_screen.io import open_nofollow
 from wsi_screen.textsafe import EscapingFormatter
@@ -87,6 +88,7 @@ PROGRESS_LOGGER = "wsi_screen.batch.progress"
 @device_option
 @batch_size_option
 @input_timeout_option
+@reader_option
 @ids_manifest_option
 @config_option
 @click.option(
@@ -113,6 +115,7 @@ def batch(
     device: str | None,
     batch_size: int | None,
     input_timeout: float | None,
+    reader: str,
     ids_manifest: Path | None,
     config_path: Path | None,
     rescreen: bool,
@@ -155,8 +158,9 @@ def batch(
         "device": device,
         "batch_size": batch_size,
         "input_timeout": input_timeout,
-        "identifiers": {"manifest": str(ids_manifest) if ids_manifest else None},
+        "identifiers": {"manifest": str(ids_manifest.absolute()) if ids_manifest else None},
         "mpp": mpp,
+        "reader": reader,
     }
     console_level = logging.getLogger().level  # --log-level, set by the command group
     with _log_file(out / "batch.log"), _redirect_logging(bars, console_level):

@@ -129,6 +129,22 @@ def input_timeout_option(f: F) -> F:
     )(f)
 
 
+def reader_option(f: F) -> F:
+    """``--reader auto|tiffslide|openslide|dicom``: which library reads the slides."""
+    from wsi_screen.sources.formats import READERS
+
+    return click.option(
+        "--reader",
+        type=click.Choice(list(READERS)),
+        default="auto",
+        show_default=True,
+        help="Library that reads the inputs: auto picks by content (DICOM: wsidicom; TIFF, SVS, "
+        "OME-TIFF: tiffslide; MRXS, VMS, BIF and what tiffslide cannot open: OpenSlide; PNG, JPEG, "
+        "BMP: Pillow); tiffslide, openslide (pip install -e '.[openslide]') or dicom (pip install "
+        "-e '.[dicom]') forces one. report.json names it (input.reader).",
+    )(f)
+
+
 def config_option(f: F) -> F:
     """``--config FILE`` (TOML)."""
     return click.option(

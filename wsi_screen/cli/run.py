@@ -22,6 +22,7 @@ from wsi_screen.cli.options import input_timeout_option
 from wsi_screen.cli.options import model_option
 from wsi_screen.cli.options import mpp_option
 from wsi_screen.cli.options import output_option
+from wsi_screen.cli.options import reader_option
 from wsi_screen.cli.options import sample_ids_options
 from wsi_screen.textsafe import printable
 
@@ -47,6 +48,7 @@ class ReviewHeldExit(click.ClickException):
 @device_option
 @batch_size_option
 @input_timeout_option
+@reader_option
 @config_option
 @sample_ids_options
 @click.option(
@@ -89,6 +91,7 @@ def run(
     device: str | None,
     batch_size: int | None,
     input_timeout: float | None,
+    reader: str,
     config_path: Path | None,
     sample_id: str | None,
     patient_id: str | None,
@@ -98,7 +101,9 @@ def run(
     case_name: str | None,
     rescreen: bool,
 ) -> None:
-    """Screen INPUT fields (PNG, JPEG, TIFF, BMP) and slides (TIFF, SVS, OME-TIFF).
+    """Screen INPUT fields (PNG, JPEG, TIFF, BMP) and slides (TIFF, SVS, OME-TIFF, DICOM, OpenSlide's formats).
+
+    A folder of DICOM instances (one series) is one slide; any other folder is a case of fields.
 
     Writes OUT/<stem>/report.json, report.html, cells.parquet and cells.geojson for each input,
     and OUT/index.html. Reports support a morphologist's review; they are not a diagnosis.
@@ -148,6 +153,7 @@ def run(
             workers=workers,
             backend=backend,
             identifiers={"sample_id": sample_id, "patient_id": patient_id, "manifest": ids_manifest},
+            reader=reader,
         )
     except WsiScreenError as e:
         raise click.UsageError(str(e)) from e

@@ -20,7 +20,6 @@ import polars as pl
 from wsi_screen.blast_rates import rates_of
 from wsi_screen.config import ScreenConfig
 from wsi_screen.io import real_dir
-from wsi_screen.io import sha256_file
 from wsi_screen.report_files import CELLS_GEOJSON
 from wsi_screen.report_files import CELLS_PARQUET
 from wsi_screen.report_files import REPORT_HTML
@@ -46,6 +45,8 @@ from wsi_screen.reports.rescreen import screened_trail
 from wsi_screen.reports.selection import final_labels
 from wsi_screen.reports.selection import gallery_ids
 from wsi_screen.reports.selection import review_queue
+from wsi_screen.sources import input_sha256
+from wsi_screen.sources import is_slide_source
 from wsi_screen.stages import aggregate
 from wsi_screen.stopping_count import count_until_decided
 from wsi_screen.stopping_count import region_groups
@@ -107,7 +108,7 @@ def write_input_reports(
     summary = aggregate(item, calls.select(counted), cfg.aggregate, rates_of(model_info))
     src = item.source
     w, h = src.dimensions
-    sha = sha256_file(item.path)
+    sha = input_sha256(Path(item.path))
     ids = (identifiers or IdentifierSource()).for_input(Path(item.path), sha)
     input_info = {
         "path": str(item.path),
@@ -117,8 +118,9 @@ def write_input_reports(
         "mpp": item.mpp.mpp,
         "mpp_source": item.mpp.source,
         **({"mpp_estimate": item.mpp_estimate} if item.mpp_estimate is not None else {}),
-        "kind": "slide" if len(src.level_downsamples) > 1 or type(src).__name__ == "SlideSource" else "field",
+        "kind": "slide" if is_slide_source(src) else "field",
         "levels": len(src.level_downsamples),
+        "reader": getattr(src, "reader", "") or None,  # the reader and its version ("wsidicom 0.36.1")
     }
     t = time.perf_counter()
     frame = cells_frame(

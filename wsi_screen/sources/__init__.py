@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from wsi_screen.errors import InputError
-from wsi_screen.errors import UnsupportedInputError
-from wsi_screen.limits import InputTooLargeError
 from wsi_screen.limits import LimitsConfig
 from wsi_screen.sources.base import ImageSource
+from wsi_screen.sources.choose import open_with
 from wsi_screen.sources.field import FieldSource
-from wsi_screen.sources.field import read_image_file
-from wsi_screen.sources.field import read_tiff_field
+from wsi_screen.sources.formats import DICOM_SUFFIXES
+from wsi_screen.sources.formats import FIELD_SUFFIXES
+from wsi_screen.sources.formats import OPENSLIDE_SUFFIXES
+from wsi_screen.sources.formats import READERS
+from wsi_screen.sources.formats import SLIDE_SUFFIXES
+from wsi_screen.sources.formats import dicom_folder_files
+from wsi_screen.sources.formats import is_dicom_folder
 from wsi_screen.sources.slide import SlideSource
 
 __all__ = [
+    "DICOM_SUFFIXES",
     "FIELD_SUFFIXES",
+    "OPENSLIDE_SUFFIXES",
+    "READERS",
     "SLIDE_SUFFIXES",
     "FieldSource",
     "ImageSource",
     "ResolvedMpp",
     "SlideSource",
+    "input_sha256",
     "input_stem",
+    "is_case_folder",
+    "is_dicom_folder",
+    "is_slide_source",
     "not_regular",
     "open_source",
     "resolve_mpp",
@@ -32,24 +44,52 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FIELD_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-SLIDE_SUFFIXES = (".tif", ".tiff", ".svs", ".ome.tif", ".ome.tiff")
-MAX_FIELD_PIXELS = 64_000_000  # single-level TIFFs up to this size are held in memory as fields
-MPP_RANGE = (0.01, 5.0)  # plausible microscope pixel sizes; others are DPI artefacts, not specimen scale
+_ALL_SUFFIXES = SLIDE_SUFFIXES + FIELD_SUFFIXES + DICOM_SUFFIXES + OPENSLIDE_SUFFIXES
 
 
 def input_stem(path: Path) -> str:
     """File name without its image suffix (``a.ome.tiff`` -> ``a``)."""
     name = path.name
-    for suffix in sorted(SLIDE_SUFFIXES + FIELD_SUFFIXES, key=len, reverse=True):
+    for suffix in sorted(_ALL_SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
 
 
 def is_supported(path: Path) -> bool:
-    """Whether the file name has a suffix wsi-screen reads."""
-    return path.name.lower().endswith(FIELD_SUFFIXES + SLIDE_SUFFIXES)
+    """Whether the file name has a suffix wsi-screen reads (a DICOM instance, an OpenSlide format too)."""
+    return path.name.lower().endswith(_ALL_SUFFIXES)
+
+
+def is_case_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder screened as a case (of fields), not a DICOM slide folder."""
+    return path.is_dir() and not is_dicom_folder(path)
+
+
+def is_slide_source(src: ImageSource) -> bool:
+    """Whether ``src`` is a slide (a pyramid, or a slide format read lazily), not a field."""
+    return len(src.level_downsamples) > 1 or not isinstance(src, FieldSource)
+
+
+def input_sha256(path: Path) -> str:
+    """The content hash of an input: a file's sha256; for a DICOM folder, over its instances.
+
+    A DICOM folder's hash is sha256 over ``name<TAB>sha256`` lines of the DICOM files it reads
+    (:func:`~wsi_screen.sources.formats.dicom_folder_files`), in name order.
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    from wsi_screen.io import sha256_file
+
+    if not path.is_dir():
+        return sha256_file(path)
+    try:
+        files, _ = dicom_folder_files(path)
+    except ValueError as e:
+        raise OSError(str(e)) from e
+    lines = [f"{p.name}\t{sha256_file(p)}" for p in files]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def not_regular(path: Path) -> str | None:
@@ -72,67 +112,21 @@ def not_regular(path: Path) -> str | None:
     return None if kind is None else f"not a regular file ({kind}): never opened"
 
 
-def _plausible(mpp: float | None, path: Path) -> float | None:
-    if mpp is None:
-        return None
-    if MPP_RANGE[0] <= mpp <= MPP_RANGE[1]:
-        return mpp
-    log.warning("%s: ignoring implausible pixel size %.4g um/px in the file metadata", path, mpp)
-    return None
+def open_source(path: str | Path, *, limits: LimitsConfig | None = None, reader: str = "auto") -> ImageSource:
+    """Open a field or slide (a file, or a folder of DICOM instances); the caller closes it.
 
-
-def open_source(path: str | Path, *, limits: LimitsConfig | None = None) -> ImageSource:
-    """Open a field or slide; the caller closes it (or uses ``with``).
+    ``reader`` (``--reader``): ``auto`` picks by content (:mod:`wsi_screen.sources.choose`);
+    ``tiffslide``, ``openslide`` or ``dicom`` forces one.
 
     Raises:
-        InputError: missing, empty, corrupt, truncated or unsupported file; the message names it.
+        InputError: missing, empty, corrupt, truncated or unsupported input; the message names it.
     """
     path = Path(path)
     if not path.exists():
         msg = f"{path}: no such file"
         raise InputError(msg)
-    if not path.is_file():
-        msg = f"{path}: not a file"
-        raise InputError(msg)
-    if path.stat().st_size == 0:
-        msg = f"{path}: file is empty (0 bytes)"
-        raise InputError(msg)
-    if not is_supported(path):
-        msg = (
-            f"{path}: suffix {path.suffix!r} not supported; expected one of "
-            f"{', '.join(FIELD_SUFFIXES + SLIDE_SUFFIXES)}"
-        )
-        raise UnsupportedInputError(msg)
-    stem = input_stem(path)
-    if path.name.lower().endswith(FIELD_SUFFIXES):
-        arr, mpp = read_image_file(path, limits=limits)
-        return FieldSource(arr, source_id=stem, path=path, mpp=mpp)
-    try:
-        slide = SlideSource(path, source_id=stem, limits=limits)
-    except InputTooLargeError:
-        raise  # refused on its declared geometry: never decoded some other way
-    except InputError as e:  # e.g. a planar RGB TIFF field, which tiffslide does not open
-        try:
-            arr, mpp = read_tiff_field(path, max_pixels=MAX_FIELD_PIXELS)
-        except InputError:
-            raise e from None
-        return FieldSource(arr, source_id=stem, path=path, mpp=_plausible(mpp, path))
-    slide.mpp = _plausible(slide.mpp, path)
-    w, h = slide.dimensions
-    small = w * h <= MAX_FIELD_PIXELS and max(slide.level_samples, default=0) <= 4 * MAX_FIELD_PIXELS
-    if slide.level_count == 1 and small:
-        # A plain TIFF field: hold it in memory like a PNG (fast random crops, any pixel type).
-        import tifffile
-
-        try:
-            arr = tifffile.imread(path, key=0)
-        except Exception as e:  # tifffile raises many types on corrupt data
-            msg = f"{path}: corrupt or truncated TIFF ({type(e).__name__}: {e})"
-            raise InputError(msg) from e
-        finally:
-            slide.close()
-        return FieldSource(arr, source_id=stem, path=path, mpp=slide.mpp)
-    return slide
+    stem = path.name if path.is_dir() else input_stem(path)
+    return open_with(path, stem, reader=reader, limits=limits)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,12 @@ class FieldSource:
         self.source_id = source_id
         self.path = path
         self.mpp = mpp
+        self.mpp_y: float | None = None
+        self.mpp_origin: str | None = None
+        """Which metadata the pixel size came from; None without one."""
+        self.mpp_warnings: tuple[str, ...] = ()
+        self.reader = ""
+        """The library that decoded the image and its version (``"pillow 11.3.0"``); report.json's ``input.reader``."""
 
     @property
     def dimensions(self) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from wsi_screen.limits import LimitsConfig
 from wsi_screen.limits import check_slide_geometry
 from wsi_screen.sources.base import PAD_VALUE
 from wsi_screen.sources.base import to_rgb8
+from wsi_screen.sources.formats import library_label
 
 
 class SlideSource:
@@ -56,6 +57,11 @@ class SlideSource:
         mpp_y = props.get("tiffslide.mpp-y")
         self.mpp_y: float | None = float(mpp_y) if mpp_y and float(mpp_y) > 0 else None
         self.level_count = len(self._downs)
+        self.vendor = str(props.get("tiffslide.vendor") or "")
+        self.mpp_origin: str | None = None
+        self.mpp_warnings: tuple[str, ...] = ()
+        self.reader = library_label("tiffslide")
+        """The reader and its version, as report.json's ``input.reader`` names it."""
 
     @property
     def dimensions(self) -> tuple[int, int]:
