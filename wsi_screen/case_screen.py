@@ -313,6 +313,7 @@ def plan_run_inputs(
     from wsi_screen.cases import case_from_folder
     from wsi_screen.errors import InputError
     from wsi_screen.pipeline import unique_stems
+    from wsi_screen.sources import is_case_folder
 
     dirs = [p for p in inputs if is_case_folder(p)]  # a folder of DICOM instances is one slide
     files = [p for p in inputs if not is_case_folder(p)]
@@ -323,7 +324,6 @@ def plan_run_inputs(
         cases, files = [case_from_files(files, case_name)], []
     else:
         cases = [case_from_folder(d) for d in dirs]
-    from wsi_screen.sources import is_case_folder
     names = unique_stems([*files, *[Path(clean_stem(c.name) + ".png") for c in cases]])
     return files, names[: len(files)], list(zip(cases, names[len(files) :], strict=True))
 
