@@ -21,7 +21,6 @@ from wsi_screen.aggregate import summarize
 from wsi_screen.blast_rates import rates_of
 from wsi_screen.cases import CaseSpec
 from wsi_screen.cases import pool_calls
-from wsi_screen.domain_gate import domain_text
 from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_write_text
 from wsi_screen.io import real_dir
@@ -40,13 +39,13 @@ from wsi_screen.reports.cells_table import cells_frame
 from wsi_screen.reports.cells_table import write_cells_parquet
 from wsi_screen.reports.html_report import static_text
 from wsi_screen.reports.html_report import template_env
+from wsi_screen.reports.identifiers import IdentifierSource
 from wsi_screen.reports.json_report import build_report
 from wsi_screen.reports.json_report import write_report_json
 from wsi_screen.reports.rescreen import archive_review
 from wsi_screen.reports.rescreen import screened_trail
 from wsi_screen.stopping_count import case_groups
 from wsi_screen.stopping_count import count_until_decided
-from wsi_screen.stopping_count import stopping_text
 from wsi_screen.types import CellCalls
 from wsi_screen.types import Failure
 
@@ -83,6 +82,12 @@ def screen_case(
     """
     started = time.perf_counter()
     case_dir = real_dir(out / clean_stem(out_name or case.name))  # names are made safe here too
+    try:  # the case's identifiers (--sample-id/--patient-id, its manifest row, a <folder>.ids.json sidecar)
+        ids = (screener.identifiers or IdentifierSource()).for_input(
+            Path(case.folder or case.name), case.digest()
+        )
+    except WsiScreenError as e:  # a bad sidecar or manifest row: the case fails before anything is screened
+        return CaseOutcome(case.name, case_dir, None, [Failure(case.name, "read", type(e).__name__, str(e))])
     supersedes = archive_review(case_dir)  # a reviewed case report is kept, never erased (--rescreen)
     names = case.field_names()
     parts: list[CellCalls] = []
@@ -188,6 +193,7 @@ def screen_case(
         for f, n_used in zip(ok, _per_field(used, field_of, len(ok)), strict=True):
             f["cells_used"] = n_used
     report["fields"] = [{k: v for k, v in f.items() if k not in ("thumbnail", "_regions")} for f in fields]
+    report["identifiers"] = None if ids is None else ids.to_dict()
     frame = cells_frame(pooled, pooled.labels, counted=used)
     ids = [c for p in parts for c in range(len(p.cells))]
     frame = frame.with_columns(
@@ -279,16 +285,20 @@ def _field_entry(rep: dict[str, Any], thumb: Any) -> dict[str, Any]:
 
 
 def write_case_html(report: dict[str, Any], fields: list[dict[str, Any]], path: Path) -> None:
-    """Render the case page (pooled result first, then a row per field) atomically."""
+    """Render the case page atomically.
+
+    Identifiers, version and sign-off, the banner, the pooled result, a row per field, the audit trail.
+    """
+    from wsi_screen.reports.page_data import template_extras
+
     html = (
         template_env()
         .get_template("case.html.j2")
         .render(
             r=report,
+            **template_extras(report),
             fields=[{"failure": None, "thumbnail": None, "report": None, **f} for f in fields],
             domain=(report.get("qc") or {}).get("domain") or {},
-            domain_text=domain_text((report.get("qc") or {}).get("domain")),
-            stopping=stopping_text(report["stopping"]) if report.get("stopping") else None,
             css=static_text("report.css"),
         )
     )

@@ -58,9 +58,41 @@ def sign_cmd(report_dir: Path, reviewer: str, comment: str | None) -> None:
 
     report.json, report.html and cells.parquet are frozen read-only under REPORT_DIR/versions/v<N>/
     and a 'signed' event records their sha256. A report whose current version is signed already is
-    left as it is.
+    left as it is. REPORT_DIR may be a case (OUT/<case>): the case is signed as a case, its pooled
+    figures over its fields as reviewed.
     """
+    from wsi_screen.reports.case_signoff import is_case
+
+    if is_case(report_dir):
+        _sign_case(report_dir, reviewer=reviewer, comment=comment)
+        return
     _review_and_report(report_dir, None, reviewer=reviewer, sign=True, comment=comment)
+
+
+def _sign_case(case_dir: Path, *, reviewer: str, comment: str | None) -> None:
+    """``review sign`` of a case folder, then its summary row and OUT's index."""
+    from wsi_screen.batch.outdir import LOCK_NAME
+    from wsi_screen.batch.outdir import batch_lock
+    from wsi_screen.errors import WsiScreenError
+    from wsi_screen.reports.case_signoff import sign_case
+
+    with contextlib.ExitStack() as stack:
+        try:
+            out = case_dir.resolve().parent
+            if (out / LOCK_NAME).exists():
+                stack.enter_context(batch_lock(out))
+            _refuse_links_before_writing(out, None)
+            report, signed = sign_case(case_dir, reviewer=reviewer, comment=comment)
+        except WsiScreenError as e:
+            raise ReviewInputError(str(e)) from e
+        if not signed:
+            _report_unchanged(case_dir, report, None)
+            return
+        block = report["signoff"]
+        click.echo(f"case {case_dir.name}: version {block['version']} signed by {block['reviewer']}: "
+                   f"{case_dir / 'versions'}/v{block['version']}/")  # fmt: skip
+        _update_summary(case_dir.resolve(), report)
+        _refresh_index(out)
 
 
 def _review_and_report(
@@ -72,8 +104,16 @@ def _review_and_report(
     from wsi_screen.errors import WsiScreenError
     from wsi_screen.reports.case_review import case_of_field
     from wsi_screen.reports.case_review import refresh_case
+    from wsi_screen.reports.case_signoff import is_case
     from wsi_screen.reports.review import review_report
 
+    if is_case(report_dir):
+        msg = (
+            f"{report_dir}: a case is reviewed field by field (wsi-screen review apply "
+            f"{report_dir}/fields/FIELD corrections.json) and signed as a whole (wsi-screen review sign "
+            f"{report_dir} --reviewer NAME); nothing applied"
+        )
+        raise ReviewInputError(msg)
     with contextlib.ExitStack() as stack:
         try:
             out = report_dir.resolve().parent
@@ -86,7 +126,8 @@ def _review_and_report(
             if not outcome.changed:
                 _report_unchanged(report_dir, new, corrections)
                 return
-            case = refresh_case(case_dir) if case_dir is not None else None
+            who = (new.get("review") or {}).get("reviewer")
+            case = refresh_case(case_dir, field=report_dir.resolve().name, reviewer=who) if case_dir else None
         except WsiScreenError as e:
             raise ReviewInputError(str(e)) from e
         _report_applied(report_dir, new, outcome.cells_changed)
@@ -98,6 +139,7 @@ def _review_and_report(
                 f"{'n/a' if was is None else f'{was:.1f} %'} -> {'n/a' if now is None else f'{now:.1f} %'}"
             )
             _update_summary(case_dir.resolve(), case)
+            _refresh_index(case_dir.resolve().parent)
 
 
 @review.command("verify", short_help="Check a report's audit trail, signed versions and cells table.")
@@ -159,14 +201,10 @@ def _report_unchanged(report_dir: Path, report: dict[str, Any], corrections: Pat
 
 def _report_applied(report_dir: Path, new: dict[str, Any], cells_changed: int) -> None:
     """Print what the review changed and refresh the batch summary and index of OUT."""
-    from wsi_screen.batch.summary import refresh_index
     from wsi_screen.report_files import CELLS_GEOJSON
     from wsi_screen.report_files import CELLS_PARQUET
     from wsi_screen.report_files import REPORT_HTML
     from wsi_screen.report_files import REPORT_JSON
-    from wsi_screen.reports.index import INDEX_HTML
-    from wsi_screen.reports.index import write_index_html
-    from wsi_screen.reports.index import written_by_us
 
     rv = new["review"]
     before, after = rv["blast_percent_before"], new["blast"]["percent"]
@@ -192,7 +230,16 @@ def _report_applied(report_dir: Path, new: dict[str, Any], cells_changed: int) -
     click.echo(f"wrote {report_dir}/ ({rewritten})")
     folder = report_dir.resolve()
     _update_summary(folder, new)
-    out = folder.parent
+    _refresh_index(folder.parent)
+
+
+def _refresh_index(out: Path) -> None:
+    """Rewrite OUT/index.html when wsi-screen wrote one: a batch's from its summary, else from OUT/*/."""
+    from wsi_screen.batch.summary import refresh_index
+    from wsi_screen.reports.index import INDEX_HTML
+    from wsi_screen.reports.index import write_index_html
+    from wsi_screen.reports.index import written_by_us
+
     if (out / INDEX_HTML).exists() and not written_by_us(out / INDEX_HTML):
         click.echo(f"warning: {out / INDEX_HTML} was not written by wsi-screen; left as it is", err=True)
     elif (out / INDEX_HTML).exists():

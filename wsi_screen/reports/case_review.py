@@ -5,7 +5,11 @@ corrections.json``); each field keeps its own reviewed report, and :func:`refres
 the reviewed tables of all the case's counted fields with the same rules (``summarize``) into the
 case's report.json, report.html and cells.parquet. Cells the case's stopping rule did not use stay
 out (cells.parquet ``counted``); cells a reviewer added count. The case keeps the model's pooled
-figures (``review.original``) and lists the fields reviewed so far.
+figures (``review.original``) and lists the fields reviewed so far; its ``fields`` rows take each
+field's reviewed figures and review state. A refresh that changes the pooled figures is a new
+version of the case (a ``review_applied`` event naming the field; a draft that names the signed
+version it amends), so a signed case is never changed silently; :mod:`wsi_screen.reports.case_signoff`
+signs a case.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from wsi_screen.aggregate import summarize
+from wsi_screen.errors import WsiScreenError
 from wsi_screen.io import atomic_path
 from wsi_screen.outnames import is_folder_name
 from wsi_screen.report_files import CELLS_PARQUET
@@ -30,12 +35,17 @@ from wsi_screen.reports.corrections import read_report
 from wsi_screen.reports.html_report import aggregate_config
 from wsi_screen.reports.json_report import validate_report
 from wsi_screen.reports.json_report import write_report_json
+from wsi_screen.reports.review_guard import finish_interrupted_signing
+from wsi_screen.reports.review_guard import write_review_anchor
 from wsi_screen.reports.reviewed import model_confidence
 from wsi_screen.reports.reviewed import review_inputs
 from wsi_screen.reports.reviewed import with_review_columns
 from wsi_screen.reports.rules import configured_review_classes
+from wsi_screen.reports.signoff import begin_review
 
 FIELDS_DIR = "fields"
+_DECIDING = ("cells_detected", "cells_counted", "differential", "excluded", "blast", "me_ratio", "flags")
+"""The figures whose change makes a new version of the case."""
 _FIGURES = ("cells_detected", "cells_counted", "differential", "excluded", "blast", "me_ratio", "histogram",
             "flags", "qc")  # fmt: skip
 
@@ -52,23 +62,38 @@ def case_of_field(field_dir: Path) -> Path | None:
     )
 
 
-def refresh_case(case_dir: Path) -> dict[str, Any]:
+def read_case(case_dir: Path) -> dict[str, Any]:
+    """A case's report.json, a signing a kill left unfinished completed first.
+
+    Raises:
+        ReviewError: not a case report, or unreadable (the message names it).
+    """
+    report = read_report(Path(case_dir) / REPORT_JSON)
+    if not isinstance(report, dict) or (report.get("input") or {}).get("kind") != "case":
+        msg = f"{Path(case_dir) / REPORT_JSON}: not a case report"
+        raise ReviewError(msg)
+    return finish_interrupted_signing(Path(case_dir), report)
+
+
+def refresh_case(case_dir: Path, *, field: str | None = None, reviewer: str | None = None) -> dict[str, Any]:
     """Recompute a case's pooled figures from its fields' (reviewed) cell tables; rewrite it.
+
+    Args:
+        case_dir: the case folder.
+        field: the field whose review asked for the refresh (named in the case's audit event).
+        reviewer: who reviewed it.
 
     Returns:
         The new case report.
 
     Raises:
-        ReviewError: a case or field file is missing or unreadable (the message names it); the
-            case folder is then unchanged.
+        ReviewError: a case or field file is missing or unreadable, or the case's audit trail does
+            not hold (the message names it); the case folder is then unchanged.
     """
     from wsi_screen.case_screen import write_case_html
 
     case_dir = Path(case_dir)
-    report = read_report(case_dir / REPORT_JSON)
-    if not isinstance(report, dict) or (report.get("input") or {}).get("kind") != "case":
-        msg = f"{case_dir / REPORT_JSON}: not a case report"
-        raise ReviewError(msg)
+    report = read_case(case_dir)
     names = list(report["model"]["classes"])
     cfg = aggregate_config(report)
     pooled = _pooled_table(case_dir, report)
@@ -83,6 +108,23 @@ def refresh_case(case_dir: Path) -> dict[str, Any]:
     previous = report.get("review") or {}
     reviewed = sorted({str(f) for f in pooled.filter(pl.col("reviewed_field"))["field"].to_list()})
     new = {**report, **summary}
+    new["fields"] = [field_row(case_dir, f) for f in report.get("fields") or []]
+    if any(new.get(k) != report.get(k) for k in _DECIDING):  # a new version of the case's figures
+        original = (previous.get("original") or report).get("flags") or []
+        was = {f["name"]: f["status"] for f in original}
+        changed = [{"name": f["name"], "from": was.get(f["name"]), "to": f["status"]}
+                   for f in new["flags"] if was.get(f["name"]) != f["status"]]  # fmt: skip
+        try:
+            new["audit"], new["signoff"] = begin_review(
+                case_dir, report, reviewer=reviewer, sign=False, changes=[], flags_changed=changed,
+                corrections={"file": None, "sha256": None, "counts": {}, "field": field}, comment=None,
+            )  # fmt: skip
+        except WsiScreenError as e:  # the message names the file
+            raise ReviewError(str(e)) from e
+    elif previous:  # the figures stand (a field signed, say): the review block and trail stay
+        new["review"] = previous
+        _write_case(case_dir, new, pooled, write_case_html)
+        return new
     new["review"] = {
         "kind": "case",
         "reviewed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -94,14 +136,51 @@ def refresh_case(case_dir: Path) -> dict[str, Any]:
         "blast_percent_before": ((previous.get("original") or report).get("blast") or {}).get("percent"),
         "original": previous.get("original") or {k: report[k] for k in _FIGURES if k in report},
     }  # fmt: skip
+    _write_case(case_dir, new, pooled, write_case_html)
+    return new
+
+
+def _write_case(case_dir: Path, new: dict[str, Any], pooled: pl.DataFrame, write_html: Any) -> None:
+    """Write the case's cells table and page, then report.json (the completion marker), then its anchor."""
     validate_report(new)
-    fields = [{"failure": None, "thumbnail": None, "report": None, **f} for f in new.get("fields") or []]
     with atomic_path(case_dir / CELLS_PARQUET) as tmp_cells, atomic_path(case_dir / REPORT_HTML) as tmp_html:
         write_cells_parquet(pooled.drop("reviewed_field"), tmp_cells)
         new[RECORD_KEY] = cells_record(tmp_cells, pooled.height)
-        write_case_html(new, fields, tmp_html)
+        write_html(new, case_fields(new), tmp_html)
     write_report_json(new, case_dir / REPORT_JSON)  # last: the completion marker
-    return new
+    if new.get("audit"):
+        write_review_anchor(case_dir, new["audit"])
+
+
+def case_fields(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``fields`` rows as the case page renders them."""
+    return [{"failure": None, "thumbnail": None, "report": None, **f} for f in report.get("fields") or []]
+
+
+def field_row(case_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
+    """A case's ``fields`` row with its field's figures as they now are (reviewed) and its review state."""
+    if "failure" in row or not is_folder_name(row.get("name")):
+        return row
+    rep = read_report(Path(case_dir) / FIELDS_DIR / row["name"] / REPORT_JSON)
+    if not isinstance(rep, dict):
+        return row
+    block = rep.get("signoff") or {}
+    state = ""
+    if block:
+        who = f" by {block['reviewer']}" if block.get("reviewer") else ""
+        state = (
+            f"{'signed' if block.get('status') == 'signed' else 'draft'} version {block.get('version')}{who}"
+        )
+    elif rep.get("review"):
+        state = "reviewed"
+    return {
+        **row,
+        "cells_detected": rep.get("cells_detected", row.get("cells_detected")),
+        "cells_counted": rep.get("cells_counted", row.get("cells_counted")),
+        "blast_percent": (rep.get("blast") or {}).get("percent"),
+        "reviewed": bool(rep.get("review")),
+        "review_state": state,
+    }
 
 
 def _pooled_table(case_dir: Path, report: dict[str, Any]) -> pl.DataFrame:

@@ -237,6 +237,10 @@ def audit_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 )
             if d.get("file"):
                 what += f"; from {d['file']}"
+            if d.get("field"):
+                what += f"; after the review of field {d['field']}"
+            if d.get("sign") and not d.get("changes") and not d.get("file") and not d.get("field"):
+                what = "signed as it stood" + what.removeprefix("no cell changed")
             if d.get("comment"):
                 what += f"; comment: {d['comment']}"
         elif e.get("action") == "signed":
