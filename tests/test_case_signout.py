@@ -104,6 +104,8 @@ def test_the_whole_morning(tmp_path: Path) -> None:
     assert f"{case['blast']['percent']:.1f}" in index and ">signed<" in index
     summary = _summary_row(out, "patient_7")
     assert float(summary["blast_percent"]) == case["blast"]["percent"] and summary["reviewed"] == "true"
+    assert float(summary["time_detect_s"]) > 0 and float(summary["time_classify_s"]) > 0  # summed over fields
+    assert "Pooled result (all 4 fields)" in page
 
     # screening again: refused while a review is there, archived with --rescreen
     res = CliRunner().invoke(main, ["run", str(cases / "patient_7"), "-o", str(out), *screen])

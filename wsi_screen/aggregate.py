@@ -151,7 +151,11 @@ def summarize(
     art_pct = pct(counts.get(art, 0), n)
     if art in names:
         art_status = RAISED if (art_pct or 0.0) > cfg.max_artefact_percent else NOT_RAISED
-        art_msg = f"share of detections classified as artefact ({art}); check the smear and focus"
+        art_msg = f"share of detections classified as artefact ({art})" + (
+            "; check the smear and focus"
+            if art_status == RAISED
+            else f": within {cfg.max_artefact_percent:g} %"
+        )
         art_status, art_msg = _lower_bound(art_status, art_msg, art, model)
     else:
         art_status, art_pct = NOT_ASSESSABLE, None

@@ -164,7 +164,7 @@ def screen_case(
         model_info=info["model"],
         detector_info=info["detector"],
         summary=summary,
-        timings_s={"total": time.perf_counter() - started},
+        timings_s={**_stage_seconds(fields), "total": time.perf_counter() - started},
         config=screener.cfg.to_dict(),
         warnings=[
             f"{f['name']}: failed ({f['failure']['stage']}): {f['failure']['message']}"
@@ -233,6 +233,16 @@ def _take_field(
         parts.append(calls)
         entry["_regions"] = rep.get("regions") or []  # for the stopping rule; not written
     return None
+
+
+def _stage_seconds(fields: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds per stage summed over the screened fields (the summary's stage columns of a case)."""
+    out: dict[str, float] = {}
+    for f in fields:
+        for stage, sec in (f.get("timings_s") or {}).items():
+            if stage != "total" and isinstance(sec, int | float):
+                out[stage] = out.get(stage, 0.0) + float(sec)
+    return out
 
 
 def _per_field(used: list[bool], field_of: list[int], n_fields: int) -> list[int]:

@@ -50,12 +50,17 @@ def excluded_cells(report: dict[str, Any], frame: pl.DataFrame) -> dict[str, Any
 
 
 def detected_text(report: dict[str, Any]) -> str:
-    """``224 cells detected (224 in excluded regions: clumped 224)``, or ``N cells detected``."""
+    """``224 cells detected (224 in excluded regions: clumped 224)``, or ``N cells detected`` (``1 cell``)."""
     info = ((report.get("qc") or {}).get("regions") or {}).get("excluded_cells")
     if not isinstance(info, dict) or not info.get("n"):
-        return f"{report['cells_detected']} cells detected"
+        return f"{cells(report['cells_detected'])} detected"
     why = ", ".join(f"{reason} {k}" for reason, k in info.get("by_reason", {}).items())
-    return f"{info['detected']} cells detected ({info['n']} in excluded regions: {why})"
+    return f"{cells(info['detected'])} detected ({info['n']} in excluded regions: {why})"
+
+
+def cells(n: object) -> str:
+    """``1 cell``, ``2 cells``."""
+    return f"{n} cell" if n == 1 else f"{n} cells"
 
 
 def input_reasons(report: dict[str, Any]) -> list[str]:

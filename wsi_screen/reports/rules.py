@@ -35,7 +35,8 @@ def page_rules(cfg: AggregateConfig) -> dict[str, Any]:
     hc = cfg.hairy_cell
     rules["matek_classes"] = list(MATEK_CLASSES)
     rules["max_cells_to_decide"] = MAX_CELLS_TO_DECIDE
-    rules["text"] = {"hairy_min_confidence": str(hc.min_confidence), "hairy_min_percent": str(hc.min_percent)}
+    rules["text"] = {"hairy_min_confidence": str(hc.min_confidence), "hairy_min_percent": str(hc.min_percent),
+                     "max_artefact_percent": f"{cfg.max_artefact_percent:g}"}  # fmt: skip
     return rules
 
 

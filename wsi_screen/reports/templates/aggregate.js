@@ -285,7 +285,7 @@ var WsiAggregate = (function () {
     var art = rules.artefact_class, artPct = pct(counts[art] || 0, n), status, msg;
     if (has(names, art)) {
       status = (artPct || 0.0) > rules.max_artefact_percent ? RAISED : NOT_RAISED;
-      msg = "share of detections classified as artefact (" + art + "); check the smear and focus";
+      msg = "share of detections classified as artefact (" + art + ")" + (status === RAISED ? "; check the smear and focus" : ": within " + rules.text.max_artefact_percent + " %");
       if (!has(model, art) && status === NOT_RAISED) {
         status = NOT_ASSESSABLE;
         msg += "; a lower bound only: the model has no " + art + " class, only reviewed cells count";
