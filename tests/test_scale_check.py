@@ -33,7 +33,9 @@ def _run(*args: str) -> tuple[int, str]:
     return res.exit_code, res.output
 
 
-def test_missing_pixel_size_is_measured_from_red_cells(smear: Path, tmp_path: Path, tiny_bundle: Path) -> None:
+def test_missing_pixel_size_is_measured_from_red_cells(
+    smear: Path, tmp_path: Path, tiny_bundle: Path
+) -> None:
     code, out = _run(str(smear), "-o", str(tmp_path / "o"), "--model", str(tiny_bundle))
     assert code == 0, out
     report = json.loads((tmp_path / "o" / "smear" / "report.json").read_text())
@@ -45,6 +47,8 @@ def test_missing_pixel_size_is_measured_from_red_cells(smear: Path, tmp_path: Pa
     assert est["interval"][0] <= est["mpp"] <= est["interval"][1]
     assert any("red cells" in w for w in report["warnings"])
     assert report["config"]["scale"]["rbc_diameter_um"] == 7.5  # echoed
+    page = (tmp_path / "o" / "smear" / "report.html").read_text()
+    assert 'id="mpp-estimate"' in page and "red cells taken as 7.5" in page and ", used" in page
 
 
 def test_a_given_pixel_size_that_red_cells_contradict_is_warned(

@@ -117,3 +117,33 @@ def test_evaluation_figures_of_unknown_classes() -> None:
     assert fig["unfamiliar_known"] == pytest.approx(0.0)
     assert novelty_figures(codes, None, list(CLASSES), 2.5) is None
     assert replace(_fitted(), cell_threshold=math.inf).to_json().get("cell_threshold") is None
+
+
+def test_written_report_table_and_page_show_unfamiliar_cells(tmp_path: object) -> None:
+    import json
+    import sys
+    from pathlib import Path
+
+    import polars as pl
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reports"))
+    from _fake import fake_calls
+    from _fake import write_fake_report
+
+    ref = _fitted()
+    folder = Path(str(tmp_path))
+    src = folder / "f.png"
+    src.write_bytes(b"not read: the fake source draws its pixels")
+    calls, _ = fake_calls(40, 2452, 2056, seed=1)
+    stats = np.zeros((40, 7), np.float32)
+    stats[:, :6] = ref.colour_mean
+    stats[:, 6] = 1.0
+    stats[[3, 7], 6] = 50.0  # two cells far from every class
+    calls = CellCalls(calls.cells, calls.probs, calls.class_names, "fake", stats, ref)
+    write_fake_report(folder / "out", src, calls=calls)
+    report = json.loads((folder / "out" / "report.json").read_text())
+    frame = pl.read_parquet(folder / "out" / "cells.parquet")
+    assert frame.filter(pl.col("unfamiliar"))["cell_id"].to_list() == [3, 7]
+    assert report["qc"]["unfamiliar"]["n"] == 2
+    page = (folder / "out" / "report.html").read_text()
+    assert 'id="unfamiliar-cells"' in page
