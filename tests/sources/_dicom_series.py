@@ -129,7 +129,13 @@ def write_instance(
 
 
 def write_series(
-    folder: Path, img: NDArray[np.uint8], *, mpp: float = 0.5, tile: int = 64, levels: int = 2, codec: str = "native"
+    folder: Path,
+    img: NDArray[np.uint8],
+    *,
+    mpp: float = 0.5,
+    tile: int = 64,
+    levels: int = 2,
+    codec: str = "native",
 ) -> list[Path]:
     """A pyramid of ``levels`` levels (each half the last), one instance file per level, in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -138,7 +144,12 @@ def write_series(
     for i in range(levels):
         out.append(
             write_instance(
-                folder / f"level{i}.dcm", level, mpp=mpp * 2**i, tile=tile, codec=codec, instance=f"1.2.3.4.5.6.{i + 1}"
+                folder / f"level{i}.dcm",
+                level,
+                mpp=mpp * 2**i,
+                tile=tile,
+                codec=codec,
+                instance=f"1.2.3.4.5.6.{i + 1}",
             )
         )
         level = level[: level.shape[0] // 2 * 2 : 2, : level.shape[1] // 2 * 2 : 2]

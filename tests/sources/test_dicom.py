@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -81,8 +80,12 @@ def test_compressed_frames_decode(tmp_path: Path, codec: str, tolerance: float) 
 
 
 def test_a_folder_of_several_series_is_refused_naming_them(tmp_path: Path) -> None:
-    write_instance(tmp_path / "a.dcm", _noise(64, 64), mpp=0.5, tile=64, series="1.2.3.1", instance="1.2.3.1.1")
-    write_instance(tmp_path / "b.dcm", _noise(64, 64), mpp=0.5, tile=64, series="1.2.3.2", instance="1.2.3.2.1")
+    write_instance(
+        tmp_path / "a.dcm", _noise(64, 64), mpp=0.5, tile=64, series="1.2.3.1", instance="1.2.3.1.1"
+    )
+    write_instance(
+        tmp_path / "b.dcm", _noise(64, 64), mpp=0.5, tile=64, series="1.2.3.2", instance="1.2.3.2.1"
+    )
     with pytest.raises(InputError, match=r"2 DICOM series \(1\.2\.3\.1, 1\.2\.3\.2\)"):
         open_source(tmp_path)
 
@@ -92,7 +95,7 @@ def test_links_in_a_dicom_folder_are_never_followed(tmp_path: Path) -> None:
     outside = write_series(tmp_path / "elsewhere", img, levels=2)
     folder = tmp_path / "series"
     folder.mkdir()
-    os.replace(outside[0], folder / "level0.dcm")
+    outside[0].replace(folder / "level0.dcm")
     (folder / "level1.dcm").symlink_to(outside[1])  # a link to a file outside the folder
     (folder / "sub").mkdir()
     write_instance(folder / "sub" / "x.dcm", img, mpp=0.5, tile=64, series="9.9", instance="9.9.1")
@@ -101,7 +104,9 @@ def test_links_in_a_dicom_folder_are_never_followed(tmp_path: Path) -> None:
 
 
 def test_declared_size_beyond_the_limits_is_refused_before_any_frame_is_read(tmp_path: Path) -> None:
-    path = write_instance(tmp_path / "huge.dcm", _noise(64, 64), mpp=0.5, tile=64, declared=(200_000, 200_000))
+    path = write_instance(
+        tmp_path / "huge.dcm", _noise(64, 64), mpp=0.5, tile=64, declared=(200_000, 200_000)
+    )
     with pytest.raises(InputTooLargeError, match="max_slide_pixels"):
         open_source(path)
     path = write_instance(tmp_path / "tiny_tiles.dcm", _noise(64, 64), mpp=0.5, tile=8)

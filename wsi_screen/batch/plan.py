@@ -27,6 +27,7 @@ from wsi_screen.batch.summary import stamp_run_key
 from wsi_screen.cases import case_from_folder
 from wsi_screen.errors import InputError
 from wsi_screen.errors import WsiScreenError
+from wsi_screen.io import sha256_file
 from wsi_screen.ledger import Ledger
 from wsi_screen.ledger import run_key
 from wsi_screen.report_files import REPORT_JSON
@@ -118,7 +119,13 @@ def plan_input(
     if item.skip_reason is not None:
         return not_run_row(item, item.skip_reason, STATUS_SKIPPED)
     try:
-        sha = case_from_folder(item.path).digest() if item.is_case else input_sha256(item.path)
+        sha = (
+            case_from_folder(item.path).digest()
+            if item.is_case
+            else input_sha256(item.path)  # a folder of DICOM instances: over its instance files
+            if item.path.is_dir()
+            else sha256_file(item.path)
+        )
     except InputError as e:  # a case folder that cannot be listed
         return failed_row(item, Failure(str(item.path), "read", type(e).__name__, str(e)), None, None)
     except OSError as e:

@@ -117,6 +117,7 @@ def write_input_reports(
         "height": h,
         "mpp": item.mpp.mpp,
         "mpp_source": item.mpp.source,
+        "mpp_from": item.mpp.origin,  # which metadata of the file the pixel size came from
         **({"mpp_estimate": item.mpp_estimate} if item.mpp_estimate is not None else {}),
         "kind": "slide" if is_slide_source(src) else "field",
         "levels": len(src.level_downsamples),

@@ -136,19 +136,24 @@ class ResolvedMpp:
     mpp: float
     source: str  # "file", "user" or "model_default"
     warning: str | None = None
+    origin: str | None = None
+    """With ``source`` "file": the metadata it was read from (``"Aperio MPP (ImageDescription)"``...)."""
 
 
 def resolve_mpp(src: ImageSource, *, user_mpp: float | None, model_mpp: float) -> ResolvedMpp:
     """Pick the microns per pixel: file metadata, else ``--mpp``, else the model's training scale.
 
-    Pixels are taken as square (the x size is used); a file whose y size differs by more than 2 %
-    gets a warning, since cells then look stretched to the detector and the classifier.
+    Pixels are taken as square (the x size is used); a file whose y size differs by more than 5 %
+    gets a warning, since cells then look stretched to the detector and the classifier. So do the
+    contradictions the source found in its metadata (``mpp_warnings``: two places disagreeing, a
+    resolution with the unit "none"), whichever pixel size is used.
     """
+    warns = list(getattr(src, "mpp_warnings", ()))
+    origin = getattr(src, "mpp_origin", None)
     if src.mpp is not None:
-        warns = []
         mpp_y = getattr(src, "mpp_y", None)
-        if mpp_y is not None and abs(mpp_y - src.mpp) / src.mpp > 0.02:
-            warns.append(
+        if origin is None and mpp_y is not None and abs(mpp_y - src.mpp) / src.mpp > 0.05:
+            warns.append(  # a source that has not checked its own pixels' shape
                 f"pixels are not square ({src.mpp:.4g} x {mpp_y:.4g} um/px): the x size is used and cells "
                 "look stretched; review the calls"
             )
@@ -156,14 +161,14 @@ def resolve_mpp(src: ImageSource, *, user_mpp: float | None, model_mpp: float) -
             warns.append(
                 f"file records {src.mpp:.4g} um/px; --mpp {user_mpp:.4g} ignored (file metadata wins)"
             )
-        return ResolvedMpp(src.mpp, "file", "; ".join(warns) or None)
+        return ResolvedMpp(src.mpp, "file", "; ".join(warns) or None, origin or "file metadata")
     if user_mpp is not None:
         if user_mpp <= 0:
             msg = f"--mpp must be > 0, got {user_mpp}"
             raise InputError(msg)
-        return ResolvedMpp(user_mpp, "user")
-    warn = (
+        return ResolvedMpp(user_mpp, "user", "; ".join(warns) or None)
+    warns.append(
         f"no pixel size in the file and no --mpp given: assumed the model's training scale "
         f"{model_mpp:.4g} um/px; give --mpp if the scan differs"
     )
-    return ResolvedMpp(model_mpp, "model_default", warn)
+    return ResolvedMpp(model_mpp, "model_default", "; ".join(warns))

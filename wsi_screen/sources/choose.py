@@ -3,8 +3,9 @@
 ``auto``: a folder of DICOM instances and a file starting like DICOM go to wsidicom; PNG, JPEG
 and BMP to Pillow (a field); TIFF to tiffslide (small single-level TIFFs become fields; a
 Ventana BIF, whose overlapping tiles tiffslide does not stitch, to OpenSlide when installed,
-and a TIFF tiffslide cannot open to OpenSlide when OpenSlide knows its vendor); anything else that
-OpenSlide recognises (MRXS, VMS, VMU...) to OpenSlide. ``tiffslide``, ``openslide`` and
+and a TIFF tiffslide cannot open to OpenSlide when OpenSlide knows its vendor); a file named as an
+OpenSlide format (MRXS, whose index starts like a JPEG; VMS, VMU) and anything else OpenSlide
+recognises to OpenSlide. ``tiffslide``, ``openslide`` and
 ``dicom`` force one reader. A slide refused for its declared size is never tried with another
 reader.
 """
@@ -30,6 +31,7 @@ from wsi_screen.sources.formats import SLIDE_SUFFIXES
 from wsi_screen.sources.formats import is_dicom_folder
 from wsi_screen.sources.formats import library_label
 from wsi_screen.sources.formats import sniff
+from wsi_screen.sources.mpp import MPP_RANGE
 from wsi_screen.sources.slide import SlideSource
 
 log = logging.getLogger(__name__)
@@ -84,19 +86,19 @@ def open_with(
 def _kind(path: Path) -> str:
     """``dicom``, ``field``, ``tiff``, ``openslide`` or ``unknown``: content first, then the name."""
     magic = sniff(path)
-    if magic in ("png", "jpeg", "bmp"):
-        return "field"
+    name = path.name.lower()
     if magic in ("dicom", "tiff"):
         return magic
-    name = path.name.lower()
+    if name.endswith(OPENSLIDE_SUFFIXES):
+        return "openslide"  # an MRXS index starts like a JPEG (its preview)
+    if magic in ("png", "jpeg", "bmp"):
+        return "field"
     if name.endswith(FIELD_SUFFIXES):
         return "field"  # a damaged field: Pillow names the problem
     if name.endswith(DICOM_SUFFIXES):
         return "dicom"
     if name.endswith(SLIDE_SUFFIXES):
         return "tiff"
-    if name.endswith(OPENSLIDE_SUFFIXES):
-        return "openslide"
     from wsi_screen.sources.openslide_source import detect_format
 
     return "openslide" if detect_format(path) else "unknown"
@@ -148,7 +150,9 @@ def open_tiff(path: Path, stem: str, limits: LimitsConfig | None, *, fallback: b
             arr, mpp = read_tiff_field(path, max_pixels=MAX_FIELD_PIXELS)
         except InputError:
             return _openslide_instead(path, stem, limits, e)
-        return _field(arr, stem, path, _plausible(mpp, path), "tifffile")
+        field = _field(arr, stem, path, _plausible(mpp, path), "tifffile")
+        field.mpp_origin = "TIFF resolution tags" if field.mpp is not None else None
+        return field
     if fallback and slide.vendor in OPENSLIDE_FIRST:
         try:
             other = _openslide(path, stem, limits)
@@ -160,7 +164,6 @@ def open_tiff(path: Path, stem: str, limits: LimitsConfig | None, *, fallback: b
         else:
             slide.close()
             return other
-    slide.mpp = _plausible(slide.mpp, path)
     w, h = slide.dimensions
     small = w * h <= MAX_FIELD_PIXELS and max(slide.level_samples, default=0) <= 4 * MAX_FIELD_PIXELS
     if slide.level_count == 1 and small:
@@ -174,7 +177,9 @@ def open_tiff(path: Path, stem: str, limits: LimitsConfig | None, *, fallback: b
             raise InputError(msg) from e
         finally:
             slide.close()
-        return _field(arr, stem, path, slide.mpp, "tifffile")
+        field = _field(arr, stem, path, slide.mpp, "tifffile")
+        field.mpp_y, field.mpp_origin, field.mpp_warnings = slide.mpp_y, slide.mpp_origin, slide.mpp_warnings
+        return field
     return slide
 
 
@@ -189,13 +194,10 @@ def _openslide_instead(path: Path, stem: str, limits: LimitsConfig | None, first
     return _openslide(path, stem, limits)
 
 
-MPP_RANGE = (0.01, 5.0)  # plausible microscope pixel sizes; others are DPI artefacts, not specimen scale
-
-
 def _plausible(mpp: float | None, path: Path) -> float | None:
     if mpp is None:
         return None
-    if MPP_RANGE[0] <= mpp <= MPP_RANGE[1]:
+    if MPP_RANGE[0] <= mpp <= MPP_RANGE[1]:  # plausible microscope pixel sizes, not DPI artefacts
         return mpp
     log.warning("%s: ignoring implausible pixel size %.4g um/px in the file metadata", path, mpp)
     return None

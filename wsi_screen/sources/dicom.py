@@ -43,6 +43,8 @@ from wsi_screen.sources.base import to_rgb8
 from wsi_screen.sources.codestream import declared_size
 from wsi_screen.sources.formats import dicom_folder_files
 from wsi_screen.sources.formats import library_label
+from wsi_screen.sources.mpp import PixelSize
+from wsi_screen.sources.mpp import pick
 from wsi_screen.sources.pyramid import LevelGeometry
 from wsi_screen.sources.pyramid import PyramidSource
 from wsi_screen.sources.pyramid import check_levels
@@ -156,6 +158,23 @@ def _check_headers(where: Path, headers: list[_Header], limits: LimitsConfig) ->
     check_levels(where, geometry, limits)
 
 
+def _pixel_sizes(base: Any, dims: tuple[int, int]) -> list[PixelSize]:
+    """The base level's Pixel Measures (mm per pixel), then its imaged size over its pixel matrix."""
+    out = []
+    spacing = base.pixel_spacing  # column spacing is the x size
+    if spacing is not None and float(spacing.width) > 0 and float(spacing.height) > 0:
+        out.append(
+            PixelSize(
+                float(spacing.width) * 1e3, float(spacing.height) * 1e3, "DICOM Pixel Measures (PixelSpacing)"
+            )
+        )
+    imaged = base.default_instance.image_data.imaged_size
+    if imaged is not None and float(imaged.width) > 0 and float(imaged.height) > 0:
+        x, y = float(imaged.width) * 1e3 / dims[0], float(imaged.height) * 1e3 / dims[1]
+        out.append(PixelSize(x, y, "DICOM Imaged Volume Width/Height"))
+    return out
+
+
 class DicomSource(PyramidSource):
     """A DICOM whole-slide image (one file, or a folder of one series) behind :class:`ImageSource`."""
 
@@ -194,10 +213,9 @@ class DicomSource(PyramidSource):
         self._downs = tuple(self._dims[0] / int(lv.size.width) for lv in self._levels)
         self.level_samples = tuple(int(lv.size.width) * int(lv.size.height) * 3 for lv in self._levels)
         self.reader = library_label("wsidicom")
-        spacing = base.pixel_spacing  # Pixel Measures: mm per pixel (column spacing is the x size)
-        if spacing is not None and float(spacing.width) > 0 and float(spacing.height) > 0:
-            self.mpp, self.mpp_y = float(spacing.width) * 1000.0, float(spacing.height) * 1000.0
-            self.mpp_origin = "DICOM Pixel Measures (PixelSpacing)"
+        picked = pick(_pixel_sizes(base, self._dims), path)
+        self.mpp, self.mpp_y, self.mpp_origin = picked.x, picked.y, picked.origin
+        self.mpp_warnings = picked.warnings
 
     def _headers(self, path: Path) -> list[_Header]:
         """Open the file or the folder's DICOM files (kept open in ``_files``) and read their headers."""

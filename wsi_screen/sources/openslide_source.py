@@ -27,6 +27,8 @@ from wsi_screen.errors import UnsupportedInputError
 from wsi_screen.limits import LimitsConfig
 from wsi_screen.sources.base import to_rgb8
 from wsi_screen.sources.formats import library_label
+from wsi_screen.sources.mpp import openslide_candidates
+from wsi_screen.sources.mpp import pick
 from wsi_screen.sources.pyramid import LevelGeometry
 from wsi_screen.sources.pyramid import PyramidSource
 from wsi_screen.sources.pyramid import check_levels
@@ -112,6 +114,10 @@ class OpenSlideSource(PyramidSource):
         self.level_samples = tuple(g.width * g.height * 3 for g in geometry)
         self.vendor = str(props.get("openslide.vendor", ""))
         self.properties = dict(props)
+        found, warns = openslide_candidates(props, path)
+        picked = pick(found, path)
+        self.mpp, self.mpp_y, self.mpp_origin = picked.x, picked.y, picked.origin
+        self.mpp_warnings = (*warns, *picked.warnings)
         self.reader = library_label("openslide")
 
     def _open(self) -> Any:

@@ -11,11 +11,14 @@ from numpy.typing import NDArray
 
 from wsi_screen.deadline import shielded
 from wsi_screen.errors import InputError
+from wsi_screen.errors import UnsupportedInputError
 from wsi_screen.limits import LimitsConfig
 from wsi_screen.limits import check_slide_geometry
 from wsi_screen.sources.base import PAD_VALUE
 from wsi_screen.sources.base import to_rgb8
 from wsi_screen.sources.formats import library_label
+from wsi_screen.sources.mpp import pick
+from wsi_screen.sources.mpp import tiff_candidates
 
 
 class SlideSource:
@@ -52,14 +55,18 @@ class SlideSource:
             raise
         self.level_samples = tuple(math.prod(shape) for shape, _ in chunks)
         """Samples (pixels x channels) of each level, as declared."""
-        mpp = props.get("tiffslide.mpp-x")
-        self.mpp: float | None = float(mpp) if mpp and float(mpp) > 0 else None
-        mpp_y = props.get("tiffslide.mpp-y")
-        self.mpp_y: float | None = float(mpp_y) if mpp_y and float(mpp_y) > 0 else None
         self.level_count = len(self._downs)
         self.vendor = str(props.get("tiffslide.vendor") or "")
-        self.mpp_origin: str | None = None
-        self.mpp_warnings: tuple[str, ...] = ()
+        try:  # every place the file records a pixel size; the first plausible one is used
+            found, warns = tiff_candidates(self._slide.ts_tifffile, props, path)
+        except Exception:  # noqa: BLE001 - damaged tags: no pixel size from the file
+            found, warns = [], []
+        picked = pick(found, path)
+        self.mpp: float | None = picked.x
+        self.mpp_y: float | None = picked.y
+        self.mpp_origin: str | None = picked.origin
+        """Which metadata the pixel size came from (``"Aperio MPP (ImageDescription)"``...)."""
+        self.mpp_warnings: tuple[str, ...] = (*warns, *picked.warnings)
         self.reader = library_label("tiffslide")
         """The reader and its version, as report.json's ``input.reader`` names it."""
 
@@ -156,7 +163,37 @@ def _decode_units(slide: Any, props: Any, path: Path) -> list[tuple[tuple[int, .
         indices = list(composition["located_series"]) if composition else [props["tiffslide.series-index"]]
         tif = slide.ts_tifffile
         pages = [level.keyframe for i in indices for level in tif.series[int(i)].levels]
-        return [(tuple(int(v) for v in p.shape), tuple(int(v) for v in p.chunks)) for p in pages]
+        units = [(tuple(int(v) for v in p.shape), tuple(int(v) for v in p.chunks)) for p in pages]
+        codes = [int(p.compression) for p in pages]
     except Exception as e:  # tifffile raises many types for corrupt files
         msg = f"{path}: cannot read the strip or tile layout ({type(e).__name__}: {e})"
         raise InputError(msg) from e
+    for level, code in enumerate(codes):
+        _check_codec(path, level, code)
+    return units
+
+
+def _check_codec(path: Path, level: int, code: int) -> None:
+    """Refuse a level whose compression this installation cannot decode, naming the codec.
+
+    JPEG 2000 (Aperio 33003/33005, 34712), LZW, deflate, WebP, zstd, JPEG XR... decode through
+    imagecodecs; a codec it lacks (or one no library decodes: JBIG, SGILOG) is a one-line error
+    when the slide is opened, not a failure of every tile.
+
+    Raises:
+        UnsupportedInputError: naming the codec and its TIFF compression number.
+    """
+    import tifffile
+
+    try:
+        tifffile.TIFF.DECOMPRESSORS[code]
+    except Exception as e:  # noqa: BLE001 - KeyError, or imagecodecs missing the codec
+        try:
+            name = tifffile.COMPRESSION(code).name
+        except ValueError:
+            name = "an unknown codec"
+        msg = (
+            f"{path}: level {level} is compressed with {name} (TIFF compression {code}), which this "
+            "installation cannot decode; refused before reading"
+        )
+        raise UnsupportedInputError(msg) from e
