@@ -200,3 +200,27 @@ def test_the_real_dicom_file_reads_its_pixel_size() -> None:
         assert src.mpp == pytest.approx(2.004) and src.mpp_y == pytest.approx(2.004)
         tile = src.read_region(300, 1000, 256, 256)
         assert tile.std() > 5  # tissue, not padding
+
+
+def test_run_and_batch_screen_a_dicom_folder_as_one_slide(tmp_path: Path, tiny_bundle: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from wsi_screen.cli import main
+
+    root = tmp_path / "slides"
+    write_series(root / "series", _smooth(), mpp=0.5, levels=2, codec="jpeg")
+    common = ["--model", str(tiny_bundle), "--config", str(tmp_path / "fast.toml")]
+    (tmp_path / "fast.toml").write_text("[report]\nviewer = false\n")
+    res = CliRunner().invoke(main, ["run", str(root / "series"), "-o", str(tmp_path / "run"), *common])
+    assert res.exit_code == 0, res.output
+    got = json.loads((tmp_path / "run" / "series" / "report.json").read_text())["input"]
+    assert (got["kind"], got["levels"], got["mpp"], got["reader"].split()[0]) == ("slide", 2, 0.5, "wsidicom")
+    res = CliRunner().invoke(
+        main, ["batch", str(root), "-o", str(tmp_path / "batch"), "--reader", "dicom", *common]
+    )
+    assert res.exit_code == 0, res.output
+    assert "1 input(s): 1 screened" in res.output
+    got = json.loads((tmp_path / "batch" / "series" / "report.json").read_text())["input"]
+    assert got["sha256"] == input_sha256(root / "series") and got["reader"].startswith("wsidicom")
