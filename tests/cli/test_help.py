@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from wsi_screen.cli import main
 
 # commands without an output folder
-NO_OUTPUT = {("models",), ("review", "apply"), ("calibrate",)}  # calibrate writes into its bundle
+NO_OUTPUT = {("models",), ("review", "apply"), ("review", "sign"), ("review", "verify"), ("calibrate",)}
+# calibrate writes into its bundle; review writes into the report folder it is given; verify only reads
 # commands that keep the old ``--out`` spelling as a hidden, deprecated alias
 OLD_OUT = {("run",), ("batch",)}
 
