@@ -85,10 +85,11 @@ def _own_signal_stack() -> Iterator[None]:
 
     OpenVINO installs an alternate signal stack (``sigaltstack``) on the calling thread and puts
     the one it found back when its objects are destroyed; two models destroyed in another order
-    than they were made leave the thread on freed memory, and the next signal (the per-input time
-    limit's ``SIGALRM``, :func:`wsi_screen.limits.deadline`) crashed the process (seen in the test
-    suite). Restoring the thread's own stack at once keeps every later restore harmless. Linux
-    (glibc) only; elsewhere nothing is done.
+    than they were made leave the thread on freed memory, and the next signal handled on it
+    crashed the process (seen in the test suite with the ``SIGALRM`` an earlier per-input time
+    limit used; :mod:`wsi_screen.deadline` sends no signal, but Ctrl-C's ``SIGINT`` or a
+    ``SIGTERM`` would do the same). Restoring the thread's own stack at once keeps every later
+    restore harmless. Linux (glibc) only; elsewhere nothing is done.
     """
     libc = _libc()
     if libc is None:
