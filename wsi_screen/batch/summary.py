@@ -227,7 +227,7 @@ def _update_file(path: Path, output: str, sha: str | None, figures: dict[str, An
             return False
         new = _set_row(frame, mask, _as_csv_text(figures) if csv else figures, text=csv)
         atomic_write_with(path, (lambda p: new.write_csv(p)) if csv else (lambda p: new.write_parquet(p)))
-    except (OSError, pl.exceptions.PolarsError) as e:
+    except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:
         reason = " ".join(str(e).split())  # one line
         msg = f"{path}: cannot update the batch summary: {reason}"
         raise SummaryError(msg) from e
@@ -328,7 +328,7 @@ def read_summary(out: Path) -> list[dict[str, Any]] | None:
     try:
         check_size(path, error=SummaryError, max_bytes=MAX_SUMMARY_BYTES)
         frame = pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError, SummaryError) as e:
+    except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException, SummaryError) as e:
         log.warning("%s: cannot read the batch summary: %s", path, e)
         return None
     if not {"input", "status", "output", "error_stage", "error_type", "error_message"} <= set(frame.columns):

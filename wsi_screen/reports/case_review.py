@@ -188,7 +188,7 @@ def _pooled_table(case_dir: Path, report: dict[str, Any]) -> pl.DataFrame:
     old = case_dir / CELLS_PARQUET
     try:
         used = pl.read_parquet(old) if old.is_file() else None
-    except (OSError, pl.exceptions.PolarsError) as e:
+    except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:
         msg = f"{old}: cannot read the case's cells: {e}"
         raise ReviewError(msg) from e
     parts = []
@@ -201,7 +201,7 @@ def _pooled_table(case_dir: Path, report: dict[str, Any]) -> pl.DataFrame:
         path = case_dir / FIELDS_DIR / f["name"] / CELLS_PARQUET
         try:
             frame = with_review_columns(pl.read_parquet(path))
-        except (OSError, pl.exceptions.PolarsError) as e:
+        except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:
             msg = f"{path}: cannot read the field's cells: {e}"
             raise ReviewError(msg) from e
         field_report = read_report(path.with_name(REPORT_JSON))

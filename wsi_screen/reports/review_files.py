@@ -66,7 +66,7 @@ def load_cells(path: Path, names: list[str], allowed: list[str]) -> pl.DataFrame
     """
     try:
         frame = pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as e:
+    except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:
         msg = f"{path}: cannot read the cells table: {e}"
         raise ReviewError(msg) from e
     kinds = {"cell_id": "integer", "predicted_class": "string"}

@@ -128,6 +128,27 @@ def _scale16(a: NDArray[np.generic], bits: int) -> NDArray[np.uint8]:
     return out
 
 
+MAX_READ_PIXELS = 1 << 27
+"""Most pixels one region read may return (134 Mpx, 400 MB of RGB): a slide that declares a level of
+billions of pixels without a coarser one would otherwise make region scoring allocate tens of GB."""
+
+
+def check_read_size(path: object, width: int, height: int) -> None:
+    """Refuse a region read of more than :data:`MAX_READ_PIXELS` before anything is allocated.
+
+    Raises:
+        InputError: naming the file and the size asked for.
+    """
+    if width * height > MAX_READ_PIXELS:
+        from wsi_screen.errors import InputError
+
+        msg = (
+            f"{path}: a read of {width:,} x {height:,} px is more than the {MAX_READ_PIXELS:,} px one "
+            "region may hold (a level this large needs a coarser pyramid level)"
+        )
+        raise InputError(msg)
+
+
 def pad_read(arr: NDArray[np.uint8], x: int, y: int, width: int, height: int) -> NDArray[np.uint8]:
     """Cut a (width x height) window at (x, y) from an in-memory RGB image, padding outside."""
     h, w = arr.shape[:2]

@@ -21,6 +21,7 @@ from wsi_screen.errors import InputError
 from wsi_screen.limits import LimitsConfig
 from wsi_screen.limits import check_slide_geometry
 from wsi_screen.sources.base import PAD_VALUE
+from wsi_screen.sources.base import check_read_size
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class PyramidSource:
         ds = self._downs[level]
         lw, lh = self.level_dimensions(level)
         lx, ly = math.floor(x / ds), math.floor(y / ds)
+        check_read_size(self.path, width, height)
         out = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
         x0, y0 = max(lx, 0), max(ly, 0)
         x1, y1 = min(lx + width, lw), min(ly + height, lh)

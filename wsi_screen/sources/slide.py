@@ -15,6 +15,7 @@ from wsi_screen.errors import UnsupportedInputError
 from wsi_screen.limits import LimitsConfig
 from wsi_screen.limits import check_slide_geometry
 from wsi_screen.sources.base import PAD_VALUE
+from wsi_screen.sources.base import check_read_size
 from wsi_screen.sources.base import to_rgb8
 from wsi_screen.sources.formats import library_label
 from wsi_screen.sources.mpp import pick
@@ -93,6 +94,7 @@ class SlideSource:
         ds = self._downs[level]
         lw, lh = self.level_dimensions(level)
         lx, ly = math.floor(x / ds), math.floor(y / ds)
+        check_read_size(self.path, width, height)
         out = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
         x0, y0 = max(lx, 0), max(ly, 0)
         x1, y1 = min(lx + width, lw), min(ly + height, lh)
