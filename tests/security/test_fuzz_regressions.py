@@ -18,14 +18,14 @@ from wsi_screen.reports.review_files import load_cells
 
 
 def _wide_tiff(path: Path) -> Path:
-    """A 200 KB tiled TIFF whose tags declare one level of 6,452,144 x 1,156 px (under max_slide_pixels)."""
+    """A 200 KB tiled TIFF whose tags declare one level of 400,000 x 1,156 px (under max_slide_pixels; the fuzz batch found 6,452,144 px)."""
     img = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
     tifffile.imwrite(
         path, img, tile=(128, 128), photometric="rgb", resolution=(40000, 40000), resolutionunit="CENTIMETER"
     )
     with tifffile.TiffFile(path, mode="r+b") as tif:
         tags = tif.pages[0].tags
-        tags["ImageWidth"].overwrite(6452144)
+        tags["ImageWidth"].overwrite(400_000)
         tags["ImageLength"].overwrite(1156)
     return path
 
