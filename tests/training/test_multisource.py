@@ -217,3 +217,27 @@ def test_deep_scheme_file_is_a_one_line_error(tmp_path: Path) -> None:
     bad.write_text("x = " + "[" * 500 + "]" * 500 + "\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"s\.toml"):
         load_scheme(bad)
+
+
+def test_cli_train_then_calibrate_a_small_two_lab_bundle(tmp_path: Path) -> None:
+    """train names the next step; calibrate fits what a small validation split allows and says what not."""
+    from click.testing import CliRunner
+
+    from wsi_screen.classifiers.bundle import ModelBundle
+    from wsi_screen.cli import main
+
+    manifest = _two_labs(tmp_path, n=12)
+    out = tmp_path / "m"
+    args = ["train", str(manifest), "-o", str(out), "--arch", "test_resnet", "--image-size", "32",
+            "--epochs", "1", "--batch-size", "16", "--epoch-size", "32", "--device", "cpu", "--threads", "1",
+            "--test-fraction", "0.2", "--val-fraction", "0.3"]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert f"next: wsi-screen calibrate {out} {manifest}" in res.output
+    res = CliRunner().invoke(
+        main, ["calibrate", str(out), str(manifest), "--fit", "calibration", "--device", "cpu"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "domain reference skipped" in res.output and "fewer than a group of 30" in res.output
+    bundle = ModelBundle.load(out)
+    assert bundle.calibration is not None and bundle.domain is None

@@ -72,10 +72,13 @@ def calibrate(
         if what in ("all", "calibration"):
             result = calibrate_bundle(bundle, data, scheme=sch, device=device, threads=threads)
             cal = result["calibration"]
+            dom = result["domain"]["file"] if result["domain"] else "skipped"
             click.echo(
                 f"temperature {cal['temperature']:.3f}: validation ECE {cal['ece_before']:.4f} -> "
-                f"{cal['ece_after']:.4f} ({cal['n']} images); domain reference {result['domain']['file']}"
+                f"{cal['ece_after']:.4f} ({cal['n']} images); domain reference {dom}"
             )
+            for note in result["skipped"]:
+                click.echo(f"skipped: {note}", err=True)
         if what in ("all", "blast-rates"):
             rates, counts = fit_blast_rates(
                 bundle, data, scheme=sch, config=ScreenConfig.from_file(config_path) if config_path else None

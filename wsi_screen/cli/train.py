@@ -337,6 +337,10 @@ def train(
         else f"no validation split: epoch {bundle.metrics.get('selected_epoch')} kept"
     )
     click.echo(f"trained {bundle.architecture}, {len(bundle.class_names)} classes; {how}")
+    click.echo(
+        f"next: wsi-screen calibrate {out_dir} {data} fits the temperature, the out-of-domain "
+        "reference, the unfamiliar-cell threshold and the blast rates the reports rely on"
+    )
     for path in sorted(out_dir.rglob("*")):
         if path.is_file() and not path.name.startswith(".") and path.stat().st_mtime >= started:
             click.echo(f"wrote {path}")

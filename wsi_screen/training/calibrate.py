@@ -255,22 +255,30 @@ def calibrate_bundle(
     y_val = split.validation.labels
     cal = calibrate_logits(clean.logits, y_val, fitted_on="validation")
     ref = fit_reference(train.features, split.train.labels, train.colour, components=gate.components)
-    ref = fit_thresholds(ref, {v: (o.features, o.colour) for v, o in views.items()}, y_val, gate)
+    skipped: list[str] = []
+    try:
+        ref = fit_thresholds(ref, {v: (o.features, o.colour) for v, o in views.items()}, y_val, gate)
+    except ConfigError as e:  # too few validation patches: fit what can be fitted, say what was not
+        skipped.append(f"domain reference and unfamiliar-cell threshold not fitted ({e})")
     weights_sha = bundle.sha256()
-    blob = ref.tensor_bytes()
-    digest = hashlib.sha256(blob).hexdigest()
-    name = f"domain-{digest[:12]}.safetensors"
-    atomic_write_bytes(folder / name, blob)
     meta_path = folder / MODEL_JSON
     data = read_json_object(meta_path, error=ModelBundleError)  # read bounded, as ModelBundle.load does
     old = data.get("domain", {}).get("file") if isinstance(data.get("domain"), dict) else None
     data["calibration"] = {**cal.to_json(), "weights_sha256": weights_sha, "split": split.source}
-    data["domain"] = {
-        **ref.to_json(name),
-        "sha256": digest,
-        "weights_sha256": weights_sha,
-        "split": split.source,
-    }
+    name = None
+    if skipped:
+        data.pop("domain", None)  # a reference fitted for other weights must not stay
+    else:
+        blob = ref.tensor_bytes()
+        digest = hashlib.sha256(blob).hexdigest()
+        name = f"domain-{digest[:12]}.safetensors"
+        atomic_write_bytes(folder / name, blob)
+        data["domain"] = {
+            **ref.to_json(name),
+            "sha256": digest,
+            "weights_sha256": weights_sha,
+            "split": split.source,
+        }
     atomic_write_text(meta_path, json.dumps(data, indent=2) + "\n")
     if old and old != name and (folder / old).is_file() and Path(old).name == old:
         (folder / old).unlink()
@@ -280,6 +288,11 @@ def calibrate_bundle(
         cal.temperature,
         cal.ece_before or 0,
         cal.ece_after or 0,
-        name,
+        name or "skipped",
     )
-    return {"calibration": data["calibration"], "domain": data["domain"], "split": split.source}
+    return {
+        "calibration": data["calibration"],
+        "domain": data.get("domain"),
+        "split": split.source,
+        "skipped": skipped,
+    }
