@@ -253,6 +253,12 @@ def test_cells_outside_counted_regions_stay_out_of_live_and_applied_figures(scre
     frame.with_columns(pl.Series("counted", keep), pl.Series("region", [0] * frame.height)).write_parquet(
         out / "cells.parquet"
     )
+    # the table now is what a slide's screening writes: its record in report.json follows it
+    import hashlib
+
+    on_disk = json.loads((out / "report.json").read_text())
+    on_disk["cells_table"]["sha256"] = hashlib.sha256((out / "cells.parquet").read_bytes()).hexdigest()
+    (out / "report.json").write_text(json.dumps(on_disk))
     doc = {"format": "wsi-screen-corrections", "version": 2, "input_sha256": report["input"]["sha256"],
            "corrections": []}  # fmt: skip
     (tmp_path / "none.json").write_text(json.dumps(doc))
