@@ -128,6 +128,37 @@ def _scale16(a: NDArray[np.generic], bits: int) -> NDArray[np.uint8]:
     return out
 
 
+def blockwise_thumbnail(source: ImageSource, max_side: int, *, block: int = 4096) -> NDArray[np.uint8]:
+    """Overview of a pyramid from the smallest level that is still at least ``max_side``.
+
+    The level is read in ``block`` x ``block`` pieces, each shrunk into place, so a slide without a
+    pyramid never has its full-resolution image in memory. ``source`` needs ``level_dimensions``.
+    """
+    import math
+
+    import cv2
+
+    w, h = source.dimensions
+    downs = source.level_downsamples
+    level = max((i for i, ds in enumerate(downs) if max(w, h) / ds >= max_side), default=0)
+    lw, lh = source.level_dimensions(level)  # type: ignore[attr-defined]
+    f = min(1.0, max_side / max(lw, lh))
+    tw, th = max(1, math.floor(lw * f)), max(1, math.floor(lh * f))
+    out = np.full((th, tw, 3), PAD_VALUE, dtype=np.uint8)
+    ds = downs[level]
+    for by in range(0, lh, block):
+        for bx in range(0, lw, block):
+            bw, bh = min(block, lw - bx), min(block, lh - by)
+            ox0, oy0 = math.floor(bx * f), math.floor(by * f)
+            ox1 = tw if bx + bw >= lw else math.floor((bx + bw) * f)
+            oy1 = th if by + bh >= lh else math.floor((by + bh) * f)
+            if ox1 <= ox0 or oy1 <= oy0:
+                continue
+            img = source.read_region(round(bx * ds), round(by * ds), bw, bh, level=level)
+            out[oy0:oy1, ox0:ox1] = cv2.resize(img, (ox1 - ox0, oy1 - oy0), interpolation=cv2.INTER_AREA)
+    return out
+
+
 MAX_READ_PIXELS = 1 << 27
 """Most pixels one region read may return (134 Mpx, 400 MB of RGB): a slide that declares a level of
 billions of pixels without a coarser one would otherwise make region scoring allocate tens of GB."""

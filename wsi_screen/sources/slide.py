@@ -15,6 +15,7 @@ from wsi_screen.errors import UnsupportedInputError
 from wsi_screen.limits import LimitsConfig
 from wsi_screen.limits import check_slide_geometry
 from wsi_screen.sources.base import PAD_VALUE
+from wsi_screen.sources.base import blockwise_thumbnail
 from wsi_screen.sources.base import check_read_size
 from wsi_screen.sources.base import to_rgb8
 from wsi_screen.sources.formats import library_label
@@ -114,34 +115,8 @@ class SlideSource:
         return out
 
     def thumbnail(self, max_side: int, *, block: int = 4096) -> NDArray[np.uint8]:
-        """Overview from the smallest level that is still at least ``max_side`` (or the smallest).
-
-        The level is read in ``block`` x ``block`` pieces, each shrunk into place, so a slide
-        without a pyramid never has its full-resolution image in memory.
-        """
-        import cv2
-
-        w, h = self.dimensions
-        level = 0
-        for i, ds in enumerate(self._downs):
-            if max(w, h) / ds >= max_side:
-                level = i
-        lw, lh = self.level_dimensions(level)
-        f = min(1.0, max_side / max(lw, lh))
-        tw, th = max(1, math.floor(lw * f)), max(1, math.floor(lh * f))
-        out = np.full((th, tw, 3), PAD_VALUE, dtype=np.uint8)
-        ds = self._downs[level]
-        for by in range(0, lh, block):
-            for bx in range(0, lw, block):
-                bw, bh = min(block, lw - bx), min(block, lh - by)
-                ox0, oy0 = math.floor(bx * f), math.floor(by * f)
-                ox1 = tw if bx + bw >= lw else math.floor((bx + bw) * f)
-                oy1 = th if by + bh >= lh else math.floor((by + bh) * f)
-                if ox1 <= ox0 or oy1 <= oy0:
-                    continue
-                img = self.read_region(round(bx * ds), round(by * ds), bw, bh, level=level)
-                out[oy0:oy1, ox0:ox1] = cv2.resize(img, (ox1 - ox0, oy1 - oy0), interpolation=cv2.INTER_AREA)
-        return out
+        """Overview from the smallest level still at least ``max_side``, read ``block`` px at a time."""
+        return blockwise_thumbnail(self, max_side, block=block)
 
     def close(self) -> None:
         """Close the file."""
