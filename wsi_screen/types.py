@@ -172,11 +172,14 @@ class CellCalls:
 
     @property
     def unfamiliar(self) -> NDArray[np.bool_] | None:
-        """Per-cell flag: novelty above the reference's fitted cell threshold (None: no reference)."""
+        """Per-cell flag: novelty above the reference's fitted cell threshold (None: none fitted)."""
         nov = self.novelty
         if nov is None or self.domain_reference is None:
             return None
-        return np.asarray(nov > float(self.domain_reference.cell_threshold), dtype=bool)
+        threshold = float(self.domain_reference.cell_threshold)
+        if not np.isfinite(threshold):  # a reference fitted before the flag existed: nothing decided
+            return None
+        return np.asarray(nov > threshold, dtype=bool)
 
     @property
     def labels(self) -> list[str]:

@@ -147,3 +147,19 @@ def test_written_report_table_and_page_show_unfamiliar_cells(tmp_path: object) -
     assert report["qc"]["unfamiliar"]["n"] == 2
     page = (folder / "out" / "report.html").read_text()
     assert 'id="unfamiliar-cells"' in page
+
+
+def test_a_reference_without_a_cell_threshold_decides_nothing() -> None:
+    """An older bundle's reference gives novelty but no unfamiliar flag, and no '0 unfamiliar' figure."""
+    ref = replace(_fitted(), cell_threshold=math.inf)
+    rng = np.random.default_rng(4)
+    calls = _calls(ref, _features(rng, np.array([0, 1, 2])), ["BLA", "LYT", "MON"])
+    assert calls.novelty is not None and calls.unfamiliar is None
+    frame = cells_frame(calls)
+    assert "novelty" in frame.columns and "unfamiliar" not in frame.columns
+    assert (
+        summarize(calls.labels, calls.probs, CLASSES, AggregateConfig(), unfamiliar=calls.unfamiliar)["qc"][
+            "unfamiliar"
+        ]
+        is None
+    )

@@ -43,8 +43,9 @@ def cells_frame(
     for j, name in enumerate(calls.class_names):
         data[f"prob_{name}"] = pl.Series(calls.probs[:, j].tolist() if len(cells) else [], dtype=pl.Float32)
     novelty, unfamiliar = calls.novelty, calls.unfamiliar
-    if novelty is not None and unfamiliar is not None:
+    if novelty is not None:
         data["novelty"] = pl.Series(novelty.tolist(), dtype=pl.Float32)
+    if unfamiliar is not None:
         data["unfamiliar"] = pl.Series(unfamiliar.tolist(), dtype=pl.Boolean)
     if counted is not None:
         data["counted"] = pl.Series(counted, dtype=pl.Boolean)
