@@ -44,15 +44,15 @@ def check_scale(
     from dataclasses import replace
 
     from wsi_screen.red_cells import RedCellLimits
-    from wsi_screen.scale_estimate import estimate_mpp
     from wsi_screen.scale_estimate import explain
     from wsi_screen.scale_estimate import red_cell_diameters
+    from wsi_screen.scale_estimate import summarise
 
     limits = RedCellLimits(min_cells=cfg.min_cells)
     try:
-        rgb = _pixels(source, cfg)
-        est = estimate_mpp(rgb, rbc_diameter_um=cfg.rbc_diameter_um, limits=limits)
-        reason = None if est is not None else explain(red_cell_diameters(rgb, limits), limits)
+        diameters = red_cell_diameters(_pixels(source, cfg), limits)  # measured once
+        est = summarise(diameters, rbc_diameter_um=cfg.rbc_diameter_um, limits=limits)
+        reason = None if est is not None else explain(diameters, limits)
     except Exception as e:  # noqa: BLE001 - a check that cannot be made never fails the input
         log.debug("red-cell scale check failed: %s", e)
         est, reason = None, f"not measured ({type(e).__name__}: {str(e)[:200]})"
