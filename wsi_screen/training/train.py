@@ -278,9 +278,6 @@ def train_model(
     roots = {s.name: s.root for s in manifest.sources} if manifest else {"": data}
     names = relative_names(ps, manifest)
 
-    def rel(i: int) -> str:
-        return names[i]
-
     # each source is split on its own, stratified by class: a source's split is the one it would
     # get alone (the Matek held-out share stays the default model's), and every (source, class)
     # keeps its proportions
@@ -296,10 +293,10 @@ def train_model(
         parts = [stratified_split(labels[g], test_fraction=cfg.test_fraction, seed=cfg.seed) for g in groups]
         pool = np.sort(np.concatenate([g[a] for g, (a, _) in zip(groups, parts, strict=True)]))
         test = np.sort(np.concatenate([g[b] for g, (_, b) in zip(groups, parts, strict=True)]))
-        split["test"] = [rel(i) for i in test]
+        split["test"] = [names[i] for i in test]
         if manifest:
             split["test_by_source"] = {
-                name: [rel(i) for i in test if ps.items[i].source == name] for name in roots
+                name: [names[i] for i in test if ps.items[i].source == name] for name in roots
             }
     if cfg.folds > 1:
         strata = ps.strata
@@ -312,7 +309,7 @@ def train_model(
         tr = np.sort(np.concatenate([g[a] for g, (a, _) in zip(in_pool, vparts, strict=True)]))
         va = np.sort(np.concatenate([g[b] for g, (_, b) in zip(in_pool, vparts, strict=True)]))
         pairs = [(tr, va)]
-    split["validation"] = [[rel(i) for i in v] for _, v in pairs]
+    split["validation"] = [[names[i] for i in v] for _, v in pairs]
     if manifest:
         split["manifest"] = manifest.to_json()
     fold_cfgs = [replace(cfg, name=f"{cfg.name or out_dir.name}-fold{k + 1}") for k in range(len(pairs))]
